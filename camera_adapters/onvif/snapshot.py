@@ -1,0 +1,35 @@
+"""fetch_snapshot: one JPEG from a camera's snapshot URI."""
+
+from __future__ import annotations
+
+import httpx
+
+from ..urls import redact
+from .http_auth import CameraAuth
+from .model import OnvifAuthError, OnvifError, OnvifUnreachable
+from .soap import AUTH_HINT
+
+
+async def fetch_snapshot(uri: str, username: str, password: str, *,
+                         timeout: float = 5.0) -> bytes:
+    """GET ``uri`` answering a Basic or Digest challenge; credentials in ``uri`` are ignored
+    (we pass our own) so a stale embedded password cannot shadow the configured one."""
+    where = redact(uri)
+    try:
+        async with httpx.AsyncClient(auth=CameraAuth(username, password), timeout=timeout,
+                                     trust_env=False) as client:
+            response = await client.get(where)
+    except httpx.TimeoutException:
+        raise OnvifUnreachable(f"snapshot from {where} timed out after {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise OnvifUnreachable(f"cannot fetch snapshot from {where} "
+                               f"({type(exc).__name__})") from None
+    if response.status_code == 401:
+        raise OnvifAuthError(f"snapshot at {where} refused the credentials for user "
+                             f"{username!r}; " + AUTH_HINT)
+    if response.status_code != 200:
+        raise OnvifError(f"snapshot at {where} answered HTTP {response.status_code}")
+    if not response.content.startswith(b"\xff\xd8"):
+        raise OnvifError(f"snapshot at {where} is not a JPEG "
+                         f"({response.headers.get('content-type', 'no content type')})")
+    return response.content
