@@ -1,0 +1,152 @@
+"""What auditors read: the log itself, its verification, disclosure records, the monthly
+access report and the auditor packet. Every read is itself audited (CJIS 5.4.1.1)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from emergency.site import Role
+
+from .. import export
+from ..audit_packet import all_entries, disclosure_record, disclosure_view, entry_view, packet, verification_view
+from ..errors import ApiError
+from .deps import ActorDep, GatewayDep, SourceDep, require_role
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+READERS = (Role.AUDITOR, Role.DISTRICT_ADMIN)
+MAX_PAGE = 1000
+
+
+def _read(gw, who, request: Request, source, event_type: str, obj: str, details: dict | None = None) -> None:
+    require_role(request, who, *READERS)
+    gw.audit.append(event_type, actor=who, object=obj, source=source, details=details or {})
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"{name}: use ISO 8601, e.g. 2026-11-23T14:00:00Z") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@router.get("/audit/events")
+def events(
+    request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
+    emergency: str | None = None, actor: str | None = None, camera: str | None = None,
+    event_type: str | None = None, since: str | None = None, until: str | None = None,
+    after_seq: int = Query(default=0, ge=0), limit: int = Query(default=200, ge=1, le=MAX_PAGE),
+) -> dict[str, Any]:
+    """Filtered, oldest first, in pages: pass ``next_after_seq`` back as ``after_seq``."""
+    filters = {k: v for k, v in {"emergency": emergency, "actor": actor, "camera": camera, "event_type": event_type,
+                                 "since": since, "until": until}.items() if v}
+    _read(gw, who, request, source, "audit.read", "audit_log", {"filters": filters, "after_seq": after_seq})
+    start, end = _when(since, "since"), _when(until, "until")
+    grants = {g.id for g in gw.store.grants_of_emergency(emergency)} if emergency else set()
+    found: list[dict[str, Any]] = []
+    last = after_seq
+    for e in gw.audit.entries(after_seq=after_seq, limit=100_000):
+        last = e.seq
+        when = datetime.fromisoformat(e.ts)
+        if (emergency and e.details.get("emergency") != emergency and e.details.get("grant") not in grants
+                and e.object != f"emergency:{emergency}"):
+            continue
+        if actor and e.actor_id != actor and e.details.get("viewer") != actor:
+            continue
+        if camera and e.object != f"camera:{camera}":
+            continue
+        if event_type and e.event_type != event_type:
+            continue
+        if (start and when < start) or (end and when > end):
+            continue
+        found.append(entry_view(e))
+        if len(found) == limit:
+            break
+    return {"entries": found, "next_after_seq": last if len(found) == limit else None}
+
+
+@router.get("/audit/verify")
+def verify(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
+    require_role(request, who, *READERS)
+    result = verification_view(gw.audit.verify())
+    gw.audit.append("audit.verified", actor=who, object="audit_log", source=source,
+                    outcome="success" if result.get("ok") else "failure",
+                    details={"checked": result.get("checked"), "first_bad_seq": result.get("first_bad_seq")})
+    return result
+
+
+def _disclosure_reader(request: Request, gw, who, emergency_id: str) -> None:
+    e = gw.emergencies.get(emergency_id)
+    if who.role is Role.BUILDING_ADMIN and who.covers(e.building):
+        return
+    require_role(request, who, *READERS)
+
+
+@router.get("/emergencies/{emergency_id}/disclosure")
+def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep,
+                   source: SourceDep) -> dict[str, Any]:
+    _disclosure_reader(request, gw, who, emergency_id)
+    record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.store, gw.audit, emergency_id)
+    gw.audit.append("disclosure.read", actor=who, object=f"emergency:{emergency_id}", source=source,
+                    details={"emergency": emergency_id})
+    return disclosure_view(gw.config.site, record)
+
+
+@router.get("/emergencies/{emergency_id}/export", response_class=Response,
+            responses={200: {"content": {t: {} for t in export.FORMATS.values()}}})
+def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
+                  format: Literal["json", "csv", "pdf"] = "json") -> Response:
+    require_role(request, who, *READERS)
+    data = export.render(packet(gw.config.site, gw.emergencies, gw.store, gw.audit, emergency_id, who.id), format)
+    gw.audit.append("audit.exported", actor=who, object=f"emergency:{emergency_id}", source=source,
+                    details={"emergency": emergency_id, "format": format, "bytes": len(data)})
+    name = f"sightline-{emergency_id}.{format}"
+    return Response(data, media_type=export.FORMATS[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@router.get("/reports/monthly")
+def monthly(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
+            month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")) -> dict[str, Any]:
+    """Every access in a month, as district agreements ask police access to be reported."""
+    _read(gw, who, request, source, "report.read", f"report:monthly:{month}", {"month": month})
+    year, mon = (int(p) for p in month.split("-"))
+    if not 1 <= mon <= 12:
+        raise ApiError(422, "invalid_request", "month: use YYYY-MM with a month from 01 to 12")
+    accesses, starts = [], {}
+    for e in all_entries(gw.audit):
+        if e.event_type == "view.started":
+            starts[e.details.get("session")] = e
+        if e.event_type not in ("view.ended", "snapshot.served"):
+            continue
+        when = datetime.fromisoformat(e.details.get("started") or e.details.get("captured") or e.ts)
+        if (when.year, when.month) != (year, mon):
+            continue
+        grant = gw.store.get_grant(e.details.get("grant", "")) if e.details.get("grant") else None
+        opened = starts.get(e.details.get("session"))
+        accesses.append({
+            "officer": e.details.get("viewer") or e.actor_id,
+            "agency": (opened.actor_agency if opened else e.actor_agency),
+            "camera": re.sub(r"^camera:", "", e.object),
+            "emergency": grant.emergency_id if grant else None,
+            "kind": "video" if e.event_type == "view.ended" else "snapshot",
+            "start": e.details.get("started") or e.details.get("captured"),
+            "end": e.details.get("ended") or e.details.get("captured"),
+            "seconds": e.details.get("seconds", 0),
+        })
+    officers = sorted({a["officer"] for a in accesses})
+    return {
+        "month": month,
+        "accesses": accesses,
+        "totals": {"accesses": len(accesses), "officers": len(officers),
+                   "cameras": len({a["camera"] for a in accesses}),
+                   "emergencies": len({a["emergency"] for a in accesses if a["emergency"]}),
+                   "video_seconds": round(sum(a["seconds"] or 0 for a in accesses), 3)},
+    }

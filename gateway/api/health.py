@@ -1,0 +1,23 @@
+"""Liveness and metrics for the operator's monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from ..metrics import CONTENT_TYPE_LATEST
+from .deps import GatewayDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz(gw: GatewayDep) -> dict[str, Any]:
+    return {"status": "ok", "node": gw.config.node, "cameras": len(gw.config.site.cameras), "sessions": len(gw.sessions)}
+
+
+@router.get("/metrics")
+def metrics(gw: GatewayDep) -> Response:
+    gw.metrics.view_sessions.set(len(gw.sessions))
+    return Response(gw.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,72 @@
+"""JSON shapes of domain objects. Camera URLs and credentials never leave the gateway."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from emergency.model import Actor, Emergency, Grant
+from emergency.site import Camera, Role
+
+_SEES_THREAT_BASIS = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN, Role.AUDITOR}
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def camera_view(camera: Camera, streams: list[str]) -> dict[str, Any]:
+    return {
+        "id": camera.id,
+        "name": camera.name,
+        "building": camera.building,
+        "zone": camera.zone,
+        "tags": list(camera.tags),
+        "privacy": str(camera.privacy),
+        "position": list(camera.position) if camera.position else None,
+        "streams": streams,
+    }
+
+
+def emergency_view(e: Emergency, viewer: Actor) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": e.id,
+        "building": e.building,
+        "state": str(e.state),
+        "action": str(e.action),
+        "incident_type": str(e.incident_type),
+        "drill": e.drill,
+        "declared_by": e.declared_by,
+        "declared_at": _iso(e.declared_at),
+        "confirm_deadline": _iso(e.confirm_deadline),
+        "activated_at": _iso(e.activated_at),
+        "expires_at": _iso(e.expires_at),
+        "ended_at": _iso(e.ended_at),
+        "end_reason": e.end_reason,
+        "threat_basis_missing": not e.threat_basis,
+        "trigger": str(e.trigger),
+        "activation": str(e.activation),
+        "extensions": e.extensions,
+        "pending_extension": None if e.pending_extension is None else {
+            "minutes": e.pending_extension.minutes,
+            "reason": e.pending_extension.reason,
+            "requested_by": e.pending_extension.requested_by,
+            "requested_at": _iso(e.pending_extension.requested_at),
+        },
+    }
+    if viewer.role in _SEES_THREAT_BASIS:
+        view["threat_basis"] = e.threat_basis
+    return view
+
+
+def grant_view(g: Grant) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "emergency": g.emergency_id,
+        "agency": g.agency,
+        "cameras": sorted(g.camera_ids),
+        "starts": _iso(g.starts),
+        "expires": _iso(g.expires),
+        "ended_at": _iso(g.ended_at),
+        "end_reason": g.end_reason,
+    }

@@ -1,0 +1,107 @@
+"""WHEP (RFC 9725): one POST with an SDP offer starts a view session, DELETE ends it."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from camera_adapters import StreamUnavailable
+
+from ..errors import ApiError
+from ..sessions import ViewSession
+from ..webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
+from .deps import ActorDep, GatewayDep, SourceDep
+
+router = APIRouter(tags=["whep"])
+
+SDP = "application/sdp"
+
+
+async def _read_offer(request: Request) -> str:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != SDP:
+        raise ApiError(415, "unsupported_media_type", f"send the offer as '{SDP}'")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_OFFER_BYTES:
+            raise ApiError(413, "too_large", f"the SDP offer is larger than {MAX_OFFER_BYTES} bytes")
+    try:
+        return check_offer_text(bytes(body))
+    except OfferError as exc:
+        raise ApiError(400, "bad_sdp", str(exc)) from None
+
+
+@router.post("/whep/{camera_id}", status_code=201)
+async def start_view(
+    camera_id: str,
+    request: Request,
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    stream: Literal["main", "sub"] = Query(default="main"),
+) -> Response:
+    decision = gw.emergencies.decide_view(who, camera_id, source=source)
+    if not decision.allowed or decision.grant is None:
+        gw.metrics.whep_requests.labels("denied").inc()
+        raise ApiError(403, "forbidden", decision.reason)
+    if stream not in gw.media.streams(camera_id):
+        raise ApiError(404, "not_found", f"camera '{camera_id}' has no {stream} stream; ask for stream=main")
+    offer = await _read_offer(request)
+    try:
+        track = gw.media.open_track(camera_id, stream)
+    except StreamUnavailable as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    profile = await gw.media.profile_level_id(camera_id, stream)
+    try:
+        pc, answer = await answer_offer(offer, track, profile)
+    except OfferError as exc:
+        track.stop()
+        gw.metrics.whep_requests.labels("bad_offer").inc()
+        raise ApiError(400, "bad_sdp", str(exc)) from None
+
+    session = ViewSession(
+        id=secrets.token_urlsafe(12),
+        actor=who,
+        camera_id=camera_id,
+        stream=stream,
+        grant_id=decision.grant.id,
+        source=source,
+        started=gw.clock.now(),
+        pc=pc,
+        track=track,
+    )
+    gw.sessions.add(session)
+    gw.audit.append(
+        "view.started",
+        actor=who,
+        object=f"camera:{camera_id}",
+        source=source,
+        reason=decision.reason,
+        details={"session": session.id, "stream": stream, "grant": decision.grant.id},
+    )
+    if not gw.emergencies.grant_live(decision.grant.id):
+        # The grant ended while we negotiated; its revocation may have run before we registered.
+        await gw.sessions.close(session.id, "grant ended during negotiation")
+        raise ApiError(403, "forbidden", "access ended while the session was starting")
+
+    @pc.on("connectionstatechange")
+    async def _on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            await gw.sessions.close(session.id, f"peer connection {pc.connectionState}")
+
+    gw.metrics.whep_requests.labels("started").inc()
+    gw.metrics.view_sessions.set(len(gw.sessions))
+    location = f"/whep/{camera_id}/sessions/{session.id}"
+    return Response(answer, status_code=201, media_type=SDP, headers={"Location": location})
+
+
+@router.delete("/whep/{camera_id}/sessions/{session_id}", status_code=204)
+async def stop_view(camera_id: str, session_id: str, gw: GatewayDep, who: ActorDep) -> Response:
+    session = gw.sessions.get(session_id)
+    if session is None or session.camera_id != camera_id or session.actor.id != who.id:
+        raise ApiError(404, "not_found", "no such view session (it may have ended already)")
+    await gw.sessions.close(session_id, "viewer ended the session", actor=who)
+    gw.metrics.view_sessions.set(len(gw.sessions))
+    return Response(status_code=204)

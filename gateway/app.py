@@ -1,0 +1,66 @@
+"""The FastAPI application: routes, error shape and the gateway's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import errors, oauth, signin, web
+from .api import audit, cameras, emergencies, health, records, sessions, triggers, whep
+from .runtime import Gateway
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(
+        title="Sightline",
+        summary="Time-boxed, audited police access to school cameras during emergencies.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    errors.install(app)
+    for module in (health, cameras, emergencies, triggers, audit, whep, sessions, records, oauth):
+        app.include_router(module.router)
+    app.state.signin = signin.SignIn()
+    app.include_router(signin.router)
+    web.install(app)
+    _document_error_shape(app)
+    return app
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    """FastAPI documents 422 as its own ``HTTPValidationError``; ours is ``{"error", "detail"}``
+    (gateway/errors.py), so the OpenAPI document says so for every operation."""
+    generate = app.openapi
+    shape = {"title": "ErrorBody", "type": "object", "additionalProperties": False, "required": ["error", "detail"],
+             "properties": {"error": {"type": "string", "title": "Error"},
+                            "detail": {"type": "string", "title": "Detail"}}}
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ErrorBody", shape)
+        for path in doc.get("paths", {}).values():
+            for operation in path.values():
+                response = operation.get("responses", {}).get("422")
+                if response and "HTTPValidationError" in str(response.get("content")):
+                    response["description"] = "the request is not valid"
+                    response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        records.describe_site(doc, app.state.gateway.config.site)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,329 @@
+"""The site file: the district's site model plus the gateway's own settings.
+
+A single TOML file describes a deployment. Everything except the ``[gateway]`` table is
+the district's site model and is handed to :func:`emergency.site.load_site`; the
+``[gateway]`` table holds where this node keeps its data and what it calls itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from emergency.model import Action, IncidentType
+from emergency.outbox import ALL_TOPICS, TOPICS
+from emergency.site import Site, SiteError, load_site
+
+from .logins import AccountLogin, LoginConfigError, pop_account_logins
+
+_GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
+                 "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds"}
+_DATABASE_SCHEMES = ("postgresql", "postgres")
+
+# Keys of a [[cameras]] entry that say how to reach the camera rather than what it is;
+# they stay in the gateway and camera_adapters and never reach the domain.
+CONNECTION_KEYS = ("username", "password", "onvif", "snapshot")
+
+# A records_client account's OAuth2 client secret ([[accounts]] entry); kept out of the domain.
+CLIENT_SECRET_KEY = "client_secret"
+
+
+@dataclass(frozen=True)
+class CameraAccess:
+    """A camera's connection settings as stored: the password still sealed."""
+
+    username: str | None = None
+    sealed_password: str | None = field(default=None, repr=False)
+    onvif: str | None = None
+    snapshot_uri: str | None = None
+
+
+# Keys of a [[webhooks]] entry: a notification subscriber (police dispatch/CAD, board
+# attorney, communications lead). The whole list stays in the gateway.
+WEBHOOK_KEYS = frozenset({"id", "url", "topics", "secret"})
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A notification subscriber as stored: the signing secret still sealed."""
+
+    id: str
+    url: str
+    topics: frozenset[str]
+    sealed_secret: str = field(repr=False)
+
+    def wants(self, topic: str) -> bool:
+        return ALL_TOPICS in self.topics or topic in self.topics
+
+
+PANIC_KEYS = frozenset({"id", "building", "action", "incident_type", "secret"})
+
+
+@dataclass(frozen=True)
+class PanicButton:
+    """A hardware panic button and what the policy maps it to; its HMAC secret still sealed."""
+
+    id: str
+    building: str
+    action: Action
+    incident_type: IncidentType
+    sealed_secret: str = field(repr=False)
+
+
+class ConfigError(ValueError):
+    """The site file cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    path: Path
+    data_dir: Path
+    node: str
+    idle_timeout: float
+    public_url: str
+    site: Site
+    access: dict[str, CameraAccess]
+    webhooks: tuple[WebhookConfig, ...] = ()
+    panic_buttons: dict[str, PanicButton] = field(default_factory=dict)
+    logins: dict[str, AccountLogin] = field(default_factory=dict)  # sign-in credentials, by account id
+    # [gateway] database: a postgresql:// URL; None keeps the embedded SQLite file below.
+    database_url: str | None = None
+    # OAuth2 client secrets of records_client accounts, by account id, as stored: an scrypt
+    # hash (preferred) or a sealed secret; never plain text (gateway/oauth.py checks them).
+    client_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # The audit log's second sink ("file:PATH" relative to the site file, "syslog:",
+    # "syslog:HOST:PORT") and its checkpoint cadence (every N entries / at least every S seconds).
+    audit_mirror: str | None = None
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: float = 60.0
+
+    @property
+    def database(self) -> Path:
+        """The embedded SQLite database (used when ``database_url`` is None)."""
+        return self.data_dir / "sightline.db"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such site file (run 'sightline demo' to write a sample)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    gateway = raw.pop("gateway", {})
+    unknown = set(gateway) - _GATEWAY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: [gateway] has unknown keys {sorted(unknown)}; known: {sorted(_GATEWAY_KEYS)}")
+    access = _pop_camera_access(raw, path)
+    try:
+        logins = pop_account_logins(raw, path)
+    except LoginConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    webhooks = _pop_webhooks(raw, path)
+    client_secrets = _pop_client_secrets(raw, path)
+    panic_entries = raw.pop("panic_buttons", [])
+    try:
+        site = load_site(raw)
+    except SiteError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for ident in client_secrets:
+        if site.accounts[ident].role != "records_client":
+            raise ConfigError(f"{path}: account {ident!r} has a client_secret but is not a records_client")
+    panic_buttons = _panic_buttons(panic_entries, site, path)
+    data_dir = (path.parent / gateway.get("data_dir", ".")).resolve()
+    audit_mirror, every, seconds = _audit_settings(gateway, path)
+    return GatewayConfig(
+        path=path,
+        data_dir=data_dir,
+        node=str(gateway.get("node") or socket.gethostname()),
+        idle_timeout=float(gateway.get("idle_timeout_seconds", 10.0)),
+        public_url=str(gateway.get("public_url") or "http://127.0.0.1:8000"),
+        site=site,
+        access=access,
+        webhooks=webhooks,
+        panic_buttons=panic_buttons,
+        logins=logins,
+        database_url=_database_url(gateway.get("database"), path),
+        audit_mirror=audit_mirror,
+        audit_checkpoint_every=every,
+        audit_checkpoint_seconds=seconds,
+        client_secrets=client_secrets,
+    )
+
+
+def _pop_client_secrets(raw: dict, path: Path) -> dict[str, str]:
+    """Take ``client_secret`` off every ``[[accounts]]`` entry before the domain sees it.
+    Stored as ``scrypt$...`` (``sightline client-secret`` prints one) or sealed
+    (``enc:v1:...``, CredentialBox); plain text is refused, like camera passwords."""
+    from .logins import check_password_hash
+
+    secrets: dict[str, str] = {}
+    accounts = raw.get("accounts", [])
+    if not isinstance(accounts, list):
+        return secrets  # load_site names the problem
+    for i, entry in enumerate(accounts):
+        if not isinstance(entry, dict) or CLIENT_SECRET_KEY not in entry:
+            continue
+        value = entry.pop(CLIENT_SECRET_KEY)
+        where = f"{path}: accounts[{i}].{CLIENT_SECRET_KEY}"
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a non-empty string")
+        if value.startswith("scrypt$"):
+            try:
+                check_password_hash(value)
+            except LoginConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        elif not value.startswith("enc:"):
+            raise ConfigError(f"{where} is stored in plain text; replace it with the scrypt hash that "
+                              "'sightline client-secret' prints (or a sealed secret)")
+        if isinstance(entry.get("id"), str):
+            secrets[entry["id"]] = value
+    return secrets
+
+
+def _audit_settings(gateway: dict, path: Path) -> tuple[str | None, int, float]:
+    mirror = gateway.get("audit_mirror")
+    if mirror is not None:
+        kind, _, rest = mirror.partition(":") if isinstance(mirror, str) else ("", "", "")
+        if not (kind == "file" and rest) and kind != "syslog":
+            raise ConfigError(f"{path}: [gateway] audit_mirror must be \"file:PATH\", \"syslog:\" or "
+                              f"\"syslog:HOST:PORT\", not {mirror!r}")
+        if kind == "file":
+            mirror = f"file:{(path.parent / rest).resolve()}"
+    every = gateway.get("audit_checkpoint_every", 1000)
+    seconds = gateway.get("audit_checkpoint_seconds", 60)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"{path}: [gateway] audit_checkpoint_every must be a whole number >= 1")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        raise ConfigError(f"{path}: [gateway] audit_checkpoint_seconds must be a number > 0")
+    return mirror, every, float(seconds)
+
+
+def _database_url(value: object, path: Path) -> str | None:
+    """``[gateway] database``: absent means SQLite in the data dir; otherwise a libpq URL
+    ``postgresql://user@host:port/dbname?sslmode=...``. A password in the URL is refused
+    (the site file is not a secret store): give it to libpq through PGPASSWORD or a
+    password file (~/.pgpass, PGPASSFILE, or ``passfile=`` in the URL)."""
+    if value is None:
+        return None
+    where = f"{path}: [gateway] database"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a postgresql:// URL (leave it out for the embedded SQLite database)")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    if parts.scheme not in _DATABASE_SCHEMES:
+        raise ConfigError(f"{where} must be a postgresql:// URL, not {parts.scheme or url!r} "
+                          "(leave it out for the embedded SQLite database)")
+    if parts.password is not None or "password=" in parts.query:
+        raise ConfigError(f"{where} must not hold a password; use PGPASSWORD or a password file (~/.pgpass)")
+    return url
+
+
+def _panic_buttons(entries: object, site: Site, path: Path) -> dict[str, PanicButton]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: panic_buttons must be a list of [[panic_buttons]] tables")
+    buttons: dict[str, PanicButton] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: panic_buttons[{i}]"
+        if not isinstance(entry, dict) or set(entry) - PANIC_KEYS:
+            raise ConfigError(f"{where} must be a table with keys {sorted(PANIC_KEYS)}")
+        if not all(isinstance(entry.get(k), str) and entry[k] for k in ("id", "building", "action", "secret")):
+            raise ConfigError(f"{where} needs id, building, action and secret")
+        if entry["building"] not in site.buildings:
+            raise ConfigError(f"{where}.building {entry['building']!r} is not a building of the site")
+        try:
+            action = Action(entry["action"])
+            incident = IncidentType(entry.get("incident_type", "other"))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if not entry["secret"].startswith("enc:"):
+            raise ConfigError(f"{where}.secret is stored in plain text; seal it with "
+                              f"gateway.notifier.seal_secret('{path}', '<secret>')")
+        if entry["id"] in buttons:
+            raise ConfigError(f"{where}.id {entry['id']!r} is used by another panic button")
+        buttons[entry["id"]] = PanicButton(entry["id"], entry["building"], action, incident, entry["secret"])
+    return buttons
+
+
+def _pop_camera_access(raw: dict, path: Path) -> dict[str, CameraAccess]:
+    access: dict[str, CameraAccess] = {}
+    cameras = raw.get("cameras", [])
+    if not isinstance(cameras, list):
+        return access
+    for i, camera in enumerate(cameras):
+        if not isinstance(camera, dict):
+            continue
+        found = {k: camera.pop(k) for k in CONNECTION_KEYS if k in camera}
+        if not found:
+            continue
+        for key, value in found.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: cameras[{i}].{key} must be a string")
+        sealed = found.get("password")
+        if sealed is not None and not sealed.startswith("enc:"):
+            raise ConfigError(
+                f"{path}: cameras[{i}].password is stored in plain text; remove it and run "
+                "'sightline cameras add' (passwords are kept encrypted)"
+            )
+        access[str(camera.get("id", i))] = CameraAccess(
+            username=found.get("username"),
+            sealed_password=sealed,
+            onvif=found.get("onvif"),
+            snapshot_uri=found.get("snapshot"),
+        )
+    return access
+
+
+def _pop_webhooks(raw: dict, path: Path) -> tuple[WebhookConfig, ...]:
+    entries = raw.pop("webhooks", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: webhooks must be a list of [[webhooks]] tables")
+    webhooks: list[WebhookConfig] = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: webhooks[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(entry) - WEBHOOK_KEYS
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; known: {sorted(WEBHOOK_KEYS)}")
+        for key in ("id", "url", "secret"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise ConfigError(f"{where}.{key} must be a non-empty string")
+        ident = entry["id"].strip()
+        if any(w.id == ident for w in webhooks):
+            raise ConfigError(f"{where}.id {ident!r} is used by another webhook")
+        url = entry["url"].strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(f"{where}.url must be an https:// URL")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            raise ConfigError(f"{where}.url must use https (plain http is only allowed to this host)")
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(f"{where}.url must not hold credentials; the signature authenticates the sender")
+        topics = entry.get("topics", [ALL_TOPICS])
+        if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
+            raise ConfigError(f"{where}.topics must be a non-empty list of topic names, or [\"*\"]")
+        bad = sorted(set(topics) - TOPICS - {ALL_TOPICS})
+        if bad:
+            raise ConfigError(f"{where}.topics has unknown topics {bad}; known: {sorted(TOPICS)} or \"*\"")
+        if not entry["secret"].startswith("enc:"):
+            raise ConfigError(
+                f"{where}.secret is stored in plain text; replace it with the sealed form that "
+                f"gateway.notifier.seal_secret('{path}', '<secret>') returns "
+                "(webhook secrets are kept encrypted with this node's key, like camera passwords)"
+            )
+        webhooks.append(WebhookConfig(id=ident, url=url, topics=frozenset(topics), sealed_secret=entry["secret"]))
+    return tuple(webhooks)

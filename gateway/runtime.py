@@ -1,0 +1,217 @@
+"""The running gateway: builds the domain and media layers from a site file and wires
+domain events to the session registry.
+
+This is the one place that knows both sides: ``emergency`` decides, ``camera_adapters``
+moves video, and the wiring here turns a grant that ended into closed sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from camera_adapters import MediaHubs
+from camera_adapters.registry import CameraConnection
+from emergency.audit import AuditLog
+from emergency.audit_mirror import open_mirror
+from emergency.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.clock import Clock, SystemClock
+from emergency.events import GrantEnded, GrantRescoped, GrantStarted
+from emergency.outbox import Outbox
+from emergency.records import PrivacyHoldChanged, RecordsService
+from emergency.requests import AccessRequests
+from emergency.service import EmergencyService
+from emergency.sqlite_store import SqliteStore
+
+from .auth import TokenAuthority, load_or_create_key
+from .bus import InProcessBus
+from .config import GatewayConfig
+from .credentials import CredentialBox, CredentialError
+from .metrics import Metrics
+from .notifier import Notifier, webhook_subscribers
+from .sessions import SessionRegistry
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.2
+
+
+def open_store(config: GatewayConfig) -> SqliteStore:
+    """PostgreSQL when ``[gateway] database`` names one, else SQLite in the data dir.
+    (PgStore has SqliteStore's methods; the annotation names the embedded default.)"""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.database_url:
+        from emergency.pg_store import PgStore  # psycopg is only needed for this option
+
+        return PgStore(config.database_url)  # type: ignore[return-value]
+    return SqliteStore(config.database)
+
+
+def open_domain(config: GatewayConfig, clock: Clock | None = None) -> tuple[SqliteStore, AuditLog, EmergencyService]:
+    """The domain alone, for CLI commands that need no media or HTTP."""
+    clock = clock or SystemClock()
+    store = open_store(config)
+    audit = open_audit(config, store, clock)
+    outbox = Outbox(store, clock, webhook_subscribers(config.webhooks))
+    return store, audit, EmergencyService(config.site, store, audit, clock, outbox=outbox)
+
+
+def open_audit(config: GatewayConfig, store: SqliteStore, clock: Clock) -> AuditLog:
+    """The audit log with this node's checkpoint key, the keys it trusts and the mirror."""
+    signer = CheckpointSigner.load_or_create(config.secrets_dir, config.node)
+    return AuditLog(
+        store, clock, config.node, signer=signer, trusted=TrustedKeys.for_node(config.secrets_dir, signer),
+        mirror=open_mirror(config.audit_mirror), checkpoint_every=config.audit_checkpoint_every,
+        checkpoint_interval=config.audit_checkpoint_seconds,
+    )
+
+
+def camera_connections(config: GatewayConfig) -> dict[str, CameraConnection]:
+    """Every camera's connection with its password opened. A password that cannot be
+    opened leaves that camera without credentials (its health will show the refusal)
+    rather than keeping the whole gateway down."""
+    box = CredentialBox.for_dir(config.secrets_dir)
+    connections = {}
+    for camera in config.site.cameras.values():
+        access = config.access.get(camera.id)
+        password = None
+        if access and access.sealed_password:
+            try:
+                password = box.open(access.sealed_password)
+            except CredentialError as exc:
+                log.error("camera %s: %s", camera.id, exc)
+        connections[camera.id] = CameraConnection(
+            camera_id=camera.id,
+            main=camera.main,
+            sub=camera.sub,
+            username=access.username if access else None,
+            password=password,
+            onvif=access.onvif if access else None,
+            snapshot_uri=access.snapshot_uri if access else None,
+        )
+    return connections
+
+
+def token_authority(config: GatewayConfig) -> TokenAuthority:
+    return TokenAuthority(load_or_create_key(config.secrets_dir), config.site)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store, self.audit, self.emergencies = open_domain(config, self.clock)
+        self.bus = InProcessBus()
+        self.emergencies.add_listener(self.bus.publish)
+        self.bus.subscribe(self._on_domain_event)
+        self.tokens = token_authority(config)
+        self.sessions = SessionRegistry(self.audit, self.clock)
+        self.media = MediaHubs(idle_timeout=config.idle_timeout)
+        self.metrics = Metrics(camera_stats=self.media.all_stats)
+        self.cameras = camera_connections(config)
+        for connection in self.cameras.values():
+            for stream in ("main", "sub"):
+                url = connection.url(stream)
+                if url:
+                    self.media.register(connection.camera_id, stream, url)
+        self._ticker: asyncio.Task[None] | None = None
+        self.outbox = self.emergencies.outbox
+        self.requests = AccessRequests(config.site, self.store, self.audit, self.clock, self.emergencies)
+        self.records = RecordsService(config.site, self.store, self.audit, self.clock, self.emergencies)
+        self.emergencies.held_cameras = self.records.held_cameras
+        self.records.add_listener(self.bus.publish)
+        self.notifier = Notifier(
+            self.outbox, config.webhooks, CredentialBox.for_dir(config.secrets_dir),
+            clock=self.clock, audit=self.audit, metrics=self.metrics,
+        )
+
+    async def start(self) -> None:
+        """Apply whatever the clock says happened while we were down, then keep ticking."""
+        self.bus.bind(asyncio.get_running_loop())
+        self.emergencies.tick()
+        self.records.refresh_holds()
+        self._sync_preload()
+        self.audit.append("gateway.started", actor_id="system", object=f"node:{self.config.node}")
+        self._audit_config()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="sightline-ticker")
+        await self.notifier.start()
+
+    def _audit_config(self) -> None:
+        """Record the site file this node runs on. Policy and configuration are changed by
+        editing that file, so a changed digest since the last start is itself recorded
+        as ``config.changed`` (with the policy versions) for the auditor to see."""
+        text = self.config.path.read_bytes()
+        digest = hashlib.sha256(text).hexdigest()
+        policy = self.config.site.policy.version
+        previous = None
+        for entry in self.store.audit_entries_of_type("config.loaded", limit=1):
+            previous = entry
+        details = {"site_file": str(self.config.path), "sha256": digest, "policy_version": policy,
+                   "cameras": len(self.config.site.cameras), "accounts": len(self.config.site.accounts)}
+        self.audit.append("config.loaded", actor_id="system", object=f"node:{self.config.node}", details=details)
+        if previous is not None and previous.details.get("sha256") != digest:
+            self.audit.append("config.changed", actor_id="system", object=f"node:{self.config.node}",
+                              reason="the site file differs from the one loaded at the previous start",
+                              details={**details, "previous_sha256": previous.details.get("sha256"),
+                                       "previous_policy_version": previous.details.get("policy_version")})
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await self.sessions.close_all("gateway shutting down")
+        await self.bus.drain()
+        await self.media.close()
+        await self.notifier.stop()
+        self.audit.append("gateway.stopped", actor_id="system", object=f"node:{self.config.node}")
+        self.audit.close()  # mirror everything, sign the tail
+        self.store.close()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                self.emergencies.tick()
+                self.records.refresh_holds()
+            except Exception:
+                log.exception("emergency tick failed; retrying")
+            try:
+                self.audit.tick()  # a checkpoint at least every audit_checkpoint_seconds; mirror catch-up
+            except Exception:
+                log.exception("audit tick failed; retrying")
+            await asyncio.sleep(TICK_SECONDS)
+
+    def _sync_preload(self) -> None:
+        """Keep the grid stream (sub, else main) of every camera under a live grant
+        ingesting, and only those: an officer's grid then starts at cached keyframes
+        instead of cold connects. The main stream starts when someone focuses a camera."""
+        wanted = {
+            (camera_id, self.media.streams(camera_id)[-1])
+            for grant in self.emergencies.live_grants()
+            for camera_id in grant.camera_ids
+            if self.media.streams(camera_id)
+        }
+        for key in self.media.preloaded() - wanted:
+            self.media.release(*key)
+        for key in wanted - self.media.preloaded():
+            self.media.preload(*key)
+
+    async def _on_domain_event(self, event: object) -> None:
+        if isinstance(event, (GrantStarted, GrantEnded, GrantRescoped)):
+            self._sync_preload()
+        if isinstance(event, PrivacyHoldChanged) and event.held:
+            closed = await self.sessions.close_where(
+                "privacy hold: a time-out or restraint is in progress where this camera looks",
+                lambda s: s.camera_id in event.held,
+            )
+            self.metrics.sessions_revoked.inc(closed)
+        if isinstance(event, GrantRescoped) and event.removed:
+            closed = await self.sessions.close_where(
+                "camera left the emergency's scope",
+                lambda s: s.grant_id == event.grant.id and s.camera_id in event.removed,
+            )
+            self.metrics.sessions_revoked.inc(closed)
+        if isinstance(event, GrantEnded):
+            closed = await self.sessions.close_grant(event.grant.id, f"grant ended: {event.reason}")
+            self.metrics.sessions_revoked.inc(closed)
+            self.metrics.view_sessions.set(len(self.sessions))

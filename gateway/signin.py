@@ -1,0 +1,413 @@
+"""Web sign-in: password + TOTP for site-file accounts, a server-side session behind an
+HttpOnly cookie, the 30-minute idle lock, CSRF protection and failure rate limits.
+
+How it works
+- ``POST /api/v1/auth/login`` checks the scrypt password hash and, when the account has
+  an authenticator enrolled, the TOTP code (a code whose 30-second step was already
+  used is refused: the step is remembered in the store, so a replay is refused on every
+  node and after a restart). Success creates a session whose id goes in the
+  ``sightline_session`` cookie (HttpOnly, SameSite=Strict, Secure over https). The
+  session holds a bearer token from :class:`gateway.auth.TokenAuthority` carrying
+  ``amr`` ["pwd", "otp", "mfa"] or just ["pwd"], so role and MFA are decided exactly as
+  for bearer tokens; only a session with "mfa" may open video.
+- Idle lock (CJIS 5.5.5): every request authenticated by the cookie moves the session's
+  last-seen time; a request arriving more than ``idle_seconds`` (30 minutes) after the
+  previous one finds the session locked: it is deleted, audited as
+  ``auth.session_locked`` and answered 401. Requests sent with ``X-Sightline-Activity:
+  passive`` (background refreshes) are served without counting as activity. Sessions
+  also end ``lifetime`` seconds (8 hours) after sign-in whatever the activity.
+- CSRF: a request authenticated by the cookie that changes state (anything but
+  GET/HEAD/OPTIONS) must carry ``X-Requested-With: sightline``, which only our own
+  scripts send (a cross-site form cannot set it and we allow no CORS); else 403.
+- Every sign-in success and failure is audited as ``auth.login`` with the source address
+  and a reason; the password and the code are never logged. Five failures for one
+  username from one address within a minute (or 20 from one address) answer 429.
+
+Sessions are kept in this process's memory: a restart signs everyone out, and several
+nodes need sticky sessions (or a shared registry, not built yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from emergency.model import Actor
+
+from . import totp
+from .auth import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
+from .credentials import CredentialBox, CredentialError
+from .errors import ApiError
+from .logins import verify_password
+
+SESSION_COOKIE = "sightline_session"
+CSRF_HEADER = "X-Requested-With"
+CSRF_VALUE = "sightline"
+ACTIVITY_HEADER = "X-Sightline-Activity"
+IDLE_SECONDS = 30 * 60
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GENERIC_REFUSAL = "wrong username, password or code"
+
+AMR_MFA = ("pwd", "otp", "mfa")
+PEOPLE_ROLES = frozenset({"district_admin", "building_admin", "dispatcher", "officer", "auditor"})
+AMR_PASSWORD = ("pwd",)
+
+
+def _clear_cookie_header() -> dict[str, str]:
+    return {"Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"}
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class WebSession:
+    key: str  # sha256 of the cookie value; the value itself is never stored
+    account_id: str
+    token: str
+    token_id: str
+    amr: tuple[str, ...]
+    created: float
+    last_seen: float
+    source: str | None
+
+    @property
+    def mfa(self) -> bool:
+        return bool(STRONG_AMR.intersection(self.amr))
+
+
+class SessionProblem(Exception):
+    """The cookie does not name a usable session; ``locked`` when it ended by idleness."""
+
+    def __init__(self, reason: str, *, locked: bool = False, session: WebSession | None = None) -> None:
+        super().__init__(reason)
+        self.locked = locked
+        self.session = session
+
+
+class WebSessions:
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
+                 now: Callable[[], float] = time.time) -> None:
+        self.idle_seconds = idle_seconds
+        self.lifetime = lifetime
+        self._now = now
+        self._sessions: dict[str, WebSession] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(cookie: str) -> str:
+        return hashlib.sha256(cookie.encode("utf-8", "replace")).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, account_id: str, token: str, token_id: str, amr: tuple[str, ...],
+               source: str | None) -> tuple[str, WebSession]:
+        cookie = secrets.token_urlsafe(32)
+        now = self._now()
+        session = WebSession(self._key(cookie), account_id, token, token_id, amr, now, now, source)
+        with self._lock:
+            self._sessions[session.key] = session
+        return cookie, session
+
+    def idle_deadline(self, session: WebSession) -> float:
+        return min(session.last_seen + self.idle_seconds, session.created + self.lifetime)
+
+    def lookup(self, cookie: str, *, touch: bool = True) -> WebSession:
+        now = self._now()
+        with self._lock:
+            session = self._sessions.get(self._key(cookie))
+            if session is None:
+                raise SessionProblem("the session is unknown or has ended")
+            if now - session.last_seen > self.idle_seconds:
+                del self._sessions[session.key]
+                raise SessionProblem(f"no activity for more than {self.idle_seconds:g} seconds", locked=True,
+                                     session=session)
+            if now - session.created > self.lifetime:
+                del self._sessions[session.key]
+                raise SessionProblem("the session reached its maximum length", locked=True, session=session)
+            if touch:
+                session.last_seen = now
+            return session
+
+    def end(self, cookie: str) -> WebSession | None:
+        with self._lock:
+            return self._sessions.pop(self._key(cookie), None)
+
+    def sweep(self) -> list[WebSession]:
+        """Remove sessions past their idle or absolute limit; returns them for auditing."""
+        now = self._now()
+        with self._lock:
+            stale = [s for s in self._sessions.values()
+                     if now - s.last_seen > self.idle_seconds or now - s.created > self.lifetime]
+            for s in stale:
+                del self._sessions[s.key]
+        return stale
+
+
+class FailureLimiter:
+    """Counts failed sign-ins in a sliding window per key."""
+
+    def __init__(self, limit: int, window: float, now: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._now = now
+        self._hits: dict[Any, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: Any, now: float) -> deque[float]:
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] > self.window:
+            hits.popleft()
+        return hits
+
+    def retry_after(self, key: Any) -> int:
+        """Seconds to wait, or 0 when the key may try again."""
+        now = self._now()
+        with self._lock:
+            hits = self._recent(key, now)
+            if len(hits) < self.limit:
+                if not hits:
+                    self._hits.pop(key, None)
+                return 0
+            return max(1, int(self.window - (now - hits[0])) + 1)
+
+    def record(self, key: Any) -> None:
+        now = self._now()
+        with self._lock:
+            self._recent(key, now).append(now)
+            if len(self._hits) > 10_000:  # forget the oldest keys rather than grow without bound
+                for k in list(self._hits)[:1000]:
+                    del self._hits[k]
+
+    def clear(self, key: Any) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+
+class SignIn:
+    """The per-app sign-in state: sessions and failure counters."""
+
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
+                 per_user_limit: int = 5, per_address_limit: int = 20, window: float = 60.0) -> None:
+        self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
+        self.per_user = FailureLimiter(per_user_limit, window)
+        self.per_address = FailureLimiter(per_address_limit, window)
+
+
+def sign_in_state(request: Request) -> SignIn:
+    state = getattr(request.app.state, "signin", None)
+    if state is None:
+        state = request.app.state.signin = SignIn()
+    return state
+
+
+def _gw(request: Request):
+    return request.app.state.gateway
+
+
+def _source(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def cookie_session(request: Request, cookie: str) -> WebSession:
+    """The session the cookie names, with idle and lifetime limits applied (and audited)."""
+    state = sign_in_state(request)
+    gw = _gw(request)
+    passive = request.headers.get(ACTIVITY_HEADER, "").lower() == "passive"
+    try:
+        session = state.sessions.lookup(cookie, touch=not passive)
+    except SessionProblem as exc:
+        if exc.locked and exc.session is not None:
+            gw.audit.append("auth.session_locked", actor_id=exc.session.account_id,
+                            object=f"session:{exc.session.token_id}", source=_source(request), reason=str(exc))
+        raise
+    finally:
+        for s in state.sessions.sweep():
+            gw.audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
+                            source=s.source, reason="no activity within the idle limit")
+    return session
+
+
+def cookie_identity(request: Request, cookie: str) -> Identity:
+    """For ``deps.identity``: authenticate by the session cookie, enforcing CSRF and idle lock."""
+    gw = _gw(request)
+    try:
+        session = cookie_session(request, cookie)
+    except SessionProblem as exc:
+        gw.metrics.auth_failures.inc()
+        if not exc.locked:
+            gw.audit.append("auth.failure", actor_id="unknown", object=f"http:{request.method} {request.url.path}",
+                            outcome="denied", source=_source(request), reason=f"session cookie: {exc}")
+        detail = ("signed out after a period without activity; sign in again" if exc.locked
+                  else "your session has ended; sign in again")
+        raise ApiError(401, "unauthorized", detail, _clear_cookie_header()) from None
+    try:
+        ident = gw.tokens.authenticate(session.token)
+    except AuthError as exc:
+        sign_in_state(request).sessions.end(cookie)
+        raise ApiError(401, "unauthorized", f"{exc}; sign in again", _clear_cookie_header()) from None
+    if request.method.upper() not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        gw.audit.append("permission.denied", actor=ident.actor, object=f"http:{request.method} {request.url.path}",
+                        outcome="denied", source=_source(request),
+                        reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)")
+        raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}' with requests that change "
+                                    "something (the Sightline pages do)")
+    return ident
+
+
+def page_identity(request: Request) -> tuple[Identity | None, bool]:
+    """For page routes: (identity, locked). No CSRF check (pages are GET)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None, False
+    try:
+        session = cookie_session(request, cookie)
+        return _gw(request).tokens.authenticate(session.token), False
+    except SessionProblem as exc:
+        return None, exc.locked
+    except AuthError:
+        sign_in_state(request).sessions.end(cookie)
+        return None, False
+
+
+# ---------------------------------------------------------------------------------- routes
+
+router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(default=None, max_length=16, description="the 6-digit code from the authenticator")
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or _gw(request).config.public_url.startswith("https://")
+
+
+def _session_view(gw, actor: Actor, session: WebSession, sessions: WebSessions) -> dict[str, Any]:
+    account = gw.config.site.accounts[actor.id]
+    return {
+        "user": actor.id,
+        "name": account.name,
+        "role": str(actor.role),
+        "agency": actor.agency,
+        "amr": list(session.amr),
+        "mfa": session.mfa,
+        "expires": _iso(sessions.idle_deadline(session)),
+        "idle_timeout_seconds": sessions.idle_seconds,
+        "signed_in_at": _iso(session.created),
+    }
+
+
+@router.post("/login")
+def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Sign in with username, password and (when enrolled) the authenticator code."""
+    gw = _gw(request)
+    state = sign_in_state(request)
+    source = _source(request)
+    username = body.username.strip()
+    user_key = (username.lower(), source)
+    account = gw.config.site.accounts.get(username)
+    audit_actor = username if account else "unknown"
+
+    def refuse(reason: str, status: int = 401, detail: str = GENERIC_REFUSAL,
+               headers: dict[str, str] | None = None, count: bool = True) -> ApiError:
+        if count:
+            state.per_user.record(user_key)
+            state.per_address.record(source)
+        gw.metrics.auth_failures.inc()
+        gw.audit.append("auth.login", actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
+                        source=source, reason=reason, details={"method": "password+totp"})
+        return ApiError(status, "unauthorized" if status == 401 else "too_many_requests" if status == 429
+                        else "misconfigured", detail, headers)
+
+    wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+    if wait:
+        raise refuse("too many failed sign-ins; refused without checking", 429,
+                     f"too many failed sign-ins; wait {wait} seconds and try again", {"Retry-After": str(wait)},
+                     count=False)
+
+    login_cfg = gw.config.logins.get(username) if account else None
+    password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
+    if account is None:
+        raise refuse("unknown account")
+    if str(account.role) not in PEOPLE_ROLES:
+        raise refuse(f"a {account.role} account cannot sign in to the pages")
+    if login_cfg is None or not login_cfg.password_hash:
+        raise refuse("the account has no password set")
+    if not password_ok:
+        raise refuse("bad password")
+
+    amr = AMR_PASSWORD
+    if login_cfg.has_totp:
+        if not body.totp:
+            raise refuse("TOTP code missing")
+        try:
+            secret = CredentialBox.for_dir(gw.config.secrets_dir).open(login_cfg.sealed_totp or "")
+        except CredentialError:
+            raise refuse("the account's TOTP secret cannot be opened with this node's key", 503,
+                         "sign-in is misconfigured on this server; tell the administrator", count=False) from None
+        step = totp.verify(secret, body.totp)
+        if step is None:
+            raise refuse("bad TOTP")
+        if not gw.store.remember_receipt(f"totp:{account.id}", str(step), gw.clock.now()):
+            raise refuse("TOTP code already used (replay)")
+        amr = AMR_MFA
+
+    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
+    cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
+    state.per_user.clear(user_key)
+    actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
+    gw.audit.append("auth.login", actor=actor, object=f"account:{account.id}", source=source,
+                    reason="signed in with password and authenticator code" if session.mfa
+                    else "signed in with password only (no second factor)",
+                    details={"amr": list(amr), "session": token_id})
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=_secure(request), path="/")
+    response.headers["Cache-Control"] = "no-store"
+    return _session_view(gw, actor, session, state.sessions)
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response) -> dict[str, Any]:
+    """End the web session. Needs the CSRF header like any cookie-authenticated change."""
+    gw = _gw(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
+    if not cookie:
+        return {"signed_out": True}
+    if request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}'")
+    session = sign_in_state(request).sessions.end(cookie)
+    if session is not None:
+        gw.audit.append("auth.logout", actor_id=session.account_id, object=f"session:{session.token_id}",
+                        source=_source(request), reason="signed out")
+    return {"signed_out": True}
+
+
+@router.get("/session")
+def current_session(request: Request) -> dict[str, Any]:
+    """Who the cookie signs in, and when the idle lock will fall. Sent with
+    ``X-Sightline-Activity: passive`` it does not count as activity."""
+    gw = _gw(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise ApiError(401, "unauthorized", "not signed in")
+    ident = cookie_identity(request, cookie)
+    state = sign_in_state(request)
+    session = state.sessions.lookup(cookie, touch=False)
+    return _session_view(gw, ident.actor, session, state.sessions)
