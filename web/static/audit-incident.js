@@ -1,0 +1,225 @@
+import { api, clear, el, fmtDuration, fmtTime, loadVerifyBanner, row, showError, words } from "/static/common.js";
+
+const root = document.getElementById("incident");
+const id = root.dataset.emergency;
+const status = document.getElementById("incident-status");
+const byOfficer = document.getElementById("by-officer");
+const byCamera = document.getElementById("by-camera");
+const timeline = document.getElementById("timeline");
+const more = document.getElementById("timeline-more");
+const filters = document.getElementById("filters");
+
+const names = { people: new Map(), cameras: new Map() };
+let record = null;
+let nextAfter = null;
+let filterState = { officer: "", camera: "", since: "", until: "" };
+
+loadVerifyBanner();
+
+// ---- plain-language timeline labels
+const LABELS = {
+  "emergency.declared": (e) => `${who(e)} declared ${d(e, "action") ? words(d(e, "action")).toUpperCase() : "an emergency"}`,
+  "emergency.confirmed": (e) => `${who(e)} confirmed the emergency`,
+  "emergency.activated": () => "The emergency became active: police may now see the shared cameras",
+  "emergency.action_changed": (e) => `${who(e)} changed the action${d(e, "action") ? ` to ${d(e, "action")}` : ""}`,
+  "emergency.threat_basis_set": (e) => `${who(e)} recorded the threat that justifies sharing video`,
+  "emergency.extension_requested": (e) => `${who(e)} asked to extend access beyond the maximum`,
+  "emergency.extended": (e) => `${who(e)} extended the time limit`,
+  "emergency.extension_denied": (e) => `${who(e)} refused the extension`,
+  "emergency.all_clear": (e) => `${who(e)} declared ALL CLEAR: all video sharing ended`,
+  "emergency.cancelled": (e) => `${who(e)} cancelled the emergency (false alarm)`,
+  "emergency.closed": (e) => `${who(e)} closed the incident`,
+  "grant.started": (e) => `Access granted to ${agency(d(e, "agency"))}` +
+    (Array.isArray(d(e, "cameras")) ? ` for ${d(e, "cameras").length} camera${d(e, "cameras").length === 1 ? "" : "s"}` : "") +
+    (d(e, "expires") ? `, until ${fmtTime(d(e, "expires"))}` : ""),
+  "grant.extended": (e) => `Access for ${agency(d(e, "agency"))} extended`,
+  "grant.rescoped": (e) => `The cameras shared with ${agency(d(e, "agency"))} changed`,
+  "grant.ended": (e) => `Access for ${agency(d(e, "agency"))} ended`,
+  "view.started": (e) => `${who(e)} started watching ${camera(e)}`,
+  "view.ended": (e) => `${person(d(e, "viewer") || e.actor_id)} stopped watching ${camera(e)}` +
+    (d(e, "seconds") !== undefined ? ` after ${fmtDuration(d(e, "seconds"))}` : ""),
+  "view.denied": (e) => `${who(e)} was refused video from ${camera(e)}`,
+  "snapshot.served": (e) => `${who(e)} was shown a still image from ${camera(e)}`,
+  "disclosure.read": (e) => `${who(e)} read this disclosure record`,
+  "audit.read": (e) => `${who(e)} searched the audit log`,
+  "audit.exported": (e) => `${who(e)} downloaded this record (${String(d(e, "format") || "").toUpperCase()})`,
+  "notification.delivered": (e) => `Notification delivered${e.object ? ` (${e.object})` : ""}`,
+  "notification.dead": (e) => `Notification could not be delivered${e.object ? ` (${e.object})` : ""}`,
+  "record.effect": (e) => `A linked record had an effect (${e.object})`,
+  "privacy_hold.review": (e) => `Privacy hold reviewed (${e.object})`,
+  "access_request.submitted": (e) => `${who(e)} asked for camera access`,
+  "access_request.approved": (e) => `${who(e)} approved the access request`,
+  "access_request.denied": (e) => `The access request was denied`,
+  "permission.denied": (e) => `${who(e)} was refused`,
+};
+
+function d(e, key) { return e.details ? e.details[key] : undefined; }
+function person(idOrNull) {
+  if (!idOrNull || idOrNull === "system") return "Sightline";
+  return names.people.get(idOrNull) ? `${names.people.get(idOrNull)} (${idOrNull})` : idOrNull;
+}
+function who(e) { return person(e.actor_id); }
+function agency(a) {
+  const found = record && (record.agencies || []).find((x) => x.id === a);
+  return found ? found.name : a || "an agency";
+}
+function camera(e) {
+  const cid = String(e.object || "").replace(/^camera:/, "");
+  return names.cameras.get(cid) ? `${names.cameras.get(cid)} (${cid})` : cid || "a camera";
+}
+export function describe(e) {
+  const label = LABELS[e.event_type];
+  return label ? label(e) : `${who(e)}: ${words(e.event_type.replaceAll(".", " "))}`;
+}
+
+// ---- summary and notices
+function fact(dl, term, value) {
+  dl.append(el("dt", {}, term), el("dd", {}, value ?? "—"));
+}
+
+function renderSummary() {
+  const e = record.emergency;
+  document.getElementById("incident-title").textContent =
+    `${e.action} at ${e.building}${e.drill ? " (drill)" : ""}`;
+  const dl = clear(document.getElementById("summary"));
+  fact(dl, "Incident", e.id);
+  fact(dl, "Building", e.building);
+  fact(dl, "Type", words(e.incident_type));
+  fact(dl, "State", words(e.state));
+  fact(dl, "Started by", `${person(e.declared_by)} (${words(e.trigger)})`);
+  fact(dl, "Declared", fmtTime(e.declared_at));
+  fact(dl, "Active from", fmtTime(e.activated_at));
+  fact(dl, "Ended", fmtTime(e.ended_at));
+  fact(dl, "Agencies who saw video", (record.agencies || []).map((a) => a.name).join(", ") || "none");
+  const basis = document.getElementById("threat-basis");
+  clear(basis);
+  if (record.threat_basis_missing) {
+    basis.append(el("span", { class: "badge bad" }, "Missing"), " No threat was recorded. FERPA requires it for this disclosure: ask the administrator to fill it in.");
+  } else {
+    basis.textContent = record.threat_basis;
+  }
+
+  const agencies = clear(document.getElementById("agencies"));
+  for (const a of record.agencies || []) agencies.append(el("li", {}, a.name));
+  if (!agencies.children.length) agencies.append(el("li", {}, "No video was disclosed."));
+  document.getElementById("redisclosure").textContent = record.redisclosure_notice || "—";
+  const parent = clear(document.getElementById("parent-notice"));
+  const n = record.parent_notice_draft;
+  if (n) {
+    const facts = el("dl", { class: "facts" });
+    fact(facts, "Send by", n.due_by || n.date || "—");
+    fact(facts, "To", n.recipient);
+    fact(facts, "Purpose", n.purpose);
+    parent.append(facts, el("pre", { class: "notice-text" }, n.text || ""));
+  } else {
+    parent.append(el("p", { class: "muted" }, "No notice is needed: no video was disclosed."));
+  }
+}
+
+// ---- who watched what
+function inRange(span) {
+  const since = filterState.since ? new Date(filterState.since).getTime() : null;
+  const until = filterState.until ? new Date(filterState.until).getTime() : null;
+  const start = new Date(span.start).getTime();
+  const end = span.end ? new Date(span.end).getTime() : Date.now();
+  return (since === null || end >= since) && (until === null || start <= until);
+}
+
+function renderTables() {
+  const f = filterState;
+  const tb1 = clear(byOfficer.querySelector("tbody"));
+  for (const v of record.viewers || []) {
+    if (f.officer && v.officer !== f.officer) continue;
+    for (const c of v.cameras || []) {
+      if (f.camera && c.camera !== f.camera) continue;
+      for (const s of (c.spans || []).filter(inRange)) {
+        tb1.append(row(byOfficer, [`${v.name} (${v.officer})`, agency(v.agency), `${c.name} (${c.camera})`,
+          fmtTime(s.start), s.end ? fmtTime(s.end) : "still watching", fmtDuration(s.seconds),
+          s.kind === "snapshot" ? "still image" : "live video"]));
+      }
+    }
+  }
+  const tb2 = clear(byCamera.querySelector("tbody"));
+  for (const c of record.cameras || []) {
+    if (f.camera && c.camera !== f.camera) continue;
+    for (const v of c.viewers || []) {
+      if (f.officer && v.officer !== f.officer) continue;
+      for (const s of (v.spans || []).filter(inRange)) {
+        tb2.append(row(byCamera, [`${c.name} (${c.camera})`, `${v.name} (${v.officer})`, agency(v.agency),
+          fmtTime(s.start), s.end ? fmtTime(s.end) : "still watching", fmtDuration(s.seconds)]));
+      }
+    }
+  }
+  byOfficer.hidden = !tb1.children.length;
+  document.getElementById("by-officer-empty").hidden = !!tb1.children.length;
+  byCamera.hidden = !tb2.children.length;
+  document.getElementById("by-camera-empty").hidden = !!tb2.children.length;
+}
+
+function fillFilterChoices() {
+  const officer = document.getElementById("f-officer");
+  for (const v of record.viewers || []) officer.append(el("option", { value: v.officer }, `${v.name} (${v.officer})`));
+  const cam = document.getElementById("f-camera");
+  for (const c of record.cameras || []) cam.append(el("option", { value: c.camera }, `${c.name} (${c.camera})`));
+}
+
+// ---- timeline
+function isoOrEmpty(local) {
+  if (!local) return "";
+  const t = new Date(local);
+  return Number.isNaN(t.getTime()) ? "" : t.toISOString();
+}
+
+async function loadTimeline(reset) {
+  if (reset) {
+    clear(timeline);
+    nextAfter = null;
+  }
+  const page = await api("/api/v1/audit/events", {
+    params: {
+      emergency: id, actor: filterState.officer, camera: filterState.camera,
+      since: isoOrEmpty(filterState.since), until: isoOrEmpty(filterState.until),
+      after_seq: nextAfter ?? 0, limit: 200,
+    },
+  });
+  for (const e of page.entries || []) {
+    const item = el("li", { class: e.outcome, "data-seq": e.seq, "data-event": e.event_type },
+      el("span", { class: "when" }, `${fmtTime(e.ts)} · entry ${e.seq}`),
+      el("span", { class: "what" }, describe(e)),
+      e.reason ? el("span", { class: "why" }, `Reason: ${e.reason}`) : null,
+      e.outcome && e.outcome !== "success" ? el("span", { class: "why" }, `Outcome: ${e.outcome}`) : null,
+    );
+    timeline.append(item);
+  }
+  if (!timeline.children.length) timeline.append(el("li", {}, "No audit entries match."));
+  nextAfter = page.next_after_seq ?? null;
+  more.hidden = nextAfter === null;
+}
+
+more.addEventListener("click", () => loadTimeline(false).catch((err) => showError(status, err)));
+
+filters.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(filters);
+  filterState = { officer: data.get("officer") || "", camera: data.get("camera") || "",
+    since: data.get("since") || "", until: data.get("until") || "" };
+  renderTables();
+  await loadTimeline(true).catch((err) => showError(status, err));
+});
+filters.addEventListener("reset", () => {
+  setTimeout(() => filters.requestSubmit(), 0);
+});
+
+try {
+  record = await api(`/api/v1/emergencies/${encodeURIComponent(id)}/disclosure`);
+  for (const v of record.viewers || []) names.people.set(v.officer, v.name);
+  for (const c of record.cameras || []) names.cameras.set(c.camera, c.name);
+  renderSummary();
+  fillFilterChoices();
+  renderTables();
+  await loadTimeline(true);
+  status.textContent = "";
+  status.hidden = true;
+} catch (err) {
+  showError(status, err);
+}
