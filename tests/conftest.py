@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import load_config
+from gateway.demo import sample_site_toml
+from gateway.runtime import Gateway
+
+pytest_plugins = ["tests.conftest_media", "tests.conftest_pg"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def site_file(tmp_path: Path) -> Callable[..., Path]:
+    """Writes the demo district to a temp dir; ``replace`` edits the text (e.g. a camera URL)."""
+
+    def write(replace: dict[str, str] | None = None) -> Path:
+        text = sample_site_toml()
+        for old, new in (replace or {}).items():
+            assert old in text, old
+            text = text.replace(old, new)
+        path = tmp_path / "site.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    base_url: str
+    config_path: Path
+
+    def token(self, user: str) -> str:
+        return self.gateway.tokens.issue(user, ttl=600)[0]
+
+    def client(self, user: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
+
+
+@pytest.fixture
+async def run_gateway() -> AsyncIterator[Callable[[Path], "asyncio.Future[RunningGateway]"]]:
+    """Starts a real uvicorn server for a site file on a free port, in the test's loop."""
+    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
+
+    async def start(config_path: Path) -> RunningGateway:
+        gateway = Gateway(load_config(config_path))
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        for _ in range(200):
+            if server.started:
+                break
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        assert server.started, "gateway did not start"
+        return RunningGateway(gateway, f"http://127.0.0.1:{port}", config_path)
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+

@@ -1,0 +1,385 @@
+"""Signed checkpoints, the mirror and group commit: tampering in the database (triggers
+dropped) and in the mirror file is caught and named; cadence; transactions."""
+
+import base64
+import json
+import socket
+import sqlite3
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from emergency.audit import AuditEntry, AuditLog
+from emergency.audit_mirror import FileMirror, SyslogMirror, open_mirror
+from emergency.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.clock import FakeClock
+from emergency.model import Actor
+from emergency.site import Role
+from emergency.sqlite_store import SqliteStore
+
+OFFICER = Actor("officer", Role.OFFICER, "village-pd", (), mfa=True)
+N = 20
+
+
+class Env:
+    def __init__(self, tmp_path, every=5, mirror=True):
+        self.db = tmp_path / "audit.db"
+        self.mirror_path = tmp_path / "audit.jsonl"
+        self.clock = FakeClock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
+        self.store = SqliteStore(self.db)
+        self.signer = CheckpointSigner.load_or_create(tmp_path / "secrets", "node-a")
+        self.audit = AuditLog(self.store, self.clock, "node-a", signer=self.signer,
+                              mirror=FileMirror(self.mirror_path) if mirror else None, checkpoint_every=every)
+
+    def fill(self, n=N):
+        for i in range(1, n + 1):
+            self.audit.append("view.denied", actor=OFFICER, object=f"camera:c{i}", outcome="denied",
+                              source="10.0.0.1", reason="no_live_grant", details={"n": i})
+            self.clock.advance(0.5)
+
+    def sql(self, *statements):
+        conn = sqlite3.connect(self.db)
+        for t in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_update",
+                  "audit_checkpoints_no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {t}")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.commit()
+        conn.close()
+
+    def lines(self):
+        return self.mirror_path.read_text().splitlines()
+
+    def write_lines(self, lines):
+        self.mirror_path.write_text("".join(line + "\n" for line in lines))
+
+    def entry_line_index(self, seq):
+        return next(i for i, line in enumerate(self.lines())
+                    if line.startswith('{"hash"') and json.loads(line)["seq"] == seq)
+
+    def verify(self):
+        # the mirror grace is about entries still on their way; these are all "old"
+        self.clock.advance(60)
+        return self.audit.verify()
+
+
+@pytest.fixture(autouse=True, params=[20_000, 3, 7], ids=["one-page", "pages-of-3", "pages-of-7"])
+def page_size(request, monkeypatch):
+    """Every case also with small verification pages: the bulk check of a page must reach
+    the same verdict, seq and count as the row-by-row walk, across page boundaries."""
+    monkeypatch.setattr("emergency.audit._PAGE", request.param)
+    return request.param
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = Env(tmp_path)
+    e.fill()
+    yield e
+    e.store.close()
+
+
+def _row(entry: AuditEntry) -> tuple[str, tuple]:
+    row = {**entry.__dict__, "details": json.dumps(entry.details)}
+    return f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+
+
+def _forged(env, seq, prev_hash) -> AuditEntry:
+    template = env.audit.entries(limit=1)[0]
+    forged = replace(template, seq=seq, prev_hash=prev_hash, event_type="view.started", outcome="success", hash="")
+    return replace(forged, hash=forged.computed_hash())
+
+
+def test_untouched_log_verifies_with_checkpoints_and_mirror(env):
+    result = env.verify()
+    assert result.ok, result
+    assert result.checked == N and result.checkpoints == 4  # seq 1 (first), 6, 11, 16
+    assert result.last_checkpoint_seq == 16 and result.unsigned_tail == 4
+    assert "matches the database (20 entries, 4 checkpoints)" in result.mirror
+    assert result.signers == (f"{env.signer.key_id} (node-a, trusted): 4 checkpoints",)
+
+
+# --- the database, triggers dropped ------------------------------------------------------
+
+def test_db_altered_entry_is_named(env):
+    env.sql(("UPDATE audit_log SET reason = 'granted' WHERE seq = 7", ()))
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 7 and "hash" in result.problem
+
+
+def test_db_deleted_entry_is_named(env):
+    env.sql(("DELETE FROM audit_log WHERE seq = 9", ()))
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 9 and "missing" in result.problem
+
+
+def test_db_reordered_entries_are_named(env):
+    env.sql(("UPDATE audit_log SET seq = -1 WHERE seq = 3", ()), ("UPDATE audit_log SET seq = 3 WHERE seq = 8", ()),
+            ("UPDATE audit_log SET seq = 8 WHERE seq = -1", ()))
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 3
+
+
+def test_db_inserted_entry_is_named(env):
+    prev = env.audit.entries(after_seq=4, limit=1)[0]
+    shift = [(f"UPDATE audit_log SET seq = {s + 1} WHERE seq = {s}", ()) for s in range(N, 5, -1)]
+    env.sql(*shift, _row(_forged(env, 6, prev.hash)))
+    result = env.verify()
+    # the forger chained seq 6 correctly, so the chain breaks at 7; the mirror names 6 itself
+    assert not result.ok and result.first_bad_seq == 6 and "differs between the database and the mirror" in result.problem
+
+
+def test_db_inserted_entry_without_mirror_is_caught_by_the_checkpoint(tmp_path):
+    e = Env(tmp_path, mirror=False)
+    e.fill()
+    prev = e.audit.entries(after_seq=4, limit=1)[0]
+    shift = [(f"UPDATE audit_log SET seq = {s + 1} WHERE seq = {s}", ()) for s in range(N, 5, -1)]
+    e.sql(*shift, _row(_forged(e, 6, prev.hash)))
+    result = e.verify()
+    # the chain breaks at 7, but the checkpoint at 6 signed the real seq 6
+    assert not result.ok and result.first_bad_seq == 6 and "checkpoint" in result.problem
+
+
+def test_chain_recomputed_up_to_a_checkpoint_is_caught(tmp_path):
+    """Rewrite seq 8 and recompute every later hash: the chain is consistent again, but the
+    checkpoint at 11 signed the old hash; the mirror names seq 8 itself."""
+    for with_mirror, named in ((False, 11), (True, 8)):
+        (tmp_path / str(with_mirror)).mkdir()
+        e = Env(tmp_path / str(with_mirror), mirror=with_mirror)
+        e.fill()
+        entries = e.audit.entries(limit=100)
+        rewritten, prev = [], entries[6].hash
+        for old in entries[7:]:
+            new = replace(old, prev_hash=prev, reason="granted" if old.seq == 8 else old.reason, hash="")
+            new = replace(new, hash=new.computed_hash())
+            rewritten.append(new)
+            prev = new.hash
+        e.sql(("DELETE FROM audit_log WHERE seq >= 8", ()), *(_row(x) for x in rewritten))
+        result = e.verify()
+        assert not result.ok and result.first_bad_seq == named, result
+        if not with_mirror:
+            assert "checkpoint" in result.problem
+        e.store.close()
+
+
+def test_truncated_tail_before_a_checkpoint_is_caught(tmp_path):
+    e = Env(tmp_path, mirror=False)
+    e.fill()
+    e.sql(("DELETE FROM audit_log WHERE seq > 13", ()))
+    result = e.verify()
+    assert not result.ok and result.first_bad_seq == 14 and "checkpoint at seq 16" in result.problem
+
+
+def test_truncated_tail_after_the_last_checkpoint_is_caught_by_the_mirror(env):
+    env.sql(("DELETE FROM audit_log WHERE seq > 17", ()))
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 18 and "removed from the database" in result.problem
+
+
+def test_checkpoint_with_a_bad_signature_is_caught(env):
+    cp = env.store.audit_checkpoints(after_seq=10, limit=1)[0]
+    sig = bytearray(base64.b64decode(cp.signature))
+    sig[0] ^= 1
+    env.sql(("UPDATE audit_checkpoints SET signature = ? WHERE seq = ?", (base64.b64encode(sig).decode(), cp.seq)))
+    result = env.audit.verify()
+    assert not result.ok and result.first_bad_seq == cp.seq and "bad signature" in result.problem
+
+
+def test_checkpoint_moved_to_another_seq_is_caught(env):
+    env.sql(("UPDATE audit_checkpoints SET ts = '2025-03-01T12:00:00.000Z' WHERE seq = 6", ()))
+    result = env.audit.verify()
+    assert not result.ok and result.first_bad_seq == 6 and "bad signature" in result.problem
+
+
+def test_forged_key_is_not_trusted(env, tmp_path):
+    """Whoever can write the database can record a key and sign with it; verify trusts
+    only this node's key and pinned ones."""
+    forger = CheckpointSigner(Ed25519PrivateKey.generate(), "node-a")
+    env.store.insert_audit_key(forger.audit_key("2025-03-01T12:00:00.000Z"))
+    head = env.audit.entries(after_seq=N - 1, limit=1)[0]
+    env.store.insert_audit_checkpoint(forger.sign(head.seq, head.hash, head.seq, "2025-03-01T12:00:30.000Z"))
+    result = env.audit.verify()
+    assert not result.ok and result.first_bad_seq == N and "not trusted" in result.problem
+    assert any("NOT trusted" in s for s in result.signers)
+    # pinned in secrets/audit_trusted_keys, it is trusted
+    (tmp_path / "secrets" / "audit_trusted_keys").write_text(
+        f"{forger.key_id} {base64.b64encode(forger.public_raw).decode()} node-b\n")
+    trusted = TrustedKeys.for_node(tmp_path / "secrets")
+    assert env.signer.key_id in trusted and forger.key_id in trusted
+    env.audit._trusted = trusted
+    result = env.verify()  # trusted now, but that checkpoint never reached the mirror
+    assert not result.ok and result.first_bad_seq == N and "not in the mirror" in result.problem
+
+
+def test_deleted_checkpoints_are_caught_by_the_mirror(env):
+    env.sql(("DELETE FROM audit_checkpoints WHERE seq = 11", ()))
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 11 and "not in the database" in result.problem
+
+
+# --- the mirror file ---------------------------------------------------------------------
+
+def test_mirror_altered_line_is_named(env):
+    lines = env.lines()
+    i = env.entry_line_index(7)
+    lines[i] = lines[i].replace('"reason":"no_live_grant"', '"reason":"granted"')
+    env.write_lines(lines)
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 7 and "reason" in result.problem
+
+
+def test_mirror_deleted_line_is_named(env):
+    lines = env.lines()
+    del lines[env.entry_line_index(9)]
+    env.write_lines(lines)
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 9 and "missing from the mirror" in result.problem
+
+
+def test_mirror_reordered_lines_are_named(env):
+    lines = env.lines()
+    a, b = env.entry_line_index(3), env.entry_line_index(8)
+    lines[a], lines[b] = lines[b], lines[a]
+    env.write_lines(lines)
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 3
+
+
+def test_mirror_inserted_line_is_named(env):
+    lines = env.lines()
+    prev = env.audit.entries(after_seq=4, limit=1)[0]
+    lines.insert(env.entry_line_index(6), _forged(env, 6, prev.hash).mirror_line())
+    env.write_lines(lines)
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 6 and "differs" in result.problem
+
+
+def test_mirror_duplicated_line_is_named(env):
+    lines = env.lines()
+    lines.insert(env.entry_line_index(6), lines[env.entry_line_index(5)])
+    env.write_lines(lines)
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 6 and "inserted or reordered" in result.problem
+
+
+def test_mirror_missing_old_tail_fails_but_a_fresh_lag_is_a_note(env):
+    lines = env.lines()
+    env.write_lines(lines[:env.entry_line_index(19)])
+    result = env.audit.verify()  # the clock has not moved: seq 19, 20 are seconds old
+    assert result.ok and "not mirrored yet" in result.mirror
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == 19 and "not in the mirror" in result.problem
+
+
+def test_mirror_catches_up_across_processes_without_duplicates(env, tmp_path):
+    other = AuditLog(SqliteStore(env.db), env.clock, "cli", mirror=FileMirror(env.mirror_path))
+    other.append("auth.token_issued", actor_id="cli:root", object="account:admin")
+    env.fill(3)
+    assert env.verify().ok
+    seqs = [json.loads(x)["seq"] for x in env.lines() if x.startswith('{"hash"')]
+    assert seqs == list(range(1, N + 5))
+
+
+def test_mirror_added_later_is_back_filled(tmp_path):
+    e = Env(tmp_path, mirror=False)
+    e.fill()
+    late = AuditLog(e.store, e.clock, "node-a", signer=e.signer, mirror=FileMirror(e.mirror_path))
+    late.append("gateway.started", actor_id="system")
+    e.clock.advance(60)
+    assert late.verify().ok and "21 entries" in late.verify().mirror
+
+
+def test_syslog_mirror_is_reported_not_checkable(tmp_path):
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(2)
+    port = sink.getsockname()[1]
+    mirror = open_mirror(f"syslog:127.0.0.1:{port}")
+    assert isinstance(mirror, SyslogMirror)
+    store = SqliteStore(tmp_path / "a.db")
+    audit = AuditLog(store, FakeClock(), "n", mirror=mirror)
+    audit.append("gateway.started", actor_id="system", object="node:n")
+    message = sink.recv(65536).decode()
+    assert "sightline-audit:" in message and '"event_type":"gateway.started"' in message
+    result = audit.verify()
+    assert result.ok and "not checkable" in result.mirror
+    sink.close()
+
+
+# --- cadence, transactions, group commit -------------------------------------------------
+
+def test_checkpoint_every_n_entries(tmp_path):
+    e = Env(tmp_path, every=10, mirror=False)
+    e.fill(35)
+    assert [cp.seq for cp in e.store.audit_checkpoints()] == [1, 11, 21, 31]
+
+
+def test_checkpoint_at_least_every_interval_when_there_are_new_entries(tmp_path):
+    e = Env(tmp_path, every=1000, mirror=False)
+    e.audit.append("a", actor_id="system")  # first entry: first checkpoint
+    e.audit.append("b", actor_id="system")
+    e.audit.tick()
+    assert [cp.seq for cp in e.store.audit_checkpoints()] == [1]
+    e.clock.advance(59)
+    e.audit.tick()
+    assert e.store.last_audit_checkpoint().seq == 1
+    e.clock.advance(1)
+    e.audit.tick()
+    assert e.store.last_audit_checkpoint().seq == 2
+    e.clock.advance(600)
+    e.audit.tick()  # nothing new: no checkpoint
+    assert len(e.store.audit_checkpoints()) == 2
+    e.audit.append("c", actor_id="system")
+    assert e.store.last_audit_checkpoint().seq == 3  # the last one is over a minute old
+    e.audit.append("d", actor_id="system")
+    e.audit.close()  # gateway stop signs the tail
+    assert e.store.last_audit_checkpoint().seq == 4
+
+
+def test_appends_inside_a_store_transaction_roll_back_with_it(env):
+    with pytest.raises(RuntimeError):
+        with env.store.transaction():
+            joined = env.audit.append("emergency.declared", actor_id="admin", object="emergency:x")
+            assert joined.seq == N + 1
+            raise RuntimeError("the command failed")
+    assert env.store.last_audit_entry().seq == N
+    with env.store.transaction():
+        env.audit.append("emergency.declared", actor_id="admin", object="emergency:y")
+    assert env.store.last_audit_entry().seq == N + 1
+    env.audit.tick()  # the mirror picks up entries that joined a transaction
+    assert env.verify().ok
+
+
+def test_concurrent_appends_share_commits(tmp_path):
+    e = Env(tmp_path, every=100)
+    results: list[AuditEntry] = []
+
+    def burst():
+        for _ in range(50):
+            results.append(e.audit.append("view.denied", actor=OFFICER, object="camera:x", outcome="denied"))
+
+    threads = [threading.Thread(target=burst) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.seq for r in results) == list(range(1, 401))
+    assert e.audit.batches < 400  # some callers shared a commit
+    result = e.verify()
+    assert result.ok and result.checked == 400, result
+
+
+def test_append_many_is_one_transaction(tmp_path):
+    e = Env(tmp_path, every=1000)
+    entries = e.audit.append_many([{"event_type": "bulk", "actor_id": "system", "details": {"i": i}}
+                                   for i in range(500)])
+    assert [x.seq for x in entries] == list(range(1, 501)) and e.verify().ok
+
+
+def test_non_ascii_entries_verify_through_the_slow_path(tmp_path):
+    e = Env(tmp_path)
+    e.audit.append("note", actor_id="système", reason="élève", details={"ü": "ß"})
+    assert e.verify().ok

@@ -1,0 +1,86 @@
+"""Whatever a client sends, the answer is a clear 4xx JSON error and nothing changes."""
+
+from __future__ import annotations
+
+import pytest
+
+VALID = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder"}
+
+
+def assert_error(response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"} and body["detail"], body
+    if code:
+        assert body["error"] == code, body
+
+
+async def snapshot(gw) -> tuple:
+    return (
+        [(e.id, e.state) for e in gw.gateway.emergencies.list()],
+        len(gw.gateway.sessions),
+        gw.gateway.audit.verify().ok,
+    )
+
+
+@pytest.fixture
+async def active(site_file, run_gateway):
+    gw = await run_gateway(site_file())
+    async with gw.client("admin") as admin:
+        emergency = (await admin.post("/api/v1/emergencies", json=VALID)).json()
+        await admin.post(f"/api/v1/emergencies/{emergency['id']}/confirm")
+    return gw
+
+
+async def test_whep_bad_input(active) -> None:
+    gw = active
+    before = await snapshot(gw)
+    officer = {"Authorization": f"Bearer {gw.token('officer')}"}
+    sdp = {**officer, "Content-Type": "application/sdp"}
+    async with gw.client() as c:
+        assert_error(await c.post("/whep/hs-front", content="hello", headers=sdp), 400, "bad_sdp")
+        assert_error(await c.post("/whep/hs-front", content="v=0\r\nm=video garbage\r\n", headers=sdp), 400, "bad_sdp")
+        assert_error(await c.post("/whep/hs-front", content=b"\xff\xfe\x00", headers=sdp), 400, "bad_sdp")
+        assert_error(await c.post("/whep/hs-front", content="v=0\r\n" * 20000, headers=sdp), 413, "too_large")
+        assert_error(await c.post("/whep/hs-front", content="v=0", headers={**officer, "Content-Type": "text/plain"}),
+                     415)
+        assert_error(await c.post("/whep/no-such-camera", content="v=0", headers=sdp), 404, "not_found")
+        assert_error(await c.post("/whep/hs-front?stream=ultra", content="v=0", headers=sdp), 422)
+        assert_error(await c.post("/whep/hs-front", content="v=0", headers={"Content-Type": "application/sdp"}), 401)
+        assert_error(await c.post("/whep/hs-front", content="v=0",
+                                  headers={"Authorization": "Bearer garbage.token.here",
+                                           "Content-Type": "application/sdp"}), 401)
+        assert_error(await c.delete("/whep/hs-front/sessions/nope", headers=officer), 404)
+    assert await snapshot(gw) == before
+    assert gw.gateway.media.stats("hs-front", "main")["viewers"] == 0
+
+
+async def test_api_bad_input(active) -> None:
+    gw = active
+    before = await snapshot(gw)
+    async with gw.client("admin") as admin, gw.client() as anon:
+        assert_error(await anon.get("/api/v1/cameras"), 401, "unauthorized")
+        assert_error(await anon.get("/api/v1/cameras", headers={"Authorization": "Basic abc"}), 401)
+        assert_error(await anon.get("/api/v1/cameras", headers={"Authorization": "Bearer"}), 401)
+        assert_error(await anon.get("/api/v1/cameras", headers={"Authorization": "Bearer x" * 5000}), 401)
+        assert_error(await admin.post("/api/v1/emergencies/nope/confirm"), 404, "not_found")
+        assert_error(await admin.post("/api/v1/emergencies/nope/all-clear"), 404, "not_found")
+        assert_error(await admin.get("/api/v1/emergencies/nope"), 404, "not_found")
+        assert_error(await admin.post("/api/v1/emergencies/nope/explode"), 422)
+        assert_error(await admin.post("/api/v1/emergencies", content="{not json",
+                                      headers={"Content-Type": "application/json"}), 422)
+        assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "action": "PANIC"}), 422)
+        assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "building": "nowhere"}), 422, "invalid")
+        assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "extra": 1}), 422)
+        assert_error(await admin.post("/api/v1/emergencies", json=[1, 2]), 422)
+        # the building already has an open emergency
+        assert_error(await admin.post("/api/v1/emergencies", json=VALID), 409, "conflict")
+    async with gw.client("officer") as officer:
+        assert_error(await officer.post("/api/v1/emergencies", json={**VALID, "building": "washington-ms"}), 403)
+    async with gw.client("principal") as principal:
+        assert_error(await principal.post("/api/v1/emergencies", json={**VALID, "building": "washington-ms"}), 403)
+    assert await snapshot(gw) == before
+    denied = [e for e in gw.gateway.audit.entries(limit=10_000) if e.outcome == "denied"]
+    assert any(e.event_type == "auth.failure" for e in denied)
+    assert any(e.actor_id == "officer" for e in denied)
+    assert any(e.actor_id == "principal" for e in denied)
