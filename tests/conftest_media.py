@@ -22,8 +22,10 @@ SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 READY_TIMEOUT = 15.0
 DEBIAN_PACKAGES = (
     "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base "
-    "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
+    "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x"
 )
+# every element tests/rtsp_server.py's pipelines use (clockoverlay is Pango: gstreamer1.0-x)
+ELEMENTS = ("videotestsrc", "clockoverlay", "videoconvert", "x264enc", "x265enc", "rtph264pay", "rtph265pay")
 
 
 @functools.cache
@@ -32,7 +34,8 @@ def _gst_problem() -> str | None:
     probe = (
         "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
         "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-        "assert Gst.ElementFactory.find('x264enc'), 'x264enc missing'"
+        f"missing = [e for e in {ELEMENTS!r} if not Gst.ElementFactory.find(e)];"
+        "assert not missing, 'GStreamer elements missing: ' + ', '.join(missing)"
     )
     try:
         result = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True,
