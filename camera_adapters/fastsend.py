@@ -16,16 +16,18 @@ sender whose peer is connected over a plain UDP candidate pair):
 * ``RTCRtpSender._run_rtp`` is wrapped. For a PacketTrack it builds a :class:`LeanSender`
   and hands it to ``track.run_lean``; the hub then pushes every access unit to all its
   viewers' lean senders synchronously from one callback (no per-viewer task wakeups).
-* Per unit and viewer: the RTP header (version 2, marker, payload type, sequence number,
-  timestamp, SSRC and exactly the one-byte header extensions aiortc itself sends -- mid
-  and abs-send-time, as negotiated) is written with one precompiled ``struct`` straight
-  into a C scratch buffer next to the payload, SRTP-protected *in place* by libsrtp
-  (``srtp_protect`` on the DTLS transport's ``_tx_srtp`` session, skipping pylibsrtp's
-  per-call Python wrapper and copies), and the packets of a unit leave in as few
-  ``sendmsg`` calls as possible: Linux UDP GSO (``UDP_SEGMENT``) sends a run of
-  equal-sized datagrams in one syscall; the receiver still gets ordinary datagrams.
-  Without GSO (other OS, ``EIO`` on xfrm/IPsec routes) every datagram is sent on its
-  own -- still on the nominated pair's socket, without coroutine hops.
+* Per unit and viewer, one call into C (``camera_adapters/_rtpsend.c``): the RTP header
+  (version 2, marker, payload type, sequence number, timestamp, SSRC and exactly the
+  one-byte header extensions aiortc itself sends -- mid and abs-send-time, as negotiated)
+  is built once per unit here and stamped per packet there, next to the payload in a C
+  scratch buffer, SRTP-protected *in place* by libsrtp (``srtp_protect`` on the DTLS
+  transport's ``_tx_srtp`` session, skipping pylibsrtp's per-call wrapper and copies),
+  and the packets leave in as few ``sendmsg`` calls as possible: Linux UDP GSO
+  (``UDP_SEGMENT``) sends a run of equal-sized datagrams in one syscall; the receiver
+  still gets ordinary datagrams. Without GSO (``EIO`` on xfrm/IPsec routes) every
+  datagram is sent on its own -- still on the nominated pair's socket, without coroutine
+  hops. A full socket buffer hands the rest to asyncio's transport, as its ``sendto``
+  would.
 * NACKs still reach ``RTCRtpSender._handle_rtcp_packet`` (aiortc's RTCP routing is
   untouched); ``_retransmit`` is wrapped to answer from the lean sender's history (the
   last ``RTP_HISTORY_PACKETS`` packets; RTX if negotiated, as aiortc does). RTCP SR/SDES
@@ -52,11 +54,10 @@ import asyncio
 import errno
 import logging
 import os
-import socket
 import struct
 import sys
-import threading
 import time
+from collections import deque
 from typing import Any
 
 import aioice
@@ -70,30 +71,24 @@ from aiortc.utils import random32
 
 from .sendpath import RTP_HISTORY_PACKETS
 
+try:
+    from . import _rtpsend
+except ImportError:  # not built (no C compiler at install time): aiortc's own sender
+    _rtpsend = None
+
 log = logging.getLogger(__name__)
 
 CHECKED = {"aiortc": "1.16.", "aioice": "0.13.", "pylibsrtp": "1.0."}
 
-# libsrtp appends at most this many bytes (auth tag / GCM tag, no MKI)
-SRTP_TRAILER_MAX = 16 + 128  # SRTP_MAX_TRAILER_LEN in libsrtp 2 (tag + MKI)
-SCRATCH_BYTES = 256 * 1024
-# Linux UDP GSO limits: at most 64 segments and one IP datagram's worth of bytes.
-UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
-GSO_MAX_SEGMENTS = 64
-GSO_MAX_BYTES = 65000
 # Treat a viewer as congested (drop to the next keyframe) when this much is queued in
 # asyncio's transport buffer for its socket.
 CONGESTED_BYTES = 1 << 20
 NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
-HISTORY_MASK = RTP_HISTORY_PACKETS - 1
-assert RTP_HISTORY_PACKETS & HISTORY_MASK == 0
-
-_HEADER = struct.Struct("!BBHII")
 
 _installed = False
 _stock_run_rtp = RTCRtpSender._run_rtp
 _stock_retransmit = RTCRtpSender._retransmit
-_gso_supported = sys.platform.startswith("linux")
+_gso_supported = sys.platform.startswith("linux")  # UDP_SEGMENT
 stats = {"lean": 0, "stock": 0, "gso_disabled": 0}
 
 
@@ -115,31 +110,13 @@ def _selector_transport_type() -> type | None:
 _SELECTOR_DGRAM = _selector_transport_type()
 
 
-class _Srtp:
-    """In-place ``srtp_protect`` on a pylibsrtp ``Session`` (pylibsrtp 1.0 internals)."""
+def _srtp_protect(session: Any) -> tuple[int, int]:
+    """Addresses of libsrtp's ``srtp_protect`` and of ``session``'s context (pylibsrtp 1.0
+    internals), for the C loop to protect packets in place without a Python call each."""
+    from pylibsrtp._binding import ffi, lib
 
-    __slots__ = ("ffi", "lib", "ctx", "lenp")
-
-    def __init__(self, session: Any) -> None:
-        from pylibsrtp._binding import ffi, lib
-
-        self.ffi, self.lib = ffi, lib
-        self.ctx = session._srtp[0]
-        self.lenp = ffi.new("int *")
-
-
-class _Scratch(threading.local):
-    """A per-thread C buffer the packets of one unit are built, protected and sent from."""
-
-    def __init__(self) -> None:
-        from pylibsrtp._binding import ffi
-
-        self.cdata = ffi.new("char[]", SCRATCH_BYTES)
-        self.buf = ffi.buffer(self.cdata)
-        self.view = memoryview(self.buf)
-
-
-_scratch = _Scratch()
+    protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+    return protect, int(ffi.cast("uintptr_t", session._srtp[0]))
 
 
 class LeanSender:
@@ -154,8 +131,9 @@ class LeanSender:
         self._ssrc = sender._ssrc
         self._seq = random_sequence_number()
         self._ts_origin = random32()
-        self._srtp = _Srtp(dtls._tx_srtp)
-        self._history: list[tuple[int, int, list[bytes]] | None] = [None] * RTP_HISTORY_PACKETS
+        self._protect, self._ctx = _srtp_protect(dtls._tx_srtp)
+        self._history: deque[tuple[int, int, list[bytes]]] = deque()
+        self._held = 0
         self._rtx_pt = sender._RTCRtpSender__rtx_payload_type
         self._rtx_ssrc = sender._rtx_ssrc
         self._gso = _gso_supported
@@ -203,7 +181,8 @@ class LeanSender:
 
     def close(self) -> None:
         self.closed = True
-        self._history = []
+        self._history.clear()
+        self._held = 0
 
     def _check(self) -> None:
         if self.closed or self._dtls._state is not _DtlsState.CONNECTED:
@@ -216,6 +195,15 @@ class LeanSender:
 
     # -------------------------------------------------------------- sending
 
+    def _header(self, ts: int, now: float) -> bytes:
+        """This unit's RTP header template (sequence number and marker are set per packet)."""
+        ext = self._ext
+        if self._abs_at >= 0:
+            abs_time = int((now + NTP_DELTA) * 262144) & 0xFFFFFF  # 6.18 fixed point
+            a = self._abs_at
+            ext[a], ext[a + 1], ext[a + 2] = abs_time >> 16, (abs_time >> 8) & 0xFF, abs_time & 0xFF
+        return self._head.pack(self._b0, self._pt, 0, ts, self._ssrc, bytes(ext))
+
     def send_unit(self, payloads: list[bytes], pts: int, payload_bytes: int) -> bool:
         """Send one access unit's payloads. False if the viewer is congested (the caller
         drops to the next keyframe); ConnectionError when the peer is gone."""
@@ -223,71 +211,30 @@ class LeanSender:
         sender = self._sender
         if not sender._enabled:
             return True
-        if self._transport.get_write_buffer_size() > CONGESTED_BYTES:
+        transport = self._transport
+        buffered = transport.get_write_buffer_size()
+        if buffered > CONGESTED_BYTES:
             return False
         now = time.time()
-        ext = self._ext
-        if self._abs_at >= 0:
-            abs_time = int((now + NTP_DELTA) * 262144) & 0xFFFFFF  # 6.18 fixed point
-            a = self._abs_at
-            ext[a] = abs_time >> 16
-            ext[a + 1] = (abs_time >> 8) & 0xFF
-            ext[a + 2] = abs_time & 0xFF
-        ext = bytes(ext)
         ts = (self._ts_origin + pts) & 0xFFFFFFFF
-        seq = self._seq
+        first = self._seq
+        self._seq, wire, err, unsent = _rtpsend.send_unit(
+            self._protect, self._ctx, self._sock.fileno(), self._addr, self._header(ts, now), first,
+            payloads, self._gso, not buffered)
+        self._remember(first, ts, payloads)
+        if unsent is not None:
+            if err not in (0, errno.EAGAIN, errno.EWOULDBLOCK):
+                self._gso = False
+                stats["gso_disabled"] += 1
+                log.info("UDP GSO unavailable on this path (%s); sending datagrams one by one",
+                         os.strerror(err))
+            sendto, addr = transport.sendto, self._addr
+            for datagram in unsent:  # keeps order behind what asyncio already buffered
+                sendto(datagram, addr)
+        elif err:
+            # as asyncio's transport does: a lost datagram, not a dead peer
+            transport._protocol.error_received(OSError(err, os.strerror(err)))
         n = len(payloads)
-        frame = (seq, ts, payloads)
-        history = self._history
-        scratch = _scratch
-        buf = scratch.buf
-        cdata = scratch.cdata
-        srtp = self._srtp
-        protect = srtp.lib.srtp_protect
-        ctx = srtp.ctx
-        lenp = srtp.lenp
-        pack_into = self._head.pack_into
-        b0, pt, ssrc, hlen = self._b0, self._pt, self._ssrc, self._hlen
-        # datagrams laid out back to back; runs of equal size go out as one GSO send
-        off = 0
-        run_start = run_size = run_count = 0
-        runs: list[tuple[int, int, int]] = []  # (offset, segment size, end offset)
-        last = n - 1
-        for i in range(n):
-            payload = payloads[i]
-            size = hlen + len(payload)
-            if off + size + SRTP_TRAILER_MAX > SCRATCH_BYTES:  # a huge unit: send what we have
-                if run_count:
-                    runs.append((run_start, run_size, off))
-                    run_count = 0
-                self._flush(runs)
-                runs = []
-                off = 0
-            pack_into(buf, off, b0, pt | 0x80 if i == last else pt, seq, ts, ssrc, ext)
-            buf[off + hlen:off + size] = payload
-            lenp[0] = size
-            status = protect(ctx, cdata + off, lenp)
-            if status:
-                raise ConnectionError(f"srtp_protect failed ({status})")
-            size = lenp[0]
-            history[seq & HISTORY_MASK] = frame
-            seq = (seq + 1) & 0xFFFF
-            # a GSO run: segments of the run's size, the last one possibly shorter
-            if run_count and size <= run_size and run_count < GSO_MAX_SEGMENTS \
-                    and off + size - run_start <= GSO_MAX_BYTES:
-                run_count += 1
-                if size < run_size:
-                    runs.append((run_start, run_size, off + size))
-                    run_count = 0
-            else:
-                if run_count:
-                    runs.append((run_start, run_size, off))
-                run_start, run_size, run_count = off, size, 1
-            off += size
-        if run_count:
-            runs.append((run_start, run_size, off))
-        self._flush(runs)
-        self._seq = seq
         self.packets += n
         # what aiortc's loop would have counted (stats, RTCP SR)
         sender._RTCRtpSender__ntp_timestamp = int((now + NTP_DELTA) * 4294967296)
@@ -295,46 +242,17 @@ class LeanSender:
         sender._RTCRtpSender__octet_count += payload_bytes
         sender._RTCRtpSender__packet_count += n
         dtls = self._dtls
-        dtls._RTCDtlsTransport__tx_bytes += off
+        dtls._RTCDtlsTransport__tx_bytes += wire
         dtls._RTCDtlsTransport__tx_packets += n
         return True
 
-    def _flush(self, runs: list[tuple[int, int, int]]) -> None:
-        view = _scratch.view
-        sock, addr, transport = self._sock, self._addr, self._transport
-        if transport.get_write_buffer_size():
-            self._queue(runs, view)  # keep order behind what asyncio already buffered
-            return
-        for k, (start, seg, end) in enumerate(runs):
-            try:
-                if end - start <= seg:
-                    sock.sendto(view[start:end], addr)
-                elif self._gso:
-                    sock.sendmsg([view[start:end]], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", seg))],
-                                 0, addr)
-                else:
-                    for o in range(start, end, seg):
-                        sock.sendto(view[o:min(o + seg, end)], addr)
-            except BlockingIOError:
-                self._queue(runs[k:], view)
-                return
-            except OSError as exc:
-                if end - start > seg and self._gso and exc.errno in (
-                        errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE):
-                    self._gso = False
-                    stats["gso_disabled"] += 1
-                    log.info("UDP GSO unavailable on this path (%s); sending datagrams one by one", exc)
-                    self._queue(runs[k:], view)
-                    return
-                # as asyncio's transport does: a lost datagram, not a dead peer
-                transport._protocol.error_received(exc)
-
-    def _queue(self, runs: list[tuple[int, int, int]], view: memoryview) -> None:
-        """One datagram at a time through asyncio's transport (it buffers if the socket is full)."""
-        sendto, addr = self._transport.sendto, self._addr
-        for start, seg, end in runs:
-            for o in range(start, end, seg):
-                sendto(bytes(view[o:min(o + seg, end)]), addr)
+    def _remember(self, first: int, ts: int, payloads: list[bytes]) -> None:
+        """Keep the last ``RTP_HISTORY_PACKETS`` packets' payloads for NACKs, unit by unit."""
+        history = self._history
+        history.append((first, ts, payloads))
+        self._held += len(payloads)
+        while self._held - len(history[0][2]) >= RTP_HISTORY_PACKETS:
+            self._held -= len(history.popleft()[2])
 
     # -------------------------------------------------------------- RTCP answers
 
@@ -342,12 +260,11 @@ class LeanSender:
         """Answer a NACK for ``seq`` from the history (RTX if negotiated)."""
         if self.closed:
             return
-        frame = self._history[seq & HISTORY_MASK]
-        if frame is None:
-            return
-        first, ts, payloads = frame
-        index = (seq - first) & 0xFFFF
-        if index >= len(payloads):
+        for first, ts, payloads in reversed(self._history):
+            index = (seq - first) & 0xFFFF
+            if index < len(payloads):
+                break
+        else:
             return
         try:
             self._check()
@@ -355,19 +272,19 @@ class LeanSender:
             return
         payload = payloads[index]
         marker = 0x80 if index == len(payloads) - 1 else 0
-        ext = self._ext
-        if self._abs_at >= 0:
-            abs_time = int((time.time() + NTP_DELTA) * 262144) & 0xFFFFFF
-            a = self._abs_at
-            ext[a], ext[a + 1], ext[a + 2] = abs_time >> 16, (abs_time >> 8) & 0xFF, abs_time & 0xFF
+        head = bytearray(self._header(ts, time.time()))
+        head[1] |= marker
         sender = self._sender
         if self._rtx_pt is not None:
             rtx_seq = sender._RTCRtpSender__rtx_sequence_number
             sender._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF
-            head = self._head.pack(self._b0, self._rtx_pt | marker, rtx_seq, ts, self._rtx_ssrc, bytes(ext))
-            packet = head + struct.pack("!H", seq) + payload
+            head[1] = (head[1] & 0x80) | self._rtx_pt
+            struct.pack_into("!H", head, 2, rtx_seq)
+            struct.pack_into("!I", head, 8, self._rtx_ssrc)
+            packet = bytes(head) + struct.pack("!H", seq) + payload
         else:
-            packet = self._head.pack(self._b0, self._pt | marker, seq, ts, self._ssrc, bytes(ext)) + payload
+            struct.pack_into("!H", head, 2, seq)
+            packet = bytes(head) + payload
         data = self._dtls._tx_srtp.protect(packet)
         self._transport.sendto(data, self._addr)
         self.retransmits += 1
@@ -467,6 +384,10 @@ def install() -> bool:
     ok, why = _versions_ok()
     if not ok and mode != "force":
         log.warning("lean RTP send path off: %s; using aiortc's own sender", why)
+        return False
+    if _rtpsend is None:
+        log.warning("lean RTP send path off: camera_adapters._rtpsend is not built "
+                    "(reinstall with a C compiler: pip install -e .); using aiortc's own sender")
         return False
     if _SELECTOR_DGRAM is None or not hasattr(RTCRtpSender, "_run_rtp") \
             or not hasattr(_rtcrtpsender, "random_sequence_number"):
