@@ -75,7 +75,6 @@ if str(ROOT) not in sys.path:
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 CAMERA_ID = "hs-front"
-SAMPLE_MAIN = "synthetic://hs-front?w=640&h=360&fps=15"
 LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
             "threat_basis": "Relay benchmark: simulated armed intruder.", "drill": True}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -295,13 +294,21 @@ class Proc:
 
 
 def write_site(work: Path, camera_url: str) -> Path:
-    from gateway.demo import sample_site_toml
+    """The sample district with ``hs-front`` as the building's only camera, pointed at the
+    bench camera (main stream only, so the LOCKDOWN preloads exactly that ingest). The
+    other synthetic cameras would encode inside the gateway and swamp the idle baseline."""
+    from emergency.sample import sample_site_data
+    from gateway.demo import GATEWAY, HEADER
+    from gateway.toml_writer import to_toml
 
-    text = sample_site_toml().replace(SAMPLE_MAIN, camera_url)
-    assert camera_url in text
-    text = text.replace('[gateway]\n', '[gateway]\nidle_timeout_seconds = 86400\n', 1)
+    data = sample_site_data()
+    front = next(c for c in data["cameras"] if c["id"] == "hs-front")
+    front["main"] = camera_url
+    front.pop("sub", None)
+    data["cameras"] = [c for c in data["cameras"] if c is front or c["building"] != front["building"]]
+    gateway = {**GATEWAY, "idle_timeout_seconds": 86400}
     path = work / "site.toml"
-    path.write_text(text)
+    path.write_text(HEADER + to_toml({"gateway": gateway, **data}))
     return path
 
 
