@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_cameras import add_parser as add_camera_commands
 
     add_camera_commands(sub)
+    from .cli_accounts import add_parser as add_account_commands
+
+    add_account_commands(sub)
     return parser
 
 
