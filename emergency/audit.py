@@ -533,7 +533,7 @@ class _Verifier:
         self._next: Any = None
 
     def run(self) -> VerifyResult:
-        store, trusted = self.store, self.audit._trusted
+        trusted = self.audit._trusted
         # The mirror is written after the database commits: fix its extent first, and
         # everything in it up to there must be in the database we read next.
         mirror_size = self.mirror.snapshot_size() if self.mirror is not None else 0

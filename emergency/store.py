@@ -1,4 +1,4 @@
-"""Repository interfaces the service and audit log depend on (SQLite now, PostgreSQL later)."""
+"""Repository interfaces the service and audit log depend on (implemented by SqlStore: SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from emergency.outbox import Outbox
 from emergency.records import PrivacyHoldChanged, RecordsService
 from emergency.requests import AccessRequests
 from emergency.service import EmergencyService
+from emergency.sql_store import SqlStore
 from emergency.sqlite_store import SqliteStore
 
 from .auth import TokenAuthority, load_or_create_key
@@ -37,18 +38,17 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 
 
-def open_store(config: GatewayConfig) -> SqliteStore:
-    """PostgreSQL when ``[gateway] database`` names one, else SQLite in the data dir.
-    (PgStore has SqliteStore's methods; the annotation names the embedded default.)"""
+def open_store(config: GatewayConfig) -> SqlStore:
+    """PostgreSQL when ``[gateway] database`` names one, else SQLite in the data dir."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if config.database_url:
         from emergency.pg_store import PgStore  # psycopg is only needed for this option
 
-        return PgStore(config.database_url)  # type: ignore[return-value]
+        return PgStore(config.database_url)
     return SqliteStore(config.database)
 
 
-def open_domain(config: GatewayConfig, clock: Clock | None = None) -> tuple[SqliteStore, AuditLog, EmergencyService]:
+def open_domain(config: GatewayConfig, clock: Clock | None = None) -> tuple[SqlStore, AuditLog, EmergencyService]:
     """The domain alone, for CLI commands that need no media or HTTP."""
     clock = clock or SystemClock()
     store = open_store(config)
@@ -57,7 +57,7 @@ def open_domain(config: GatewayConfig, clock: Clock | None = None) -> tuple[Sqli
     return store, audit, EmergencyService(config.site, store, audit, clock, outbox=outbox)
 
 
-def open_audit(config: GatewayConfig, store: SqliteStore, clock: Clock) -> AuditLog:
+def open_audit(config: GatewayConfig, store: SqlStore, clock: Clock) -> AuditLog:
     """The audit log with this node's checkpoint key, the keys it trusts and the mirror."""
     signer = CheckpointSigner.load_or_create(config.secrets_dir, config.node)
     return AuditLog(
