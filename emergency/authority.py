@@ -37,6 +37,15 @@ def may_see_metadata(actor: Actor, camera: Camera) -> bool:
     return actor.role is Role.BUILDING_ADMIN and actor.covers(camera.building)
 
 
+def may_see_floor_plan(actor: Actor, building: str, visible: Iterable[Camera]) -> bool:
+    """A building's floor plan (with where its cameras are): whoever may see at least one
+    camera of that building right now (``visible``: the cameras the actor may see now, as
+    for GET /api/v1/cameras), and that building's administrators even when it has none."""
+    if actor.role is Role.DISTRICT_ADMIN or (actor.role is Role.BUILDING_ADMIN and actor.covers(building)):
+        return True
+    return any(c.building == building for c in visible)
+
+
 def decide_view(actor: Actor, camera: Camera, grants: Iterable[Grant], now: datetime,
                 held: frozenset[str] = frozenset()) -> Decision:
     """An officer with MFA may watch a ``normal`` camera that a live grant of their agency

@@ -1,7 +1,9 @@
 """A small sample district, as the dict ``load_site`` takes: for the demo and for tests.
 
 Two buildings, cameras of every privacy class, one agency under the agreement and
-one outside it, and an account for every role.
+one outside it, and an account for every role. Each building also has a floor plan
+(rooms below); ``sample_site_data(floor_plans=True)`` names the image files, which
+``sightline demo`` draws next to its site file (gateway/demo.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,44 @@ _CAMERAS = [
     ("ms-front", "MS front entrance", "washington-ms", "entrances", "normal", (0.50, 0.95)),
     ("ms-hall", "MS main hallway", "washington-ms", "hallways", "normal", (0.50, 0.50)),
 ]
+
+
+# The sample floor plans: rooms on a FLOOR_PLAN_SIZE canvas as (label, zone or None, x, y,
+# width, height); each camera's position above falls inside a room of its zone. A label's
+# "\n" breaks the line.
+FLOOR_PLAN_SIZE = (1000, 700)
+_FLOOR_PLANS: dict[str, list[tuple[str, str | None, int, int, int, int]]] = {
+    "lincoln-hs": [
+        ("Exterior\nparking", "exterior", 10, 430, 120, 260),
+        ("Classrooms", None, 150, 40, 410, 300),
+        ("Library", None, 560, 40, 140, 160),
+        ("Restrooms", "restrooms", 560, 200, 140, 140),
+        ("Gym", "gym", 700, 40, 270, 300),
+        ("Nurse", "nurse", 150, 340, 150, 140),
+        ("Hallway", "hallways", 300, 340, 670, 60),
+        ("Counseling", None, 300, 400, 140, 80),
+        ("Office", "office", 150, 480, 290, 140),
+        ("Hallway", "hallways", 440, 400, 120, 220),
+        ("Time-out room", "time-out", 560, 400, 220, 90),
+        ("Classrooms", None, 560, 490, 220, 130),
+        ("Cafeteria", None, 780, 400, 190, 220),
+        ("Main\nentrance", "entrances", 440, 620, 120, 70),
+    ],
+    "washington-ms": [
+        ("Gym", "gym", 120, 60, 320, 250),
+        ("Classrooms", None, 440, 60, 440, 250),
+        ("Hallway", "hallways", 120, 310, 760, 80),
+        ("Office", "office", 120, 390, 180, 230),
+        ("Nurse", "nurse", 300, 390, 140, 110),
+        ("Time-out\nroom", "time-out", 300, 500, 140, 120),
+        ("Hallway", "hallways", 440, 390, 120, 230),
+        ("Restrooms", "restrooms", 560, 390, 140, 110),
+        ("Classrooms", None, 560, 500, 140, 120),
+        ("Cafeteria", None, 700, 390, 180, 230),
+        ("Main\nentrance", "entrances", 440, 620, 120, 70),
+        ("Exterior\nbus loop", "exterior", 890, 430, 100, 260),
+    ],
+}
 
 
 def _camera(cid: str, name: str, building: str, zone: str, privacy: str, pos: tuple[float, float]) -> dict[str, Any]:
@@ -69,6 +109,22 @@ _SAMPLE: dict[str, Any] = {
 }
 
 
-def sample_site_data() -> dict[str, Any]:
-    """A fresh copy each call, so callers may edit it."""
-    return copy.deepcopy(_SAMPLE)
+def floor_plan_file(building_id: str) -> str:
+    """Where the demo keeps a sample building's plan, relative to its site file."""
+    return f"plans/{building_id}.svg"
+
+
+def sample_site_data(*, floor_plans: bool = False) -> dict[str, Any]:
+    """A fresh copy each call, so callers may edit it. With ``floor_plans`` every building
+    names its plan image (``floor_plan_file``); whoever writes the site file must then
+    write those images too (gateway.demo.write_demo_plans)."""
+    data = copy.deepcopy(_SAMPLE)
+    if floor_plans:
+        for building in data["buildings"]:
+            building["floor_plan"] = floor_plan_file(building["id"])
+    return data
+
+
+def sample_floor_plans() -> dict[str, list[tuple[str, str | None, int, int, int, int]]]:
+    """The sample buildings' rooms, by building id (see FLOOR_PLAN_SIZE)."""
+    return copy.deepcopy(_FLOOR_PLANS)

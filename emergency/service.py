@@ -300,6 +300,10 @@ class EmergencyService:
         return [c for c in self._site.cameras.values()
                 if authority.may_see_metadata(actor, c) or self._decide(actor, c).allowed]
 
+    def may_see_floor_plan(self, actor: Actor, building: str) -> bool:
+        """The rule for a building's floor plan (authority.may_see_floor_plan) as of now."""
+        return authority.may_see_floor_plan(actor, building, self.visible_cameras(actor))
+
     # internals
 
     def _decide(self, actor: Actor, camera: Camera) -> Decision:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import PurePosixPath
 
 from emergency.errors import SiteError
 from emergency.model import Delegation
@@ -15,8 +16,8 @@ from emergency.policy import Policy, parse_policy
 from emergency.site_fields import Fields
 
 __all__ = [
-    "Account", "Agency", "Building", "Camera", "PrivacyClass", "RECORD_SCOPES", "Role", "Site", "SiteError",
-    "load_site",
+    "Account", "Agency", "Building", "Camera", "FLOOR_PLAN_EXTENSIONS", "PrivacyClass", "RECORD_SCOPES", "Role",
+    "Site", "SiteError", "load_site",
 ]
 
 
@@ -38,6 +39,9 @@ class Role(StrEnum):
 # What a records client may be allowed to post, one scope per record type.
 RECORD_SCOPES = ("records:threats", "records:restraints", "records:reports")
 
+# The image types a building's floor plan may be (``floor_plan`` on a [[buildings]] entry).
+FLOOR_PLAN_EXTENSIONS = (".png", ".jpg", ".jpeg", ".svg", ".webp")
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -57,6 +61,10 @@ class Building:
     id: str
     name: str
     zones: tuple[str, ...]
+    # The floor plan image, as a path relative to the site file's folder ("plans/x.svg"), or
+    # None. Only the name: the gateway checks the file and serves its bytes; camera
+    # positions are fractions of this image.
+    floor_plan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,8 @@ def _unique(tables: list[Fields], parse) -> dict:
 
 
 def _building(f: Fields) -> Building:
-    b = Building(f.ident("id"), f.text("name"), f.texts("zones"))
+    building_id = f.ident("id")
+    b = Building(building_id, f.text("name"), f.texts("zones"), _floor_plan(f, building_id))
     if not b.zones:
         raise f.error("zones", "at least one zone is required")
     if len(set(b.zones)) != len(b.zones):
@@ -136,6 +145,25 @@ def _building(f: Fields) -> Building:
         raise f.error("zones", "'*' is reserved for 'all zones' in the policy")
     f.finish()
     return b
+
+
+def _floor_plan(f: Fields, building_id: str) -> str | None:
+    """The plan's file name as written: relative, no '..', one of the image types. Whether
+    the file exists (and stays inside the site folder) is the gateway's check at load."""
+    value = f.text("floor_plan", None)
+    if value is None:
+        return None
+    fix = f"give a path relative to the site file's folder, e.g. \"plans/{building_id}.svg\""
+    if "\\" in value:
+        raise f.error("floor_plan", f"building {building_id!r}: {value!r} has a backslash; use '/' between folders")
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or (len(value) > 1 and value[1] == ":"):
+        raise f.error("floor_plan", f"building {building_id!r}: {value!r} must stay inside the site file's folder "
+                                    f"(no absolute path, no '..'); {fix}")
+    if path.suffix.lower() not in FLOOR_PLAN_EXTENSIONS:
+        raise f.error("floor_plan", f"building {building_id!r}: {value!r} is not a floor plan image; use a "
+                                    f"{', '.join(FLOOR_PLAN_EXTENSIONS)} file")
+    return value
 
 
 def _agency(f: Fields) -> Agency:

@@ -17,6 +17,7 @@ from emergency.model import Action, IncidentType
 from emergency.outbox import ALL_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 
+from .floor_plans import FloorPlan, FloorPlanError, locate
 from .logins import AccountLogin, LoginConfigError, pop_account_logins
 
 _GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
@@ -100,6 +101,8 @@ class GatewayConfig:
     audit_mirror: str | None = None
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
+    # Floor plan images by building id (``floor_plan`` on [[buildings]]), checked at load.
+    floor_plans: dict[str, FloorPlan] = field(default_factory=dict)
 
     @property
     def database(self) -> Path:
@@ -139,6 +142,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         if site.accounts[ident].role != "records_client":
             raise ConfigError(f"{path}: account {ident!r} has a client_secret but is not a records_client")
     panic_buttons = _panic_buttons(panic_entries, site, path)
+    floor_plans = _floor_plans(site, path)
     data_dir = (path.parent / gateway.get("data_dir", ".")).resolve()
     audit_mirror, every, seconds = _audit_settings(gateway, path)
     return GatewayConfig(
@@ -157,7 +161,21 @@ def load_config(path: str | Path) -> GatewayConfig:
         audit_checkpoint_every=every,
         audit_checkpoint_seconds=seconds,
         client_secrets=client_secrets,
+        floor_plans=floor_plans,
     )
+
+
+def _floor_plans(site: Site, path: Path) -> dict[str, FloorPlan]:
+    """Each building's ``floor_plan`` file: inside the site file's folder, an image, <= 5 MB."""
+    plans: dict[str, FloorPlan] = {}
+    for i, building in enumerate(site.buildings.values()):
+        if building.floor_plan is None:
+            continue
+        try:
+            plans[building.id] = locate(path.parent, building.floor_plan, building.id)
+        except FloorPlanError as exc:
+            raise ConfigError(f"{path}: buildings[{i}].floor_plan: building {building.id!r}: {exc}") from None
+    return plans
 
 
 def _pop_client_secrets(raw: dict, path: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import load_config
-from gateway.demo import sample_site_toml
+from gateway.demo import sample_site_toml, write_demo_plans
 from gateway.runtime import Gateway
 
 pytest_plugins = ["tests.conftest_media", "tests.conftest_pg"]
@@ -26,10 +26,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def site_file(tmp_path: Path) -> Callable[..., Path]:
-    """Writes the demo district to a temp dir; ``replace`` edits the text (e.g. a camera URL)."""
+    """Writes the demo district (with its floor plans) to a temp dir; ``replace`` edits the
+    text (e.g. a camera URL)."""
 
     def write(replace: dict[str, str] | None = None) -> Path:
-        text = sample_site_toml()
+        write_demo_plans(tmp_path)
+        text = sample_site_toml(floor_plans=True)
         for old, new in (replace or {}).items():
             assert old in text, old
             text = text.replace(old, new)

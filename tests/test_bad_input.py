@@ -75,10 +75,18 @@ async def test_api_bad_input(active) -> None:
         assert_error(await admin.post("/api/v1/emergencies", json=[1, 2]), 422)
         # the building already has an open emergency
         assert_error(await admin.post("/api/v1/emergencies", json=VALID), 409, "conflict")
+        # floor plans: no such building, no way out of the site folder, a caller first
+        assert_error(await admin.get("/api/v1/buildings/nowhere/floor-plan"), 404, "not_found")
+        assert_error(await admin.get("/api/v1/buildings/..%2F..%2Fetc%2Fpasswd/floor-plan"), 404, "not_found")
+        assert_error(await admin.get("/api/v1/buildings/lincoln-hs/floor-plan/../../x"), 404)
+        assert_error(await anon.get("/api/v1/buildings/lincoln-hs/floor-plan"), 401, "unauthorized")
     async with gw.client("officer") as officer:
         assert_error(await officer.post("/api/v1/emergencies", json={**VALID, "building": "washington-ms"}), 403)
     async with gw.client("principal") as principal:
         assert_error(await principal.post("/api/v1/emergencies", json={**VALID, "building": "washington-ms"}), 403)
+        assert_error(await principal.get("/api/v1/buildings/washington-ms/floor-plan"), 403, "forbidden")
+    async with gw.client("outsider") as outsider:
+        assert_error(await outsider.get("/api/v1/buildings/lincoln-hs/floor-plan"), 403, "forbidden")
     assert await snapshot(gw) == before
     denied = [e for e in gw.gateway.audit.entries(limit=10_000) if e.outcome == "denied"]
     assert any(e.event_type == "auth.failure" for e in denied)

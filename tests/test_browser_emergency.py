@@ -65,6 +65,38 @@ CAPTURE = """() => {
 }"""
 
 
+# The officer's floor plan of a building: the site file's image (loaded) and where each
+# camera marker sits on it, as fractions of the image, and whether it is on top there.
+PLAN_IMAGE_LOADED = ("(() => { const i = document.querySelector('.plan[data-building=lincoln-hs] img.plan-image');"
+                     " return Boolean(i && i.complete && i.naturalWidth > 0); })()")
+PLAN = """() => {
+  const img = document.querySelector(".plan[data-building=lincoln-hs] img.plan-image");
+  img.scrollIntoView({ block: "center" });
+  const box = img.getBoundingClientRect();
+  const markers = [...img.parentElement.querySelectorAll(".plan-marker")].map((m) => {
+    const r = m.getBoundingClientRect();
+    const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+    const hit = document.elementFromPoint(cx, cy);
+    return { camera: m.dataset.camera, x: (cx - box.left) / box.width, y: (cy - box.top) / box.height,
+             size: Math.min(r.width, r.height), onTop: hit === m || m.contains(hit) };
+  });
+  const result = { alt: img.alt, naturalWidth: img.naturalWidth, src: img.src, width: box.width, markers,
+                   drawn: document.querySelectorAll(".plan[data-building=lincoln-hs] .plan-drawing").length };
+  window.scrollTo(0, 0);
+  return result;
+}"""
+
+
+def check_plan(plan: dict, wg: WebGateway, label: str) -> None:
+    assert plan["alt"] == "Floor plan of Lincoln High School", plan
+    assert plan["naturalWidth"] > 0 and plan["drawn"] == 0, f"{label}: {plan}"
+    assert len(plan["markers"]) >= 5, f"{label}: {plan}"
+    for m in plan["markers"]:
+        x, y = wg.gateway.config.site.cameras[m["camera"]].position
+        assert abs(m["x"] - x) < 0.01 and abs(m["y"] - y) < 0.01, f"{label}: {m} is not at {(x, y)}"
+        assert m["size"] >= 44 and m["onTop"], f"{label}: {m}"
+
+
 def shorter_window(text: str) -> str:
     return text.replace("confirm_window_seconds = 10", "confirm_window_seconds = 6")
 
@@ -161,6 +193,9 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 # The officer page: the emergency, the countdown, the plan, LIVE badges, the notice.
                 await officer.wait_for_selector(".emergency-card .countdown")
                 await officer.wait_for_selector(".plan-marker[data-camera=hs-front]")
+                # The floor plan is the site file's image, with the camera markers on it.
+                await wait_js(officer, PLAN_IMAGE_LOADED, 8)
+                check_plan(await officer.evaluate(PLAN), wg, "viewer laptop")
                 assert "LOCKDOWN" in await officer.inner_text(".emergency-card h1")
                 assert "99.33" in await officer.inner_text("#redisclosure-text")
                 await wait_js(officer, "document.querySelectorAll('.grid .tile[data-live=live]').length >= 5", 8)
@@ -175,6 +210,13 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 assert "Officer Dana Reyes" in await admin.inner_text("#watching tbody")
                 await check_layout(admin, "admin active laptop")
                 await admin.screenshot(path=str(SHOTS / "admin-active-laptop.png"), full_page=True)
+
+                # A plan marker is a button: the keyboard reaches it, Enter enlarges its camera.
+                await officer.focus(".plan-marker[data-camera=hs-gym]")
+                await officer.keyboard.press("Enter")
+                await officer.wait_for_selector("#focus:not([hidden]) .tile[data-camera=hs-gym]")
+                assert await officer.inner_text("#focus-title") == "HS gym"
+                await officer.click("#focus-close")
 
                 # Focus a camera (main stream) with the keyboard: Enter on its tile.
                 await officer.focus(".grid .tile[data-camera=hs-front] .tile-open")
@@ -220,6 +262,8 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 phone.on("pageerror", lambda exc: errors.append(str(exc)))
                 await sign_in(phone, wg, "officer", "/view")
                 await wait_js(phone, "document.querySelectorAll('.grid .tile[data-live=live]').length >= 5", 10)
+                await wait_js(phone, PLAN_IMAGE_LOADED, 8)
+                check_plan(await phone.evaluate(PLAN), wg, "viewer phone")
                 await check_layout(phone, "viewer phone")
                 await phone.screenshot(path=str(SHOTS / "viewer-grid-phone.png"), full_page=True)
                 await phone.click(".grid .tile[data-camera=hs-gym] .tile-open")

@@ -86,10 +86,13 @@ def test_demo_site_file_round_trips_the_sample(tmp_path: Path) -> None:
         assert "password" not in account
         if account.pop("password_hash", None):
             assert account.pop("totp_secret").startswith("enc:v1:")
-    assert data == sample_site_data()
+    assert data == sample_site_data(floor_plans=True)
+    plans = [tmp_path / b["floor_plan"] for b in data["buildings"]]
+    assert all(p.read_text().startswith("<?xml") for p in plans)
+    plans[0].write_text(plans[0].read_text().replace("Gym", "Gymnasium"))
     path.write_text(path.read_text().replace("Lincoln School District 42", "Edited"))
     ensure_demo_site(tmp_path)
-    assert "Edited" in path.read_text()
+    assert "Edited" in path.read_text() and "Gymnasium" in plans[0].read_text()
 
 
 async def test_site_file_changes_are_audited(site_file) -> None:

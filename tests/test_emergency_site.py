@@ -65,11 +65,25 @@ def _break(edit):
         (lambda d: d["policy"].update(shared_zones={"SECURE": ["entrance"]}),
          "policy.shared_zones.SECURE[0]: 'entrance' is not a zone of any building"),
         (lambda d: d.update(buildings=[]), "buildings: at least one building"),
+        (lambda d: d["buildings"][0].update(floor_plan="../plan.svg"),
+         "buildings[0].floor_plan: building 'lincoln-hs': '../plan.svg' must stay inside the site file's folder"),
+        (lambda d: d["buildings"][1].update(floor_plan="/srv/plan.png"),
+         "buildings[1].floor_plan: building 'washington-ms': '/srv/plan.png' must stay inside"),
+        (lambda d: d["buildings"][0].update(floor_plan="plans\\hs.svg"), "has a backslash; use '/'"),
+        (lambda d: d["buildings"][0].update(floor_plan="plans/hs.pdf"), "'plans/hs.pdf' is not a floor plan image"),
+        (lambda d: d["buildings"][0].update(floor_plan=""), "buildings[0].floor_plan: expected a non-empty string"),
         (lambda d: d.update(cameras={"id": "x"}), "cameras: expected an array of tables"),
     ],
 )
 def test_mistakes_name_their_path(edit, message):
     assert message in _break(edit)
+
+
+def test_floor_plan_is_only_a_name_in_the_domain():
+    data = sample_site_data(floor_plans=True)
+    site = load_site(data)  # no file is looked at here: the gateway checks it (gateway/floor_plans.py)
+    assert site.buildings["lincoln-hs"].floor_plan == "plans/lincoln-hs.svg"
+    assert load_site(sample_site_data()).buildings["lincoln-hs"].floor_plan is None
 
 
 def test_site_error_is_a_value_error():

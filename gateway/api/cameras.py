@@ -22,7 +22,9 @@ _SEES_HEALTH = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN}
 
 @router.get("/cameras")
 def list_cameras(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
-    return [camera_view(c, gw.media.streams(c.id)) for c in gw.emergencies.visible_cameras(who)]
+    buildings = gw.config.site.buildings
+    return [camera_view(c, gw.media.streams(c.id), buildings.get(c.building))
+            for c in gw.emergencies.visible_cameras(who)]
 
 
 @router.get("/cameras/{camera_id}")
@@ -30,7 +32,7 @@ def get_camera(camera_id: str, gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     camera = next((c for c in gw.emergencies.visible_cameras(who) if c.id == camera_id), None)
     if camera is None:
         raise ApiError(404, "not_found", f"no camera '{camera_id}' that you may see now")
-    view = camera_view(camera, gw.media.streams(camera.id))
+    view = camera_view(camera, gw.media.streams(camera.id), gw.config.site.buildings.get(camera.building))
     if who.role in _SEES_HEALTH:
         view["health"] = {stream: gw.media.stats(camera.id, stream) for stream in gw.media.streams(camera.id)}
     return view

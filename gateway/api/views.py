@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from emergency.model import Actor, Emergency, Grant
-from emergency.site import Camera, Role
+from emergency.site import Building, Camera, Role
 
 _SEES_THREAT_BASIS = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN, Role.AUDITOR}
 
@@ -15,7 +16,15 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def camera_view(camera: Camera, streams: list[str]) -> dict[str, Any]:
+def floor_plan_url(building: Building | None) -> str | None:
+    """Where a building's floor plan image is served (gateway/api/buildings.py), or None."""
+    if building is None or building.floor_plan is None:
+        return None
+    return f"/api/v1/buildings/{quote(building.id, safe='')}/floor-plan"
+
+
+def camera_view(camera: Camera, streams: list[str], building: Building | None = None) -> dict[str, Any]:
+    """``building`` (the camera's) adds the URL of its floor plan, on which ``position`` lies."""
     return {
         "id": camera.id,
         "name": camera.name,
@@ -25,6 +34,7 @@ def camera_view(camera: Camera, streams: list[str]) -> dict[str, Any]:
         "privacy": str(camera.privacy),
         "position": list(camera.position) if camera.position else None,
         "streams": streams,
+        "floor_plan": floor_plan_url(building),
     }
 
 

@@ -258,6 +258,37 @@ function svg(tag, attrs) {
   return node;
 }
 
+// Plan images by URL: a promise of an object URL, or of null when it could not be loaded
+// (then forgotten, so the next render tries again). Fetched as a passive request: showing
+// the plan is not activity that keeps the session from locking.
+const planImages = new Map();
+
+function planImage(url) {
+  if (!planImages.has(url)) {
+    const loading = fetch(url, { headers: { "X-Requested-With": "sightline", "X-Sightline-Activity": "passive" },
+      credentials: "same-origin" })
+      .then(async (res) => (res.ok ? URL.createObjectURL(await res.blob()) : null))
+      .catch(() => null)
+      .then((src) => { if (!src && planImages.get(url) === loading) planImages.delete(url); return src; });
+    planImages.set(url, loading);
+  }
+  return planImages.get(url);
+}
+
+function forgetPlanImages() {
+  for (const loading of planImages.values()) loading.then((src) => { if (src) URL.revokeObjectURL(src); });
+  planImages.clear();
+}
+
+/** The generated stand-in when the site file gives the building no plan image: outline and grid. */
+function generatedDrawing() {
+  const drawing = svg("svg", { viewBox: "0 0 100 70", class: "plan-drawing", "aria-hidden": "true", preserveAspectRatio: "none" });
+  drawing.append(svg("rect", { x: "1", y: "1", width: "98", height: "68", class: "plan-outline" }));
+  for (const x of [25, 50, 75]) drawing.append(svg("line", { x1: x, y1: 1, x2: x, y2: 69, class: "plan-grid" }));
+  for (const y of [23, 46]) drawing.append(svg("line", { x1: 1, y1: y, x2: 99, y2: y, class: "plan-grid" }));
+  return drawing;
+}
+
 function renderPlan(cameras) {
   clear(planBox);
   const byBuilding = new Map();
@@ -268,23 +299,36 @@ function renderPlan(cameras) {
   }
   planSection.hidden = byBuilding.size === 0;
   for (const [building, list] of byBuilding) {
-    // A generated plan: the building outline and a grid; camera buttons sit at their
-    // positions (fractions 0..1 of the plan, from the site file).
-    const drawing = svg("svg", { viewBox: "0 0 100 70", class: "plan-drawing", "aria-hidden": "true", preserveAspectRatio: "none" });
-    drawing.append(svg("rect", { x: "1", y: "1", width: "98", height: "68", class: "plan-outline" }));
-    for (const x of [25, 50, 75]) drawing.append(svg("line", { x1: x, y1: 1, x2: x, y2: 69, class: "plan-grid" }));
-    for (const y of [23, 46]) drawing.append(svg("line", { x1: 1, y1: y, x2: 99, y2: y, class: "plan-grid" }));
-    const plan = el("div", { class: "plan" }, drawing);
+    // The building's plan image from the site file (or a generated outline); camera
+    // buttons sit on it at their positions (fractions 0..1 of the plan, from the site file).
+    const name = buildingName[building] || building;
+    const imageUrl = list.find((c) => c.floor_plan)?.floor_plan || null;
+    const plan = el("div", { class: "plan", "data-building": building });
+    if (imageUrl) {
+      const img = el("img", { class: "plan-image", alt: `Floor plan of ${name}`, draggable: "false" });
+      plan.classList.add("has-image", "loading");
+      img.addEventListener("load", () => plan.classList.remove("loading"));
+      plan.append(img);
+      planImage(imageUrl).then((src) => {
+        if (src) { img.src = src; return; }
+        img.remove();
+        plan.classList.remove("has-image", "loading");
+        plan.prepend(generatedDrawing());
+      });
+    } else {
+      plan.append(generatedDrawing());
+    }
     list.forEach((c, i) => {
       const marker = el("button", { type: "button", class: "plan-marker", "data-camera": c.id, "aria-label": `${c.name}: enlarge`, title: c.name }, String(i + 1));
-      marker.style.left = `${Math.min(1, Math.max(0, c.position[0])) * 100}%`;
+      // Sideways, a marker stays whole inside the plan (no horizontal scrolling on a phone).
+      const x = Math.min(1, Math.max(0, c.position[0])) * 100;
+      marker.style.left = `clamp(calc(var(--target) / 2), ${x}%, calc(100% - var(--target) / 2))`;
       marker.style.top = `${Math.min(1, Math.max(0, c.position[1])) * 100}%`;
       marker.addEventListener("click", () => openFocus(c.id));
       plan.append(marker);
     });
     const legend = el("ol", { class: "plan-legend" }, list.map((c) => el("li", {}, c.name)));
-    planBox.append(el("figure", { class: "plan-figure" }, plan,
-      el("figcaption", {}, buildingName[building] || building), legend));
+    planBox.append(el("figure", { class: "plan-figure" }, plan, el("figcaption", {}, name), legend));
   }
 }
 
@@ -346,6 +390,7 @@ function endAccess(message) {
   state.cameras.clear();
   clear(emergenciesBox);
   renderPlan([]);
+  forgetPlanImages();
   linkStatus.hidden = true;
   endedBanner.hidden = false;
   endedBanner.textContent = message;
