@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import errors, oauth, signin, web
-from .api import audit, buildings, cameras, emergencies, health, records, sessions, triggers, whep
+from .api import audit, buildings, cameras, emergencies, health, ice, records, sessions, triggers, whep
 from .runtime import Gateway
 
 
@@ -29,7 +29,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     errors.install(app)
-    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, sessions, records, oauth):
+    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth):
         app.include_router(module.router)
     app.state.signin = signin.SignIn()
     app.include_router(signin.router)

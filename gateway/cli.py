@@ -105,6 +105,22 @@ def cmd_client_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seal(args: argparse.Namespace) -> int:
+    """Seals a secret typed on stdin with this node's credential key, for the site file."""
+    from .credentials import CredentialBox
+
+    config = load_config(args.config)
+    if sys.stdin.isatty():
+        value = getpass.getpass("secret to seal: ")
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        print("sightline seal: nothing to seal (the secret was empty)", file=sys.stderr)
+        return 2
+    print(CredentialBox.for_dir(config.secrets_dir).seal(value))
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Checks the chain, every checkpoint's signature and hash, and the mirror; prints
     what it checked; exit 1 naming the first bad seq."""
@@ -191,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     secret = sub.add_parser("client-secret",
                             help="make a records client's OAuth2 secret: prints it once, and the line to store")
     secret.set_defaults(func=cmd_client_secret)
+
+    seal = sub.add_parser("seal", help="seal a secret from stdin with this node's key, for the site file "
+                                       "(e.g. a TURN auth_secret)")
+    seal.add_argument("--config", required=True)
+    seal.set_defaults(func=cmd_seal)
 
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

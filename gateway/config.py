@@ -18,10 +18,14 @@ from emergency.outbox import ALL_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 
 from .floor_plans import FloorPlan, FloorPlanError, locate
+from .ice import DEFAULT_TTL as ICE_DEFAULT_TTL
+from .ice import MAX_TTL as ICE_MAX_TTL
+from .ice import IceConfigError, IceServer, parse_ice_servers
 from .logins import AccountLogin, LoginConfigError, pop_account_logins
 
 _GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
-                 "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds"}
+                 "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds",
+                 "ice_servers", "ice_credential_ttl_seconds"}
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 
 # Keys of a [[cameras]] entry that say how to reach the camera rather than what it is;
@@ -103,6 +107,10 @@ class GatewayConfig:
     audit_checkpoint_seconds: float = 60.0
     # Floor plan images by building id (``floor_plan`` on [[buildings]]), checked at load.
     floor_plans: dict[str, FloorPlan] = field(default_factory=dict)
+    # STUN/TURN servers for viewers ([[gateway.ice_servers]]) and how long the TURN
+    # credentials handed to a viewer stay valid.
+    ice_servers: tuple[IceServer, ...] = ()
+    ice_credential_ttl: int = ICE_DEFAULT_TTL
 
     @property
     def database(self) -> Path:
@@ -145,6 +153,7 @@ def load_config(path: str | Path) -> GatewayConfig:
     floor_plans = _floor_plans(site, path)
     data_dir = (path.parent / gateway.get("data_dir", ".")).resolve()
     audit_mirror, every, seconds = _audit_settings(gateway, path)
+    ice_servers, ice_ttl = _ice_settings(gateway, path)
     return GatewayConfig(
         path=path,
         data_dir=data_dir,
@@ -162,7 +171,21 @@ def load_config(path: str | Path) -> GatewayConfig:
         audit_checkpoint_seconds=seconds,
         client_secrets=client_secrets,
         floor_plans=floor_plans,
+        ice_servers=ice_servers,
+        ice_credential_ttl=ice_ttl,
     )
+
+
+def _ice_settings(gateway: dict, path: Path) -> tuple[tuple[IceServer, ...], int]:
+    try:
+        servers = parse_ice_servers(gateway.get("ice_servers"), f"{path}: [gateway]")
+    except IceConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    ttl = gateway.get("ice_credential_ttl_seconds", ICE_DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= ICE_MAX_TTL:
+        raise ConfigError(f"{path}: [gateway] ice_credential_ttl_seconds must be whole seconds "
+                          f"from 60 to {ICE_MAX_TTL}")
+    return servers, ttl
 
 
 def _floor_plans(site: Site, path: Path) -> dict[str, FloorPlan]:

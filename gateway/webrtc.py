@@ -6,7 +6,7 @@ answer is restricted to H.264 so the browser receives the camera's own bitstream
 
 from __future__ import annotations
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from .h264_profiles import announce_profile, codec_preferences
@@ -33,12 +33,14 @@ def check_offer_text(body: bytes) -> str:
 
 
 async def answer_offer(
-    sdp: str, track: MediaStreamTrack, profile_level_id: str | None = None
+    sdp: str, track: MediaStreamTrack, profile_level_id: str | None = None,
+    ice_servers: list[RTCIceServer] | None = None,
 ) -> tuple[RTCPeerConnection, str]:
     """Returns the peer and its complete (non-trickle) answer. Closes the peer on failure.
 
-    ``profile_level_id`` is the stream's own (from its SPS), announced when the offer allows."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    ``profile_level_id`` is the stream's own (from its SPS), announced when the offer allows;
+    ``ice_servers`` are STUN servers to gather with (none: host candidates only)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
     try:
         # aiortc applies codec preferences while matching the offer, so the sending
         # transceiver must exist, restricted to H.264, before the offer is set.

@@ -11,12 +11,13 @@ from aiortc.mediastreams import MediaStreamError
 
 
 class WhepViewer:
-    def __init__(self, base_url: str, camera_id: str, token: str, stream: str = "main") -> None:
+    def __init__(self, base_url: str, camera_id: str, token: str, stream: str = "main",
+                 config: RTCConfiguration | None = None) -> None:
         self.base_url = base_url
         self.camera_id = camera_id
         self.token = token
         self.stream = stream
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
         self.frame_times: list[float] = []
         self.frames: list = []
         self.location: str | None = None

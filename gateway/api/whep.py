@@ -11,6 +11,7 @@ from camera_adapters import StreamUnavailable
 
 from ..errors import ApiError
 from ..sessions import ViewSession
+from ..ice import gateway_ice_servers
 from ..webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
 from .deps import ActorDep, GatewayDep, SourceDep
 
@@ -55,7 +56,7 @@ async def start_view(
         raise ApiError(404, "not_found", str(exc)) from None
     profile = await gw.media.profile_level_id(camera_id, stream)
     try:
-        pc, answer = await answer_offer(offer, track, profile)
+        pc, answer = await answer_offer(offer, track, profile, gateway_ice_servers(gw.config.ice_servers))
     except OfferError as exc:
         track.stop()
         gw.metrics.whep_requests.labels("bad_offer").inc()

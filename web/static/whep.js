@@ -70,6 +70,26 @@ export class RtpWallClock {
   }
 }
 
+// STUN/TURN servers from the gateway (TURN credentials are short-lived and made for this
+// user), shared by every view on the page and fetched again a minute before they expire.
+let iceCache = null; // {servers, renewAt}
+
+export async function currentIceServers() {
+  if (iceCache && Date.now() < iceCache.renewAt) return iceCache.servers;
+  try {
+    const res = await fetch("/api/v1/ice-servers", { headers: PASSIVE, credentials: "same-origin" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    const expires = Date.parse(body.expires) || Date.now() + 600_000;
+    iceCache = { servers: body.iceServers || [], renewAt: Math.max(Date.now() + 30_000, expires - 60_000) };
+  } catch (err) {
+    // Without the list the direct path may still work (it does on the district network).
+    console.warn("no STUN/TURN servers from the gateway:", err);
+    return iceCache ? iceCache.servers : [];
+  }
+  return iceCache.servers;
+}
+
 function iceGatheringDone(pc, timeoutMs) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -92,7 +112,7 @@ function iceGatheringDone(pc, timeoutMs) {
  *   onQuality(sample) every stats interval: {lossRate, kbps, fps, framesDecoded, poor}
  */
 export class WhepView {
-  constructor({ camera, stream = "sub", video, iceServers = [], onEnded, onQuality }) {
+  constructor({ camera, stream = "sub", video, iceServers = null, onEnded, onQuality }) {
     this.camera = camera;
     this.stream = stream;
     this.video = video;
@@ -110,7 +130,9 @@ export class WhepView {
   }
 
   async start({ passive = true } = {}) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const iceServers = this.iceServers || await currentIceServers();
+    if (this.stopped) return;
+    const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addEventListener("track", (ev) => {

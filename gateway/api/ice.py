@@ -1,0 +1,35 @@
+"""The STUN/TURN servers a viewer should use, with TURN credentials made for this caller
+(gateway/ice.py says why they are short-lived)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from emergency.site import Role
+
+from ..credentials import CredentialBox, CredentialError
+from ..errors import ApiError
+from ..ice import viewer_ice_servers
+from .deps import ActorDep, GatewayDep
+
+router = APIRouter(prefix="/api/v1", tags=["webrtc"])
+
+
+@router.get("/ice-servers")
+def ice_servers(gw: GatewayDep, who: ActorDep) -> JSONResponse:
+    """``{"iceServers": [...], "expires": ISO time}``: pass ``iceServers`` to
+    ``RTCPeerConnection``; ask again before ``expires``. Empty when the site lists none."""
+    if who.role is Role.RECORDS_CLIENT:
+        raise ApiError(403, "forbidden", "records clients do not watch video")
+    expires = int(gw.clock.now().timestamp()) + gw.config.ice_credential_ttl
+    try:
+        servers = viewer_ice_servers(gw.config.ice_servers, CredentialBox.for_dir(gw.config.secrets_dir),
+                                     who.id, expires)
+    except CredentialError:
+        raise ApiError(503, "ice_misconfigured", "the TURN secret cannot be opened with this node's key; "
+                                                 "tell the administrator to seal it again on this node") from None
+    return JSONResponse({"iceServers": servers, "expires": datetime.fromtimestamp(expires, UTC).isoformat()},
+                        headers={"Cache-Control": "no-store"})
