@@ -18,7 +18,7 @@ from emergency.site import Role
 
 from . import totp
 from .cli_cameras import _operator
-from .config import ConfigError, GatewayConfig, load_config
+from .config import load_config, rewrite_site_file
 from .credentials import CredentialBox
 from .logins import hash_password
 
@@ -65,17 +65,6 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _write_and_reload(config: GatewayConfig, text: str) -> GatewayConfig:
-    """Writes the new site file and re-reads it; puts the old one back if that fails."""
-    original = config.path.read_text(encoding="utf-8")
-    config.path.write_text(text, encoding="utf-8")
-    try:
-        return load_config(config.path)
-    except ConfigError:
-        config.path.write_text(original, encoding="utf-8")
-        raise
-
-
 def cmd_enrol(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
@@ -90,7 +79,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         if not args.keep_totp or not config.logins.get(args.user) or not config.logins[args.user].has_totp:
             secret = totp.new_secret()
             values["totp_secret"] = CredentialBox.for_dir(config.secrets_dir).seal(secret)
-        updated = _write_and_reload(config, set_account_keys(config.path.read_text(encoding="utf-8"),
+        updated = rewrite_site_file(config, set_account_keys(config.path.read_text(encoding="utf-8"),
                                                              args.user, values))
     except EnrolError as exc:
         print(f"sightline accounts enrol: {exc}", file=sys.stderr)

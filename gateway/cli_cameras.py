@@ -15,7 +15,7 @@ import urllib.request
 from camera_adapters.registry import split_credentials
 from camera_adapters.urls import redact
 
-from .config import ConfigError, GatewayConfig, load_config
+from .config import GatewayConfig, load_config, rewrite_site_file
 from .credentials import CredentialBox
 from .toml_writer import to_toml
 
@@ -42,15 +42,9 @@ def _host_port(text: str, default_port: int = 80) -> tuple[str, int]:
 
 
 def _append_camera(config: GatewayConfig, entry: dict) -> GatewayConfig:
-    """Appends one [[cameras]] block and re-reads the file; restores it if that fails."""
+    """Appends one [[cameras]] block; the file is restored if it then fails to load."""
     original = config.path.read_text(encoding="utf-8")
-    block = to_toml({"cameras": [entry]})
-    config.path.write_text(original.rstrip("\n") + "\n\n" + block, encoding="utf-8")
-    try:
-        return load_config(config.path)
-    except ConfigError:
-        config.path.write_text(original, encoding="utf-8")
-        raise
+    return rewrite_site_file(config, original.rstrip("\n") + "\n\n" + to_toml({"cameras": [entry]}))
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -176,6 +176,18 @@ def load_config(path: str | Path) -> GatewayConfig:
     )
 
 
+def rewrite_site_file(config: GatewayConfig, text: str) -> GatewayConfig:
+    """Replaces the site file's text and re-reads it; puts the old text back (and raises
+    ConfigError) if the new one does not load, so a CLI edit never leaves a broken site."""
+    original = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text, encoding="utf-8")
+    try:
+        return load_config(config.path)
+    except ConfigError:
+        config.path.write_text(original, encoding="utf-8")
+        raise
+
+
 def _ice_settings(gateway: dict, path: Path) -> tuple[tuple[IceServer, ...], int]:
     try:
         servers = parse_ice_servers(gateway.get("ice_servers"), f"{path}: [gateway]")

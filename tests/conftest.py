@@ -56,6 +56,21 @@ class RunningGateway:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
 
 
+async def serve_app(app) -> tuple[uvicorn.Server, asyncio.Task, str]:
+    """A real uvicorn server for ``app`` on a free loopback port, started in this loop."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(250):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    assert server.started, "gateway did not start"
+    return server, task, f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture
 async def run_gateway() -> AsyncIterator[Callable[[Path], "asyncio.Future[RunningGateway]"]]:
     """Starts a real uvicorn server for a site file on a free port, in the test's loop."""
@@ -63,20 +78,9 @@ async def run_gateway() -> AsyncIterator[Callable[[Path], "asyncio.Future[Runnin
 
     async def start(config_path: Path) -> RunningGateway:
         gateway = Gateway(load_config(config_path))
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        task = asyncio.create_task(server.serve())
+        server, task, base_url = await serve_app(create_app(gateway))
         servers.append((server, task))
-        for _ in range(200):
-            if server.started:
-                break
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        assert server.started, "gateway did not start"
-        return RunningGateway(gateway, f"http://127.0.0.1:{port}", config_path)
+        return RunningGateway(gateway, base_url, config_path)
 
     yield start
     for server, task in servers:

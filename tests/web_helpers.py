@@ -20,7 +20,7 @@ from gateway.demo import demo_logins, ensure_demo_site
 from gateway.runtime import Gateway
 from gateway.signin import CSRF_HEADER, CSRF_VALUE
 
-from .conftest import free_port
+from .conftest import serve_app
 
 CSRF = {CSRF_HEADER: CSRF_VALUE}
 LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
@@ -81,17 +81,8 @@ async def start_web_gateway(data_dir: Path, *, edit=None) -> tuple[WebGateway, u
         path.write_text(edit(path.read_text()))
     gateway = Gateway(load_config(path))
     app = create_app(gateway)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    assert server.started, "gateway did not start"
-    return WebGateway(gateway, app, f"http://127.0.0.1:{port}", data_dir, demo_logins(data_dir)), server, task
+    server, task, base_url = await serve_app(app)
+    return WebGateway(gateway, app, base_url, data_dir, demo_logins(data_dir)), server, task
 
 
 async def stop(server: uvicorn.Server, task: asyncio.Task) -> None:
