@@ -18,6 +18,7 @@ from emergency.audit_mirror import open_mirror
 from emergency.checkpoints import CheckpointSigner, TrustedKeys
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
+from emergency.model import Grant
 from emergency.outbox import Outbox
 from emergency.records import PrivacyHoldChanged, RecordsService
 from emergency.requests import AccessRequests
@@ -36,6 +37,9 @@ from .sessions import SessionRegistry
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.2
+# Why a live view session was closed, as the viewer's page shows it.
+CLOSED_OUT_OF_SCOPE = "camera left the emergency's scope"
+CLOSED_HELD = "privacy hold: a time-out or restraint is in progress where this camera looks"
 
 
 def open_store(config: GatewayConfig) -> SqlStore:
@@ -116,6 +120,7 @@ class Gateway:
                 if url:
                     self.media.register(connection.camera_id, stream, url)
         self._ticker: asyncio.Task[None] | None = None
+        self._live_scope: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
         self.outbox = self.emergencies.outbox
         self.requests = AccessRequests(config.site, self.store, self.audit, self.clock, self.emergencies)
         self.records = RecordsService(config.site, self.store, self.audit, self.clock, self.emergencies)
@@ -176,18 +181,52 @@ class Gateway:
             except Exception:
                 log.exception("emergency tick failed; retrying")
             try:
+                await self._enforce_store()
+            except Exception:
+                log.exception("session sweep failed; retrying")
+            try:
                 self.audit.tick()  # a checkpoint at least every audit_checkpoint_seconds; mirror catch-up
             except Exception:
                 log.exception("audit tick failed; retrying")
             await asyncio.sleep(TICK_SECONDS)
 
-    def _sync_preload(self) -> None:
+    async def _enforce_store(self) -> None:
+        """Every tick: close the live sessions the stored grants and holds no longer allow,
+        and follow grant changes with the preloads. Domain events do both at once on the
+        node that made the change; this sweep does it within a tick on every other node
+        sharing the database (and for anything an event missed)."""
+        grants = self.emergencies.live_grants()
+        scope = frozenset((g.id, tuple(sorted(g.camera_ids))) for g in grants)
+        if scope != self._live_scope:
+            self._live_scope = scope
+            self._sync_preload(grants)
+        if not len(self.sessions):
+            return
+        live = {g.id: g for g in grants}
+        held = self.emergencies.held_cameras(self.clock.now())
+        reasons: dict[str, str] = {}
+        for session in self.sessions.all():
+            grant = live.get(session.grant_id)
+            if grant is None:
+                stored = self.store.get_grant(session.grant_id)
+                # the same words as the GrantEnded event the deciding node acted on
+                reasons[session.id] = f"grant ended: {stored.end_reason if stored and stored.end_reason else 'expired'}"
+            elif session.camera_id not in grant.camera_ids:
+                reasons[session.id] = CLOSED_OUT_OF_SCOPE
+            elif session.camera_id in held:
+                reasons[session.id] = CLOSED_HELD
+        if reasons:
+            closed = sum(await asyncio.gather(*(self.sessions.close(i, why) for i, why in reasons.items())))
+            self.metrics.sessions_revoked.inc(closed)
+            self.metrics.view_sessions.set(len(self.sessions))
+
+    def _sync_preload(self, grants: list[Grant] | None = None) -> None:
         """Keep the grid stream (sub, else main) of every camera under a live grant
         ingesting, and only those: an officer's grid then starts at cached keyframes
         instead of cold connects. The main stream starts when someone focuses a camera."""
         wanted = {
             (camera_id, self.media.streams(camera_id)[-1])
-            for grant in self.emergencies.live_grants()
+            for grant in (self.emergencies.live_grants() if grants is None else grants)
             for camera_id in grant.camera_ids
             if self.media.streams(camera_id)
         }
@@ -201,13 +240,13 @@ class Gateway:
             self._sync_preload()
         if isinstance(event, PrivacyHoldChanged) and event.held:
             closed = await self.sessions.close_where(
-                "privacy hold: a time-out or restraint is in progress where this camera looks",
+                CLOSED_HELD,
                 lambda s: s.camera_id in event.held,
             )
             self.metrics.sessions_revoked.inc(closed)
         if isinstance(event, GrantRescoped) and event.removed:
             closed = await self.sessions.close_where(
-                "camera left the emergency's scope",
+                CLOSED_OUT_OF_SCOPE,
                 lambda s: s.grant_id == event.grant.id and s.camera_id in event.removed,
             )
             self.metrics.sessions_revoked.inc(closed)
