@@ -17,6 +17,10 @@ from fastapi.templating import Jinja2Templates
 
 import web as web_package
 from emergency.disclosure import REDISCLOSURE_NOTICE
+from emergency.model import Action, IncidentType
+from emergency.policy import ALL_ZONES
+from emergency.requests import MAX_REASON
+from emergency.scope import shared_cameras
 from emergency.site import Role
 
 from .auth import Identity
@@ -121,6 +125,87 @@ def _page_data(request: Request) -> dict[str, Any]:
     return {"buildings": _buildings(request, ident) if ident is not None else []}
 
 
+# The dispatcher's page. The API takes any call type (1-64 characters); these are the ones
+# the page offers, in plain words. The policy's auto-approved call types are added when
+# missing, so each one the district approves by itself can be chosen.
+CALL_TYPES: tuple[tuple[str, str], ...] = (
+    ("911_call_from_school", "911 call from inside the school"),
+    ("911_call_about_school", "911 call about the school, from outside it"),
+    ("officer_request", "An officer at the scene asks for video"),
+    ("alarm_or_panic", "Alarm or panic alert from the school"),
+    ("other", "Something else (say what in the reason)"),
+)
+
+ACTION_HINTS = {
+    Action.LOCKDOWN: "Locks, lights, out of sight. Threat inside or close.",
+    Action.SECURE: "Get inside, lock outside doors. Threat outside.",
+    Action.EVACUATE: "Everyone leaves to a named place.",
+    Action.HOLD: "Stay in rooms, clear the halls.",
+    Action.SHELTER: "Shelter from a hazard (weather, hazmat).",
+}
+ACTION_ORDER = (Action.LOCKDOWN, Action.SECURE, Action.EVACUATE, Action.HOLD, Action.SHELTER)
+
+INCIDENT_LABELS = {
+    IncidentType.OTHER: "Other / not known yet",
+    IncidentType.ARMED_INTRUDER: "Armed intruder",
+    IncidentType.BOMB_THREAT: "Bomb threat",
+    IncidentType.FIRE: "Fire",
+    IncidentType.SEVERE_WEATHER: "Severe weather",
+    IncidentType.HAZMAT: "Hazardous material",
+    IncidentType.MEDICAL: "Medical",
+}
+
+
+def _plain(code: str) -> str:
+    text = code.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _dispatch_data(request: Request) -> dict[str, Any]:
+    """What the dispatcher's form offers and what its request list needs to name people
+    and places: all plain data from the site file and its policy, nothing stored in web/."""
+    ident, _ = page_identity(request)
+    if ident is None or ident.actor.role is not Role.DISPATCHER:
+        return {}
+    site = request.app.state.gateway.config.site
+    policy = site.policy
+    auto = policy.auto_approve_calls
+    known = dict(CALL_TYPES)
+    call_types = [{"id": cid, "label": label, "auto": cid in auto} for cid, label in CALL_TYPES]
+    call_types += [{"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known]
+    buildings = _buildings(request, ident)
+
+    def shares(action: Action) -> str:
+        zones = policy.shared_zones.get(action, frozenset())
+        tags = policy.shared_tags.get(action, frozenset())
+        if ALL_ZONES in zones:
+            return "every camera the district's plan allows"
+        if not zones and not tags:
+            return "no cameras"
+        return "cameras covering " + ", ".join(sorted(z.replace("-", " ") for z in zones | tags))
+
+    actions = [{"id": str(a), "hint": ACTION_HINTS[a], "shares": shares(a)} for a in ACTION_ORDER]
+    counts = {b["id"]: {str(a): len(shared_cameras(site, b["id"], a)) for a in ACTION_ORDER} for b in buildings}
+    agencies = [a.name for a in site.agencies.values() if a.agreement]
+    own = site.agencies.get(ident.actor.agency or "")
+    return {
+        "buildings": buildings,
+        "call_types": call_types,
+        "actions": actions,
+        "default_action": str(Action.LOCKDOWN),
+        "incident_types": [{"id": str(i), "label": INCIDENT_LABELS.get(i, _plain(str(i)))}
+                           for i in sorted(IncidentType, key=lambda i: i is not IncidentType.OTHER)],
+        "shared_counts": counts,
+        "agencies": agencies,
+        "own_agency_outside": bool(own and not own.agreement),
+        "timebox_minutes": int(policy.timebox.total_seconds() // 60),
+        # who may decide a request, so the list can name them rather than show an account id
+        "deciders": {a.id: a.name for a in site.accounts.values()
+                     if a.role in (Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN)},
+        "reason_max": MAX_REASON,
+    }
+
+
 def _safe_next(value: str | None) -> str:
     """Only same-site paths: never an absolute or protocol-relative URL."""
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
@@ -163,7 +248,8 @@ def install(app: FastAPI) -> None:
 
     @app.get("/dispatch", include_in_schema=False)
     def dispatch_page(request: Request) -> Response:
-        return _page(request, "dispatch", "placeholder.html")
+        data = _dispatch_data(request)
+        return _page(request, "dispatch", "dispatch.html", {"page_data": data, "form": data})
 
     @app.get("/audit", include_in_schema=False)
     def audit_page(request: Request) -> Response:
