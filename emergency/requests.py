@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from emergency import authority
 from emergency.audit import AuditLog
 from emergency.clock import Clock
-from emergency.errors import DomainError, Forbidden, Invalid, InvalidTransition, NotFound
+from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
 from emergency.ids import new_id
 from emergency.model import Action, Actor, Emergency, IncidentType, Trigger
 from emergency.site import Role, Site
@@ -71,6 +71,11 @@ class AccessRequests:
             if building not in self._site.buildings:
                 raise Invalid(f"building: {building!r} is not a building of the site")
             call_type, reason = _text(call_type, "call_type", 64), _text(reason, "reason", MAX_REASON)
+            open_now = next((e for e in self._store.list_emergencies(open_only=True) if e.building == building), None)
+            if open_now is not None:
+                # approving it could only fail: one emergency per building at a time
+                raise Conflict(f"{self._site.buildings[building].name} already has an emergency open "
+                               f"({open_now.action}, {open_now.state}); call the school to change it")
             request = AccessRequest(new_id(), building, actor.id, actor.agency, call_type, reason,
                                     Action(action), IncidentType(incident_type), self._clock.now())
         except (DomainError, ValueError) as err:

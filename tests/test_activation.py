@@ -173,6 +173,11 @@ async def test_dispatcher_request_approved_denied_and_auto_approved(site_file, r
             "building": "washington-ms", "call_type": "911_call_from_school", "reason": "911 call from the office"})
         assert auto.json()["state"] == "approved" and auto.json()["decided_by"] == "policy"
         assert gw.gateway.emergencies.get(auto.json()["emergency"]).state == "active"
+        # The school has an emergency open: a further request is refused, not left pending forever.
+        moot = await dispatcher.post("/api/v1/access-requests", json={
+            "building": "washington-ms", "call_type": "officer_request", "reason": "second call"})
+        assert moot.status_code == 409 and "already has an emergency open" in moot.json()["detail"]
+        assert not (await admin.get("/api/v1/access-requests?pending_only=true")).json()
         assert (await officer.post("/api/v1/access-requests", json={
             "building": "lincoln-hs", "call_type": "x", "reason": "y"})).status_code == 403
 

@@ -176,12 +176,12 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 order = await page.eval_on_selector_all("#my-requests li[data-request]", "els => els.map(e => e.dataset.state)")
                 assert order == ["approved", "denied", "approved"], order
 
-                # An API refusal in plain words: the school has an emergency open already.
+                # An API refusal in plain words: the school has an emergency open already (not recorded).
                 await page.fill("#reason", "Second 911 call from the school office")
                 await page.click("#submit-request")
                 await page.wait_for_selector("#form-error:not([hidden])")
                 error = await page.inner_text("#form-error")
-                assert "already has an emergency open" in error and "cannot approve it" in error, error
+                assert "already has an emergency open" in error and "not recorded" in error, error
                 assert await page.input_value("#reason") == "Second 911 call from the school office"
 
                 await page.evaluate("window.scrollTo(0, 0)")
@@ -194,7 +194,7 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 phone.on("pageerror", lambda exc: errors.append(str(exc)))
                 await phone.goto(f"{wg.base_url}/dispatch")
                 await phone.wait_for_selector(f"{item(rid)}[data-emergency-state=active]")
-                await wait_js(phone, "document.querySelectorAll('#my-requests li[data-request]').length === 4")
+                await wait_js(phone, "document.querySelectorAll('#my-requests li[data-request]').length === 3")
                 await check_layout(phone, "dispatch phone")
                 await phone.screenshot(path=str(SHOTS / "dispatch-phone.png"), full_page=True)
                 await phone_ctx.close()

@@ -139,9 +139,9 @@ function explain(err, v) {
     return `Your account may not ask for camera access (${detail}). Call the school directly, and ask your supervisor to check your Sightline account.`;
   }
   if (err.status === 409) {
-    return `${school} already has an emergency open, so the district's plan could not start another. ` +
-      "Police access is already on or starting there, and the school is running it. Your request was still recorded " +
-      "(under “Your requests”), but the school cannot approve it while that emergency is open.";
+    return `${school} already has an emergency open, so there is nothing to approve: police access is already ` +
+      "on or starting there, and the school is running it. To change it (for example to a lockdown), call the school. " +
+      "This request was not recorded.";
   }
   if (err.status === 422) {
     if (detail.startsWith("reason")) return `The reason was not accepted (${detail}). Fix it and press the button again.`;
