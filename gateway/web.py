@@ -125,6 +125,18 @@ def _page_data(request: Request) -> dict[str, Any]:
     return {"buildings": _buildings(request, ident) if ident is not None else []}
 
 
+def _admin_data(request: Request) -> dict[str, Any]:
+    """The admin panel names people, agencies and call types in plain words, not ids."""
+    site = request.app.state.gateway.config.site
+    known = dict(CALL_TYPES)
+    return {
+        **_page_data(request),
+        "people": {a.id: a.name for a in site.accounts.values() if a.role is not Role.RECORDS_CLIENT},
+        "agencies": {a.id: a.name for a in site.agencies.values()},
+        "call_types": {**{c: _plain(c) for c in site.policy.auto_approve_calls}, **known},
+    }
+
+
 # The dispatcher's page. The API takes any call type (1-64 characters); these are the ones
 # the page offers, in plain words. The policy's auto-approved call types are added when
 # missing, so each one the district approves by itself can be chosen.
@@ -239,7 +251,7 @@ def install(app: FastAPI) -> None:
 
     @app.get("/admin", include_in_schema=False)
     def admin_page(request: Request) -> Response:
-        return _page(request, "admin", "admin.html", {"page_data": _page_data(request)})
+        return _page(request, "admin", "admin.html", {"page_data": _admin_data(request)})
 
     @app.get("/view", include_in_schema=False)
     def view_page(request: Request) -> Response:

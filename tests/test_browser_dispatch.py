@@ -7,56 +7,21 @@ laptop; screenshots go to docs/screenshots/dispatch-{laptop,phone}.png."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import time
-from pathlib import Path
 
-import pytest
+from .browser_helpers import ARGS, CHROMIUM, LAPTOP, PHONE, SHOTS, needs_chromium, playwright_api, sign_in, wait_js
+from .browser_helpers import check_layout as _check_layout
+from .web_helpers import WebGateway, start_web_gateway, stop
 
-from .web_helpers import require_playwright, WebGateway, start_web_gateway, stop
-
-playwright_api = require_playwright()
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-LAPTOP = {"width": 1366, "height": 768}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                                reason="Debian's chromium is not installed (scripts/debian-test.txt)")
-
-AUTO = 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school"]'
-REASON = "Caller in room 112 reports a man with a gun in the east hallway"
-
-
-async def sign_in(page, wg: WebGateway, user: str, path: str) -> None:
-    await page.goto(f"{wg.base_url}{path}")
-    assert "/signin" in page.url
-    await page.fill("#username", user)
-    await page.fill("#password", wg.logins[user]["password"])
-    await page.fill("#totp", wg.code(user))
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{wg.base_url}{path}", timeout=10_000)
+pytestmark = needs_chromium
 
 
 async def check_layout(page, label: str) -> None:
-    small = await page.eval_on_selector_all(
-        "main .button, main button, .topbar button, main label.choice",
-        "els => els.filter(e => e.offsetParent && e.getBoundingClientRect().height < 44).map(e => e.textContent)")
-    assert small == [], f"{label}: small targets {small}"
-    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"{label}: page is {overflow}px wider than the screen"
+    """The page's choice tiles are targets too."""
+    await _check_layout(page, label, "main .button, main button, .topbar button, main label.choice")
 
-
-async def wait_js(page, expression: str, timeout: float = 8.0) -> None:
-    """Polls a JS expression (wait_for_function would need 'unsafe-eval', which the CSP refuses)."""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(f"() => Boolean({expression})"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        await asyncio.sleep(0.1)
+AUTO = 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school"]'
+REASON = "Caller in room 112 reports a man with a gun in the east hallway"
 
 
 def item(request_id: str) -> str:
@@ -125,6 +90,16 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 assert "Waiting for the school" in waiting and "LOCKDOWN at Lincoln High School" in waiting
                 assert REASON in waiting and "Asked at" in waiting
                 await page.wait_for_selector("[data-building-status=lincoln-hs]:has-text('you have a request waiting')")
+
+                # The administrator's panel names the dispatcher and the kind of call in plain words.
+                admin_ctx = await browser.new_context(viewport=LAPTOP)
+                panel = await admin_ctx.new_page()
+                await sign_in(panel, wg, "admin", "/admin")
+                await panel.wait_for_selector(f"li.request[data-request='{rid}']")
+                asked = await panel.inner_text(f"li.request[data-request='{rid}']")
+                assert "requested by Lee Park (village 911 dispatch) (Village Police Department)" in asked, asked
+                assert "An officer at the scene asks for video: " + REASON in asked, asked
+                await admin_ctx.close()
 
                 # The administrator approves over HTTP; the page shows it within a few seconds.
                 approved = await admin.post(f"/api/v1/access-requests/{rid}/approve")

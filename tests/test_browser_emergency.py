@@ -15,30 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import shutil
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from camera_adapters.qrtime import read_qr_millis
 
-from .web_helpers import require_playwright, WebGateway, start_web_gateway, stop
+from .browser_helpers import ARGS, CHROMIUM, LAPTOP, PHONE, SHOTS, check_layout, needs_chromium, playwright_api, sign_in, wait_js
+from .web_helpers import WebGateway, start_web_gateway, stop
 
-playwright_api = require_playwright()
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-LAPTOP = {"width": 1366, "height": 768}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required"]
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                                reason="Debian's chromium is not installed (scripts/debian-test.txt)")
+pytestmark = needs_chromium
 
 FRAMES_DECODED = """async () => {
   const tiles = window.sightlineViewer ? window.sightlineViewer.tiles() : [];
@@ -99,38 +87,6 @@ def check_plan(plan: dict, wg: WebGateway, label: str) -> None:
 
 def shorter_window(text: str) -> str:
     return text.replace("confirm_window_seconds = 10", "confirm_window_seconds = 6")
-
-
-async def sign_in(page, wg: WebGateway, user: str, path: str) -> None:
-    await page.goto(f"{wg.base_url}{path}")
-    assert "/signin" in page.url
-    await page.fill("#username", user)
-    await page.fill("#password", wg.logins[user]["password"])
-    await page.fill("#totp", wg.code(user))
-    await page.click("button[type=submit]")
-    try:
-        await page.wait_for_url(f"{wg.base_url}{path}", timeout=10_000)
-    except playwright_api.TimeoutError:
-        message = await page.locator("body").inner_text()
-        raise AssertionError(f"{user} was not signed in; the page says: {message[:300]}") from None
-
-
-async def check_layout(page, label: str) -> None:
-    small = await page.eval_on_selector_all(
-        "main .button, main button, .topbar button",
-        "els => els.filter(e => e.offsetParent && e.getBoundingClientRect().height < 44).map(e => e.textContent)")
-    assert small == [], f"{label}: small targets {small}"
-    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"{label}: page is {overflow}px wider than the screen"
-
-
-async def wait_js(page, expression: str, timeout: float = 8.0) -> None:
-    """Polls a JS expression (wait_for_function would need 'unsafe-eval', which the CSP refuses)."""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(f"() => Boolean({expression})"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        await asyncio.sleep(0.1)
 
 
 def decode_png(data_url: str) -> np.ndarray:

@@ -4,23 +4,13 @@ and keep phone and laptop screenshots in docs/screenshots/."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-from pathlib import Path
 
-import pytest
+from .browser_helpers import CHROMIUM, SHOTS, needs_chromium, playwright_api
+from .web_helpers import lockdown_and_offer, start_web_gateway, stop
 
-from .web_helpers import lockdown_and_offer, require_playwright, LOCKDOWN, start_web_gateway, stop
-from .whep_client import WhepViewer
-
-playwright_api = require_playwright()
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 SIZES = {"phone": (390, 844), "laptop": (1366, 768)}
 
-# Under CI (CI=true) a missing chromium fails the test instead of skipping it.
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                                reason="Debian's chromium is not installed (scripts/debian-test.txt)")
+pytestmark = needs_chromium
 
 
 async def test_auditor_console_in_a_browser(tmp_path) -> None:

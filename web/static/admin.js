@@ -7,6 +7,9 @@ import { api, clear, el, fmtTime, row, words } from "/static/common.js";
 
 const pageData = JSON.parse(document.getElementById("page-data").textContent || "{}");
 const buildings = pageData.buildings || [];
+const person = (id) => (pageData.people || {})[id] || id;
+const agencyName = (id) => (pageData.agencies || {})[id] || id;
+const callType = (id) => (pageData.call_types || {})[id] || words(id);
 const buildingName = Object.fromEntries(buildings.map((b) => [b.id, b.name]));
 
 const ACTIONS = [
@@ -197,7 +200,7 @@ class BuildingCard {
       const deny = el("button", { type: "button", class: "button secondary", "data-do": "deny-extension" }, "Deny");
       approve.addEventListener("click", () => this.run("Approving", () => api(`/api/v1/emergencies/${e.id}/extension/approve`, { method: "POST", json: {} })));
       deny.addEventListener("click", () => this.run("Denying", () => api(`/api/v1/emergencies/${e.id}/extension/deny`, { method: "POST", json: {} })));
-      parts.push(el("div", { class: "notice" }, `${p.requested_by} asks to extend by ${p.minutes} minutes: ${p.reason}. A second administrator must approve.`,
+      parts.push(el("div", { class: "notice" }, `${person(p.requested_by)} asks to extend by ${p.minutes} minutes: ${p.reason}. A second administrator must approve.`,
         el("div", { class: "buttons" }, approve, deny)));
     }
     parts.push(extendBox);
@@ -283,8 +286,8 @@ function renderRequests(requests) {
     deny.addEventListener("click", decide("deny"));
     requestsList.append(el("li", { class: "request", "data-request": r.id },
       el("p", {}, el("strong", {}, `${r.action} at ${buildingName[r.building] || r.building}`),
-        ` — requested by ${r.requested_by}${r.agency ? ` (${r.agency})` : ""} at ${fmtTime(r.created)}`),
-      el("p", {}, `${words(r.call_type)}: ${r.reason}`),
+        ` — requested by ${person(r.requested_by)}${r.agency ? ` (${agencyName(r.agency)})` : ""} at ${fmtTime(r.created)}`),
+      el("p", {}, `${callType(r.call_type)}: ${r.reason}`),
       el("div", { class: "buttons" }, approve, deny)));
   }
 }
