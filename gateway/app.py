@@ -13,6 +13,10 @@ from .runtime import Gateway
 
 
 def create_app(gateway: Gateway) -> FastAPI:
+    # Page sign-in sessions and failure limits: in memory, or shared through Redis when the
+    # site file names one (then an unreachable Redis stops the start here, saying what to check).
+    sign_in = signin.SignIn.for_config(gateway.config)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
@@ -20,6 +24,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             yield
         finally:
             await gateway.stop()
+            sign_in.close()
 
     app = FastAPI(
         title="Sightline",
@@ -31,7 +36,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     errors.install(app)
     for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth):
         app.include_router(module.router)
-    app.state.signin = signin.SignIn()
+    app.state.signin = sign_in
     app.include_router(signin.router)
     web.install(app)
     _document_error_shape(app)

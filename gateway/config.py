@@ -25,8 +25,9 @@ from .logins import AccountLogin, LoginConfigError, pop_account_logins
 
 _GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
                  "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds",
-                 "ice_servers", "ice_credential_ttl_seconds"}
+                 "ice_servers", "ice_credential_ttl_seconds", "redis"}
 _DATABASE_SCHEMES = ("postgresql", "postgres")
+_REDIS_SCHEMES = ("redis", "rediss")
 
 # Keys of a [[cameras]] entry that say how to reach the camera rather than what it is;
 # they stay in the gateway and camera_adapters and never reach the domain.
@@ -111,6 +112,10 @@ class GatewayConfig:
     # credentials handed to a viewer stay valid.
     ice_servers: tuple[IceServer, ...] = ()
     ice_credential_ttl: int = ICE_DEFAULT_TTL
+    # [gateway] redis: a redis:// or rediss:// URL (no password; REDIS_PASSWORD gives it) where
+    # several nodes share page sign-in sessions and failure limits (gateway/signin_redis.py);
+    # None keeps them in this process's memory.
+    redis_url: str | None = None
 
     @property
     def database(self) -> Path:
@@ -173,6 +178,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         floor_plans=floor_plans,
         ice_servers=ice_servers,
         ice_credential_ttl=ice_ttl,
+        redis_url=_redis_url(gateway.get("redis"), path),
     )
 
 
@@ -282,6 +288,35 @@ def _database_url(value: object, path: Path) -> str | None:
                           "(leave it out for the embedded SQLite database)")
     if parts.password is not None or "password=" in parts.query:
         raise ConfigError(f"{where} must not hold a password; use PGPASSWORD or a password file (~/.pgpass)")
+    return url
+
+
+def _redis_url(value: object, path: Path) -> str | None:
+    """``[gateway] redis``: absent keeps page sign-in sessions and failure limits in memory;
+    otherwise ``redis://host:port/db`` (``rediss://`` for TLS), shared by every node. A
+    password in the URL is refused, as for ``database``: give it through REDIS_PASSWORD."""
+    if value is None:
+        return None
+    where = f"{path}: [gateway] redis"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a redis://host:port/db URL (leave it out to keep sign-in "
+                          "sessions in this node's memory)")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ConfigError(f"{where} must be a redis:// or rediss:// URL, not {parts.scheme or url!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{where} must name a host: redis://host:port/db")
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ConfigError(f"{where} must not hold a password; give it to the gateway in the REDIS_PASSWORD "
+                          "environment variable")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigError(f"{where}: the path must be a database number (redis://host:port/0), not {parts.path!r}")
     return url
 
 

@@ -23,8 +23,12 @@ How it works
   and a reason; the password and the code are never logged. Five failures for one
   username from one address within a minute (or 20 from one address) answer 429.
 
-Sessions are kept in this process's memory: a restart signs everyone out, and several
-nodes need sticky sessions (or a shared registry, not built yet).
+Sessions and failure counters are kept in this process's memory by default: a restart
+signs everyone out, and several nodes need sticky sessions. With ``[gateway] redis`` in
+the site file they live in Redis instead (gateway/signin_redis.py), shared by every node;
+:meth:`SignIn.for_config` is the one place that chooses. When that Redis cannot be reached,
+sign-in and cookie requests answer 503 (:class:`SignInUnavailable`); bearer tokens do not
+depend on it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +53,9 @@ from .auth import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
 from .credentials import CredentialBox, CredentialError
 from .errors import ApiError
 from .logins import verify_password
+
+if TYPE_CHECKING:
+    from .config import GatewayConfig
 
 SESSION_COOKIE = "sightline_session"
 CSRF_HEADER = "X-Requested-With"
@@ -94,6 +101,14 @@ class SessionProblem(Exception):
         super().__init__(reason)
         self.locked = locked
         self.session = session
+
+
+class SignInUnavailable(ApiError):
+    """The shared sign-in store (Redis) cannot be used right now: answered 503 with the usual
+    ``{"error", "detail"}`` body; the caller's session, if any, is left as it is."""
+
+    def __init__(self, detail: str = "sign-in is temporarily unavailable; try again in a minute") -> None:
+        super().__init__(503, "unavailable", detail, {"Retry-After": "30", "Cache-Control": "no-store"})
 
 
 class WebSessions:
@@ -197,13 +212,36 @@ class FailureLimiter:
 
 
 class SignIn:
-    """The per-app sign-in state: sessions and failure counters."""
+    """The per-app sign-in state: sessions and failure counters. In this process's memory,
+    or in Redis when ``shared`` (a :class:`gateway.signin_redis.RedisSignInStore`) is given."""
 
     def __init__(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
-                 per_user_limit: int = 5, per_address_limit: int = 20, window: float = 60.0) -> None:
-        self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
-        self.per_user = FailureLimiter(per_user_limit, window)
-        self.per_address = FailureLimiter(per_address_limit, window)
+                 per_user_limit: int = 5, per_address_limit: int = 20, window: float = 60.0,
+                 shared: Any = None) -> None:
+        self.shared = shared
+        if shared is None:
+            self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
+            self.per_user = FailureLimiter(per_user_limit, window)
+            self.per_address = FailureLimiter(per_address_limit, window)
+        else:
+            self.sessions = shared.sessions(idle_seconds=idle_seconds, lifetime=lifetime)
+            self.per_user = shared.limiter("user", per_user_limit, window)
+            self.per_address = shared.limiter("address", per_address_limit, window)
+
+    @classmethod
+    def for_config(cls, config: GatewayConfig) -> SignIn:
+        """Memory, or Redis when the site file names one (``[gateway] redis``). Raises
+        :class:`gateway.signin_redis.SignInStoreUnreachable` (a ConfigError) when it is named
+        but cannot be reached, so the node does not start half-working."""
+        if not config.redis_url:
+            return cls()
+        from .signin_redis import RedisSignInStore
+
+        return cls(shared=RedisSignInStore.connect(config))
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
 
 
 def sign_in_state(request: Request) -> SignIn:
@@ -232,12 +270,21 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
         if exc.locked and exc.session is not None:
             gw.audit.append("auth.session_locked", actor_id=exc.session.account_id,
                             object=f"session:{exc.session.token_id}", source=_source(request), reason=str(exc))
+        _sweep(request, state)
         raise
-    finally:
-        for s in state.sessions.sweep():
-            gw.audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
-                            source=s.source, reason="no activity within the idle limit")
+    _sweep(request, state)
     return session
+
+
+def _sweep(request: Request, state: SignIn) -> None:
+    """End (and audit, once across nodes) the sessions past their limits."""
+    try:
+        stale = state.sessions.sweep()
+    except SignInUnavailable:
+        return  # the shared store went away after the lookup; the next request sweeps
+    for s in stale:
+        _gw(request).audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
+                                  source=s.source, reason="no activity within the idle limit")
 
 
 def cookie_identity(request: Request, cookie: str) -> Identity:
@@ -299,7 +346,7 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or _gw(request).config.public_url.startswith("https://")
 
 
-def _session_view(gw, actor: Actor, session: WebSession, sessions: WebSessions) -> dict[str, Any]:
+def _session_view(gw, actor: Actor, session: WebSession, sessions: Any) -> dict[str, Any]:
     account = gw.config.site.accounts[actor.id]
     return {
         "user": actor.id,
@@ -327,16 +374,25 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
 
     def refuse(reason: str, status: int = 401, detail: str = GENERIC_REFUSAL,
                headers: dict[str, str] | None = None, count: bool = True) -> ApiError:
-        if count:
-            state.per_user.record(user_key)
-            state.per_address.record(source)
         gw.metrics.auth_failures.inc()
         gw.audit.append("auth.login", actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
                         source=source, reason=reason, details={"method": "password+totp"})
+        if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
+            state.per_user.record(user_key)
+            state.per_address.record(source)
         return ApiError(status, "unauthorized" if status == 401 else "too_many_requests" if status == 429
                         else "misconfigured", detail, headers)
 
-    wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+    def unavailable(exc: SignInUnavailable) -> SignInUnavailable:
+        gw.audit.append("auth.login", actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
+                        source=source, reason="the shared sign-in store (Redis) cannot be reached; answered 503",
+                        details={"method": "password+totp"})
+        return exc
+
+    try:
+        wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+    except SignInUnavailable as exc:
+        raise unavailable(exc) from None
     if wait:
         raise refuse("too many failed sign-ins; refused without checking", 429,
                      f"too many failed sign-ins; wait {wait} seconds and try again", {"Retry-After": str(wait)},
@@ -370,8 +426,11 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         amr = AMR_MFA
 
     token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
-    cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
-    state.per_user.clear(user_key)
+    try:
+        cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
+        state.per_user.clear(user_key)
+    except SignInUnavailable as exc:
+        raise unavailable(exc) from None
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
     gw.audit.append("auth.login", actor=actor, object=f"account:{account.id}", source=source,
                     reason="signed in with password and authenticator code" if session.mfa
@@ -409,5 +468,8 @@ def current_session(request: Request) -> dict[str, Any]:
         raise ApiError(401, "unauthorized", "not signed in")
     ident = cookie_identity(request, cookie)
     state = sign_in_state(request)
-    session = state.sessions.lookup(cookie, touch=False)
+    try:
+        session = state.sessions.lookup(cookie, touch=False)
+    except SessionProblem:  # ended in between (another node may have signed it out)
+        raise ApiError(401, "unauthorized", "your session has ended; sign in again", _clear_cookie_header()) from None
     return _session_view(gw, ident.actor, session, state.sessions)

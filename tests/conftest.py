@@ -15,7 +15,7 @@ from gateway.config import load_config
 from gateway.demo import sample_site_toml, write_demo_plans
 from gateway.runtime import Gateway
 
-pytest_plugins = ["tests.conftest_media", "tests.conftest_pg"]
+pytest_plugins = ["tests.conftest_media", "tests.conftest_pg", "tests.conftest_redis"]
 
 
 def free_port() -> int:
