@@ -24,7 +24,8 @@ from emergency.scope import shared_cameras
 from emergency.site import Role
 
 from .auth import Identity
-from .signin import CSRF_HEADER, CSRF_VALUE, page_identity, sign_in_state
+from .errors import error_response
+from .signin import CSRF_HEADER, CSRF_VALUE, SignInUnavailable, page_identity, sign_in_state
 
 WEB_DIR = Path(web_package.__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -227,6 +228,17 @@ def _safe_next(value: str | None) -> str:
 
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+
+    @app.exception_handler(SignInUnavailable)
+    async def sign_in_down(request: Request, exc: SignInUnavailable) -> Response:
+        """The shared sign-in store is down: pages say so in words; the API keeps its JSON."""
+        if request.url.path.startswith(("/api/", "/whep")):
+            return error_response(exc.status, exc.code, exc.detail, exc.headers)
+        page = _render(request, "unavailable.html", {"title": "Sign-in unavailable", "user": None,
+                                                     "detail": exc.detail[:1].upper() + exc.detail[1:],
+                                                     "again": request.url.path}, status=503)
+        page.headers.update(exc.headers or {})
+        return page
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> Response:

@@ -127,7 +127,9 @@ async def test_redis_going_away_answers_503_for_sign_in_only(nodes, redis_server
         assert r.status_code == 503 and r.json()["error"] == "unavailable"
         assert SESSION_COOKIE not in r.headers.get("set-cookie", "")
         assert (await cookie_client.post("/api/v1/auth/logout")).status_code == 503
-        assert (await cookie_client.get("/admin")).status_code == 503
+        page = await cookie_client.get("/admin")
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert "Sign-in is not working right now" in page.text and "You have not been signed out" in page.text
 
         # Bearer tokens, health and the ticker do not depend on Redis.
         assert (await bearer.get("/api/v1/emergencies")).status_code == 200
