@@ -124,7 +124,9 @@ class Hub:
         self._maybe_idle()
 
     def stats(self) -> dict[str, Any]:
-        """state is idle, connecting, live, backoff, reconnecting, failed or closed."""
+        """state is idle, connecting, live, backoff, reconnecting, failed or closed; ingest is
+        where the video comes from ("camera", or "relay:<peer>" when another process pulls
+        the camera and relays it; None while idle)."""
         return {
             "state": self.state,
             "detail": self.detail,
@@ -133,6 +135,7 @@ class Hub:
             "keyframe_age_s": round(time.monotonic() - self._keyframe_at[0], 2) if self._keyframe_at else None,
             "profile_level_id": self.profile_level_id,
             "transcoding": self._source.transcoding if self._source else None,
+            "ingest": self._source.ingest if self._source else None,
             "preloaded": self._pins > 0,
             "viewers": len(self._tracks),
             "keyframes": self.keyframes,

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from .errors import StreamUnavailable
 from .factory import make_source, validate_url
 from .hub import Hub, SourceFactory
 from .snapshot import Snapshot, Snapshotter
+from .source import Source, SourceSink
 from .track import PacketTrack
 
 STREAMS = ("main", "sub")
+
+# (camera_id, stream, url, sink) -> Source: lets the embedding application decide per
+# stream where the video comes from (e.g. a relay from another node) without this
+# package knowing why.
+StreamSourceFactory = Callable[[str, str, str, SourceSink], Source]
 
 
 class MediaHubs:
     """One hub per (camera_id, stream); one ingest per hub however many viewers."""
 
-    def __init__(self, *, idle_timeout: float = 10.0, queue_frames: int = 120) -> None:
+    def __init__(self, *, idle_timeout: float = 10.0, queue_frames: int = 120,
+                 source_factory: StreamSourceFactory | None = None) -> None:
+        """``source_factory`` replaces :func:`camera_adapters.factory.make_source` (the
+        default) for every stream; it is told which camera and stream it serves."""
         self._idle_timeout = idle_timeout
         self._queue_frames = queue_frames
         self._factory: SourceFactory = make_source
+        self._stream_factory = source_factory
         self._hubs: dict[tuple[str, str], Hub] = {}
         self._replaced: list[Hub] = []
         self._snapshotters: dict[tuple[str, str], Snapshotter] = {}
@@ -37,10 +48,20 @@ class MediaHubs:
             if old.url == url:
                 return
             self._replaced.append(old)
-        self._hubs[key] = Hub(url, self._factory, idle_timeout=self._idle_timeout,
+        self._hubs[key] = Hub(url, self._factory_for(camera_id, stream), idle_timeout=self._idle_timeout,
                               queue_frames=self._queue_frames)
         if old is not None:
             self._close_soon(old)
+
+    def _factory_for(self, camera_id: str, stream: str) -> SourceFactory:
+        custom = self._stream_factory
+        if custom is None:
+            return self._factory
+
+        def make(url: str, sink: SourceSink) -> Source:
+            return custom(camera_id, stream, url, sink)
+
+        return make
 
     def streams(self, camera_id: str) -> list[str]:
         """Registered streams of a camera, main first; empty if the camera is unknown."""

@@ -32,6 +32,11 @@ class Source(ABC):
         self._thread: threading.Thread | None = None
 
     @property
+    def ingest(self) -> str:
+        """Where the video comes from, for health: "camera" here; a relay says "relay:<peer>"."""
+        return "camera"
+
+    @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 

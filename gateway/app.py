@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import errors, oauth, signin, web
-from .api import audit, buildings, cameras, emergencies, health, ice, records, sessions, triggers, whep
+from .api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
 from .runtime import Gateway
 
 
@@ -34,7 +34,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     errors.install(app)
-    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth):
+    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth,
+                   relay):
         app.include_router(module.router)
     app.state.signin = sign_in
     app.include_router(signin.router)

@@ -18,11 +18,20 @@ def _serve(config: GatewayConfig, host: str, port: int, banner: str | None = Non
 
     from .app import create_app
     from .runtime import Gateway
+    from .server import GatewayServer
 
-    app = create_app(Gateway(config))
+    gateway = Gateway(config)
+    app = create_app(gateway)
     if banner:
         print(banner, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    # uvicorn.run(), with a server that ends relay streams before draining connections
+    server = GatewayServer(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False), gateway)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
     return 0
 
 

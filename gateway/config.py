@@ -25,7 +25,7 @@ from .logins import AccountLogin, LoginConfigError, pop_account_logins
 
 _GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
                  "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds",
-                 "ice_servers", "ice_credential_ttl_seconds", "redis"}
+                 "ice_servers", "ice_credential_ttl_seconds", "redis", "internal_url"}
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _REDIS_SCHEMES = ("redis", "rediss")
 
@@ -116,6 +116,9 @@ class GatewayConfig:
     # several nodes share page sign-in sessions and failure limits (gateway/signin_redis.py);
     # None keeps them in this process's memory.
     redis_url: str | None = None
+    # [gateway] internal_url: how the other nodes reach this one (camera relays,
+    # gateway/camera_leases.py); None means public_url. Set it per node behind a load balancer.
+    internal_url: str | None = None
 
     @property
     def database(self) -> Path:
@@ -179,6 +182,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         ice_servers=ice_servers,
         ice_credential_ttl=ice_ttl,
         redis_url=_redis_url(gateway.get("redis"), path),
+        internal_url=_internal_url(gateway.get("internal_url"), path),
     )
 
 
@@ -317,6 +321,29 @@ def _redis_url(value: object, path: Path) -> str | None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ConfigError(f"{where}: the path must be a database number (redis://host:port/0), not {parts.path!r}")
+    return url
+
+
+def _internal_url(value: object, path: Path) -> str | None:
+    """``[gateway] internal_url``: the base URL other nodes use to reach this node
+    (``http(s)://host:port``, optionally with a path prefix); absent means ``public_url``."""
+    if value is None:
+        return None
+    where = f"{path}: [gateway] internal_url"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a URL such as http://10.0.0.5:8000 (leave it out to use public_url)")
+    url = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{where} must be an http:// or https:// URL, not {parts.scheme or url!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{where} must name a host: http://host:port")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ConfigError(f"{where} must be a plain base URL (no user, password, query or fragment)")
     return url
 
 

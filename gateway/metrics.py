@@ -36,6 +36,11 @@ class CameraCollector(Collector):
         labels = ["camera", "stream"]
         gauges = {k: GaugeMetricFamily(n, h, labels=labels) for k, (n, h) in _GAUGES.items()}
         counters = {k: CounterMetricFamily(n, h, labels=labels) for k, (n, h) in _COUNTERS.items()}
+        ingest = GaugeMetricFamily(
+            "sightline_camera_ingest",
+            "1 for where this node's video of the stream comes from: ingest=\"camera\" (this node pulls "
+            "the camera) or \"relay:<node>\" (relayed from the node holding the camera's lease).",
+            labels=[*labels, "ingest"])
         for (camera, stream), s in sorted(stats.items()):
             values = {**s, "up": 1.0 if s.get("state") == "live" else 0.0}
             for key, family in gauges.items():
@@ -43,8 +48,11 @@ class CameraCollector(Collector):
                     family.add_metric([camera, stream], float(values[key]))
             for key, family in counters.items():
                 family.add_metric([camera, stream], float(values.get(key) or 0))
+            if s.get("ingest"):
+                ingest.add_metric([camera, stream, str(s["ingest"])], 1.0)
         yield from gauges.values()
         yield from counters.values()
+        yield ingest
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 

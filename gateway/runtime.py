@@ -111,7 +111,16 @@ class Gateway:
         self.bus.subscribe(self._on_domain_event)
         self.tokens = token_authority(config)
         self.sessions = SessionRegistry(self.audit, self.clock)
-        self.media = MediaHubs(idle_timeout=config.idle_timeout)
+        # With Redis, one node per camera stream pulls the camera and the others relay from it.
+        self.leases = None
+        if config.redis_url:
+            from .camera_leases import CameraLeases
+
+            self.leases = CameraLeases.for_config(config)
+        self.relay_tracks: set = set()  # viewer tracks of relay connections this node serves
+        self.relay_closing = False
+        self.media = MediaHubs(idle_timeout=config.idle_timeout,
+                               source_factory=self.leases.source_factory() if self.leases else None)
         self.metrics = Metrics(camera_stats=self.media.all_stats)
         self.cameras = camera_connections(config)
         for connection in self.cameras.values():
@@ -141,6 +150,16 @@ class Gateway:
         self._audit_config()
         self._ticker = asyncio.create_task(self._tick_forever(), name="sightline-ticker")
         await self.notifier.start()
+        if self.leases is not None and not self.config.internal_url:
+            log.warning("[gateway] redis is set but internal_url is not: other nodes will relay cameras from "
+                        "public_url (%s); set internal_url to this node's own address", self.config.public_url)
+
+    def begin_shutdown(self) -> None:
+        """End the relay streams this node serves, so the HTTP server can drain (they
+        would otherwise run as long as the other nodes read) and the readers move on."""
+        self.relay_closing = True
+        for track in list(self.relay_tracks):
+            track.stop()
 
     def _audit_config(self) -> None:
         """Record the site file this node runs on. Policy and configuration are changed by
@@ -162,12 +181,15 @@ class Gateway:
                                        "previous_policy_version": previous.details.get("policy_version")})
 
     async def stop(self) -> None:
+        self.begin_shutdown()
         if self._ticker:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
         await self.sessions.close_all("gateway shutting down")
         await self.bus.drain()
-        await self.media.close()
+        await self.media.close()  # owned camera leases are released as their ingest stops
+        if self.leases is not None:
+            self.leases.close()
         await self.notifier.stop()
         self.audit.append("gateway.stopped", actor_id="system", object=f"node:{self.config.node}")
         self.audit.close()  # mirror everything, sign the tail

@@ -6,8 +6,9 @@ a load balancer a cookie made on node A is unknown on node B and each node count
 on its own. With ``[gateway] redis = "redis://host:port/db"`` in the site file every node
 keeps them in that Redis instead: a cookie works on any node, sign-out (and the idle lock)
 ends it on all of them at once, and five bad passwords spread over the nodes still lock the
-username. Nothing else uses Redis: bearer tokens, video and the ticker keep working
-without it; while it is unreachable sign-in and cookie requests answer 503 (and a node
+username. Apart from the camera ownership leases (gateway/camera_leases.py, which fall
+back to pulling the camera directly) nothing else uses Redis: bearer tokens, video and the
+ticker keep working without it; while it is unreachable sign-in and cookie requests answer 503 (and a node
 will not start if it cannot reach it).
 
 What is stored (keys under ``sightline:<district id>:signin:``, the district id of the site

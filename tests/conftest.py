@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.config import load_config
 from gateway.demo import sample_site_toml, write_demo_plans
 from gateway.runtime import Gateway
+from gateway.server import GatewayServer
 
 pytest_plugins = ["tests.conftest_media", "tests.conftest_pg", "tests.conftest_redis"]
 
@@ -59,7 +60,10 @@ class RunningGateway:
 async def serve_app(app) -> tuple[uvicorn.Server, asyncio.Task, str]:
     """A real uvicorn server for ``app`` on a free loopback port, started in this loop."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # as `sightline serve` runs it: relay streams to other nodes end first on shutdown
+    gateway = getattr(app.state, "gateway", None)
+    server = GatewayServer(config, gateway) if gateway is not None else uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(250):
         if server.started:

@@ -66,7 +66,8 @@ def free_port() -> int:
 
 
 class RtspCamera:
-    """A running test camera; ``clients`` counts RTSP connections to the current process."""
+    """A running test camera; ``clients`` counts RTSP connections to the current process,
+    ``sessions`` is the number of RTSP sessions open now (updated within about 0.25 s)."""
 
     def __init__(self, codec: str, width: int, height: int, fps: int, path: str = "/cam") -> None:
         self.codec = codec
@@ -74,6 +75,7 @@ class RtspCamera:
         self.path = path
         self.port = free_port()
         self.clients = 0
+        self.sessions = 0
         self._proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
         self._log: list[str] = []
@@ -84,6 +86,7 @@ class RtspCamera:
 
     def start(self) -> RtspCamera:
         self.clients = 0
+        self.sessions = 0
         self._ready = threading.Event()
         self._proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path,
@@ -122,6 +125,8 @@ class RtspCamera:
                 ready.set()
             elif line.startswith("CLIENTS ") and proc is self._proc:
                 self.clients = int(line.split()[1])
+            elif line.startswith("SESSIONS ") and proc is self._proc:
+                self.sessions = int(line.split()[1])
 
 
 class RtspCameras:

@@ -1,8 +1,9 @@
 """A real RTSP camera for tests: GStreamer's gst-rtsp-server serving a live test pattern.
 
 Runs under Debian's /usr/bin/python3 (python3-gi is not installable into the venv).
-Prints "READY" once listening and "CLIENTS <n> SESSIONS <m>" on every new RTSP client,
-so the fixture can assert how many RTSP connections the gateway opened.
+Prints "READY" once listening, "CLIENTS <n> SESSIONS <m>" on every new RTSP client and
+"SESSIONS <m>" whenever the number of open RTSP sessions changes, so the fixture can assert
+how many RTSP connections the gateway opened and how many are open now.
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, loop.quit)
     GLib.timeout_add_seconds(2, lambda: pool.cleanup() >= 0)
+    open_sessions = -1
+
+    def report_sessions() -> bool:
+        nonlocal open_sessions
+        n = pool.get_n_sessions()
+        if n != open_sessions:
+            open_sessions = n
+            _say(f"SESSIONS {n}")
+        return True
+
+    GLib.timeout_add(250, report_sessions)
     _say("READY")
     loop.run()
     return 0
