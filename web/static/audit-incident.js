@@ -51,6 +51,10 @@ const LABELS = {
   "access_request.approved": (e) => `${who(e)} approved the access request`,
   "access_request.denied": (e) => `The access request was denied`,
   "permission.denied": (e) => `${who(e)} was refused`,
+  "relay.started": (e) => `Gateway node ${d(e, "from_node") || "?"} began passing ${camera(e)} to node ${d(e, "to_node") || "?"}, for officers watching there`,
+  "relay.ended": (e) => `Gateway node ${d(e, "from_node") || "?"} stopped passing ${camera(e)} to node ${d(e, "to_node") || "?"}` +
+    (d(e, "seconds") !== undefined ? ` after ${fmtDuration(d(e, "seconds"))}` : ""),
+  "account.enrolled": (e) => `${who(e)} set the sign-in password${d(e, "totp") === "new" ? " and a new authenticator" : ""} of ${e.object}`,
 };
 
 function d(e, key) { return e.details ? e.details[key] : undefined; }
