@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,18 +13,32 @@ from . import errors, oauth, signin, web
 from .api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
 from .runtime import Gateway
 
+log = logging.getLogger(__name__)
+SESSION_SWEEP_SECONDS = 60.0
+
 
 def create_app(gateway: Gateway) -> FastAPI:
     # Page sign-in sessions and failure limits: in memory, or shared through Redis when the
     # site file names one (then an unreachable Redis stops the start here, saying what to check).
     sign_in = signin.SignIn.for_config(gateway.config)
 
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            try:
+                await asyncio.to_thread(signin.sweep_sessions, sign_in, gateway.audit)
+            except Exception:
+                log.exception("sign-in session sweep failed; retrying")
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        sweeper = asyncio.create_task(sweep_forever(), name="sightline-session-sweep")
         try:
             yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await gateway.stop()
             sign_in.close()
 

@@ -277,14 +277,21 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
 
 
 def _sweep(request: Request, state: SignIn) -> None:
-    """End (and audit, once across nodes) the sessions past their limits."""
+    sweep_sessions(state, _gw(request).audit)
+
+
+def sweep_sessions(state: SignIn, audit: Any) -> int:
+    """End (and audit, once across nodes) the sessions past their limits. Runs on cookie
+    requests and every minute (gateway/app.py), so a session nobody uses again still
+    gets its entry before a shared store would expire it silently."""
     try:
         stale = state.sessions.sweep()
     except SignInUnavailable:
-        return  # the shared store went away after the lookup; the next request sweeps
+        return 0  # the shared store went away; the next sweep does it
     for s in stale:
-        _gw(request).audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
-                                  source=s.source, reason="no activity within the idle limit")
+        audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
+                     source=s.source, reason="no activity within the idle limit")
+    return len(stale)
 
 
 def cookie_identity(request: Request, cookie: str) -> Identity:

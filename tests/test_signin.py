@@ -213,6 +213,24 @@ async def test_idle_session_is_locked_and_audited(web) -> None:
     assert len(wg.signin.sessions) == 0
 
 
+async def test_an_abandoned_session_is_locked_and_audited_without_any_request(web, monkeypatch) -> None:
+    """The officer closes the laptop: no request ever comes back, the entry is still made."""
+    import gateway.app
+
+    monkeypatch.setattr(gateway.app, "SESSION_SWEEP_SECONDS", 0.2)
+    wg = await web()
+    wg.signin.sessions.idle_seconds = 0.5
+    client = await wg.sign_in("officer")
+    await client.aclose()
+    deadline = time.monotonic() + 5
+    while not logins_of(wg, "auth.session_locked"):
+        assert time.monotonic() < deadline, "the idle session was never locked"
+        await asyncio.sleep(0.1)
+    (locked,) = logins_of(wg, "auth.session_locked")
+    assert locked.actor_id == "officer" and locked.reason == "no activity within the idle limit"
+    assert len(wg.signin.sessions) == 0
+
+
 async def test_cookie_requests_that_change_state_need_the_csrf_header(web) -> None:
     wg = await web()
     client = await wg.sign_in("admin", csrf=False)
