@@ -48,6 +48,7 @@ async def check_layout(page, label: str, targets: str = "main .button, main butt
     assert small == [], f"{label}: small targets {small}"
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{label}: page is {overflow}px wider than the screen"
+    await check_contrast(page, label)
 
 
 async def wait_js(page, expression: str, timeout: float = 8.0) -> None:
@@ -57,3 +58,45 @@ async def wait_js(page, expression: str, timeout: float = 8.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {expression}")
         await asyncio.sleep(0.1)
+
+
+LOW_CONTRAST = """(minimum) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const over = (top, under) => top.slice(0, 3).map((v, i) => v * top[3] + under[i] * (1 - top[3])).concat(1);
+  const background = (el) => {
+    const layers = [];
+    for (let x = el; x; x = x.parentElement) {
+      const s = getComputedStyle(x);
+      if (s.backgroundImage !== "none" || x.tagName === "VIDEO" || x.tagName === "IMG") return null;  // text on a picture
+      const c = parse(s.backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    let base = [255, 255, 255, 1];
+    for (const c of layers.reverse()) base = over(c, base);
+    return base;
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.offsetParent && getComputedStyle(el).position !== "fixed") continue;
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.closest("svg")) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === "hidden" || Number(s.opacity) === 0) continue;
+    const bg = background(el), fg = parse(s.color);
+    if (!bg || !fg) continue;
+    const text = over(fg, bg), a = lum(text), b = lum(bg);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < minimum) bad.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 40)}" ${ratio.toFixed(2)}:1`);
+  }
+  return bad;
+}"""
+
+
+async def check_contrast(page, label: str, minimum: float = 4.5) -> None:
+    """Readable in sunlight: all visible text at least WCAG AA contrast against what is behind it
+    (text drawn over video or pictures is left to the element's own backdrop)."""
+    bad = await page.evaluate(LOW_CONTRAST, minimum)
+    assert bad == [], f"{label}: text below {minimum}:1 contrast: {bad[:10]}"

@@ -164,7 +164,7 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 await page.screenshot(path=str(SHOTS / "dispatch-laptop.png"), full_page=True)
 
                 # The same page on a phone (same session).
-                phone_ctx = await browser.new_context(viewport=PHONE, storage_state=await laptop_ctx.storage_state())
+                phone_ctx = await browser.new_context(viewport=PHONE, color_scheme="dark", storage_state=await laptop_ctx.storage_state())
                 phone = await phone_ctx.new_page()
                 phone.on("pageerror", lambda exc: errors.append(str(exc)))
                 await phone.goto(f"{wg.base_url}/dispatch")

@@ -213,7 +213,8 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 await officer.click("#focus-close")
 
                 # The same page on a phone.
-                phone_ctx = await browser.new_context(viewport=PHONE)
+                # the phone in dark mode (a patrol car at night), so its contrast is checked too
+                phone_ctx = await browser.new_context(viewport=PHONE, color_scheme="dark")
                 phone = await phone_ctx.new_page()
                 phone.on("pageerror", lambda exc: errors.append(str(exc)))
                 await sign_in(phone, wg, "officer", "/view")
@@ -225,7 +226,7 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 await phone.click(".grid .tile[data-camera=hs-gym] .tile-open")
                 await phone.wait_for_selector("#focus .tile[data-live=live]", timeout=8000)
                 await phone.screenshot(path=str(SHOTS / "viewer-focus-phone.png"), full_page=False)
-                admin_phone_ctx = await browser.new_context(viewport=PHONE)
+                admin_phone_ctx = await browser.new_context(viewport=PHONE, color_scheme="dark")
                 admin_phone = await admin_phone_ctx.new_page()
                 await sign_in(admin_phone, wg, "principal", "/admin")
                 await admin_phone.wait_for_selector(f"{hs}[data-state=active]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .browser_helpers import CHROMIUM, SHOTS, needs_chromium, playwright_api
+from .browser_helpers import CHROMIUM, SHOTS, check_layout, needs_chromium, playwright_api
 from .web_helpers import lockdown_and_offer, start_web_gateway, stop
 
 SIZES = {"phone": (390, 844), "laptop": (1366, 768)}
@@ -32,7 +32,7 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             try:
                 for label, (width, height) in SIZES.items():
-                    context = await browser.new_context(viewport={"width": width, "height": height})
+                    context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme="dark" if label == "phone" else "light")
                     page = await context.new_page()
                     errors: list[str] = []
                     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -48,6 +48,7 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                     await page.wait_for_selector("#incidents tbody tr")
                     await page.wait_for_selector("#verify-banner.ok")
                     assert "Audit log verified" in await page.inner_text("#verify-banner")
+                    await check_layout(page, f"audit list {label}")
                     await page.screenshot(path=str(SHOTS / f"audit-list-{label}.png"), full_page=True)
 
                     await page.click(f"a[href='/audit/emergencies/{eid}']")
@@ -59,16 +60,8 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                     timeline = await page.inner_text("#timeline")
                     assert "started watching HS front entrance" in timeline and "ALL CLEAR" in timeline
                     assert "handgun" in await page.inner_text("#threat-basis")
-                    # Large targets: every button and link in the main content is at least 44 px tall
-                    # (48 px by the stylesheet; sub-pixel rounding aside).
-                    small = await page.eval_on_selector_all(
-                        "main .button, main button, .topbar button",
-                        "els => els.filter(e => e.offsetParent && e.getBoundingClientRect().height < 44)"
-                        ".map(e => e.textContent)")
-                    assert small == [], small
-                    # Nothing wider than the screen on a phone (tables stack).
-                    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-                    assert overflow <= 1, f"page is {overflow}px wider than the {label} screen"
+                    # Large targets, nothing wider than the screen (tables stack), readable text.
+                    await check_layout(page, f"audit incident {label}")
                     await page.screenshot(path=str(SHOTS / f"audit-incident-{label}.png"), full_page=True)
 
                     # Filter by officer: the tables keep that officer's rows.
