@@ -11,7 +11,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from emergency.model import Action, IncidentType
 from emergency.outbox import ALL_TOPICS, TOPICS
@@ -282,17 +282,22 @@ def _database_url(value: object, path: Path) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} must be a postgresql:// URL (leave it out for the embedded SQLite database)")
     url = value.strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    parts = _split_url(url, where)
     if parts.scheme not in _DATABASE_SCHEMES:
         raise ConfigError(f"{where} must be a postgresql:// URL, not {parts.scheme or url!r} "
                           "(leave it out for the embedded SQLite database)")
     if parts.password is not None or "password=" in parts.query:
         raise ConfigError(f"{where} must not hold a password; use PGPASSWORD or a password file (~/.pgpass)")
     return url
+
+
+def _split_url(url: str, where: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    return parts
 
 
 def _redis_url(value: object, path: Path) -> str | None:
@@ -306,11 +311,7 @@ def _redis_url(value: object, path: Path) -> str | None:
         raise ConfigError(f"{where} must be a redis://host:port/db URL (leave it out to keep sign-in "
                           "sessions in this node's memory)")
     url = value.strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    parts = _split_url(url, where)
     if parts.scheme not in _REDIS_SCHEMES:
         raise ConfigError(f"{where} must be a redis:// or rediss:// URL, not {parts.scheme or url!r}")
     if not parts.hostname:
@@ -333,11 +334,7 @@ def _internal_url(value: object, path: Path) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} must be a URL such as http://10.0.0.5:8000 (leave it out to use public_url)")
     url = value.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    parts = _split_url(url, where)
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"{where} must be an http:// or https:// URL, not {parts.scheme or url!r}")
     if not parts.hostname:

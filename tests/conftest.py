@@ -57,9 +57,9 @@ class RunningGateway:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
 
 
-async def serve_app(app) -> tuple[uvicorn.Server, asyncio.Task, str]:
-    """A real uvicorn server for ``app`` on a free loopback port, started in this loop."""
-    port = free_port()
+async def serve_app(app, port: int | None = None) -> tuple[uvicorn.Server, asyncio.Task, str]:
+    """A real uvicorn server for ``app`` on a loopback port (a free one unless given), started in this loop."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     # as `sightline serve` runs it: relay streams to other nodes end first on shutdown
     gateway = getattr(app.state, "gateway", None)

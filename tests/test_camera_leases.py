@@ -20,9 +20,8 @@ from gateway.app import create_app
 from gateway.camera_leases import LEASE_TTL_MS, NODE_HEADER, NONCE_HEADER, relay_headers, relay_key, verify_relay
 from gateway.config import ConfigError, load_config
 from gateway.runtime import Gateway
-from gateway.server import GatewayServer
 
-from .conftest import free_port
+from .conftest import free_port, serve_app
 from .web_helpers import LOCKDOWN
 from .whep_client import WhepViewer
 
@@ -59,16 +58,7 @@ async def nodes(tmp_path: Path, site_file, redis_server):
         base_url = f"http://127.0.0.1:{port}"
         config = dataclasses.replace(load_config(path), node=name, internal_url=base_url)
         gateway = Gateway(config)
-        server = GatewayServer(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                                              log_level="warning", lifespan="on"), gateway)
-        task = asyncio.create_task(server.serve())
-        for _ in range(250):
-            if server.started:
-                break
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        assert server.started, "gateway did not start"
+        server, task, _ = await serve_app(create_app(gateway), port)
         node = Node(gateway, base_url, server, task)
         started.append(node)
         return node
