@@ -29,6 +29,9 @@ signing key in the shared ``<data_dir>/secrets``. The key is never logged or sen
 
 If Redis is unreachable the node ingests directly (video first) and keeps trying to
 claim the lease; when it gets an answer naming another holder it switches to relaying.
+A holder that gets no video from its camera for ``GIVE_UP_SECONDS`` (a network path only
+some nodes have) releases the lease and stands aside ``STAND_ASIDE_SECONDS``: another
+node may take the camera and this one relays from it; if none does, it tries again.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ NODE_HEADER = "X-Sightline-Node"
 NONCE_HEADER = "X-Sightline-Nonce"
 RELAY_PATH = "/internal/v1/relay/{camera_id}/{stream}"
 JOIN_SECONDS = 6.0
+# A holder that gets no video from the camera for this long gives the lease up and stands
+# aside this long, so a node that can reach the camera takes it (and this one relays).
+GIVE_UP_SECONDS = 20.0
+STAND_ASIDE_SECONDS = 15.0
 _KEY_LABEL = b"sightline node-to-node relay v1"
 
 # Claim or renew: returns the holder after the call (ours if it was free or already ours).
@@ -210,12 +217,15 @@ class CameraLeases:
 
 
 class _InnerSink:
-    """Forwards an inner source's output, except the "stopped" it reports when we stop it."""
+    """Forwards an inner source's output, except the "stopped" it reports when we stop it;
+    remembers when the last unit came."""
 
     def __init__(self, sink: SourceSink) -> None:
         self._sink = sink
+        self.last_unit = time.monotonic()
 
     def on_unit(self, unit: AccessUnit) -> None:
+        self.last_unit = time.monotonic()
         self._sink.on_unit(unit)
 
     def on_state(self, state: str, detail: str = "") -> None:
@@ -235,6 +245,7 @@ class LeasedSource(Source):
         self._inner: Source | None = None
         self._inner_lock = threading.Lock()
         self._ingest = "pending"
+        self._aside_until = 0.0
         self.takeovers = 0
 
     @property
@@ -259,6 +270,17 @@ class LeasedSource(Source):
     def run(self) -> None:
         first = True
         while not self.stopping:
+            if time.monotonic() < self._aside_until:
+                # gave the camera up: relay from whoever took it, or wait and try again
+                try:
+                    holder = self._leases.holder(self.camera_id, self.stream)
+                except redis.RedisError:
+                    holder = None
+                if holder and holder != self._leases.me:
+                    self._relay(holder)
+                else:
+                    self.sleep(1.0)
+                continue
             try:
                 holder = self._leases.claim(self.camera_id, self.stream)
             except redis.RedisError as exc:
@@ -277,7 +299,8 @@ class LeasedSource(Source):
                 self.sleep(0.2)  # between modes: never spin
 
     def _own(self) -> None:
-        inner = self._make_inner(self.url, _InnerSink(self.sink))
+        sink = _InnerSink(self.sink)
+        inner = self._make_inner(self.url, sink)
         if not self._set_inner(inner):
             return
         self._leases.set_owned(self.camera_id, self.stream, True)
@@ -285,6 +308,12 @@ class LeasedSource(Source):
         inner.start()
         try:
             while not self.sleep(self._leases.renew_seconds):
+                if time.monotonic() - sink.last_unit > GIVE_UP_SECONDS:
+                    log.warning("camera %s/%s: no video from the camera for %.0f s; giving the lease up "
+                                "so a node that can reach it takes over", self.camera_id, self.stream,
+                                GIVE_UP_SECONDS)
+                    self._aside_until = time.monotonic() + STAND_ASIDE_SECONDS
+                    return
                 try:
                     holder = self._leases.claim(self.camera_id, self.stream)
                 except redis.RedisError as exc:

@@ -158,6 +158,40 @@ async def test_two_nodes_share_one_rtsp_session_and_fail_over(site_file, redis_s
     assert all(e.details.get("stream") for e in started + ended)
 
 
+@pytest.mark.rtsp
+async def test_holder_that_cannot_reach_the_camera_gives_it_up(site_file, redis_server, pg_url, nodes,
+                                                               rtsp_camera, monkeypatch) -> None:
+    """Node A's network path to the camera is broken (its site file has a dead address);
+    node B can reach it. A takes the lease first, gets no video, gives the lease up; B takes
+    the camera and A's own viewer then watches through a relay from B."""
+    import gateway.camera_leases as leases
+
+    monkeypatch.setattr(leases, "GIVE_UP_SECONDS", 3.0)
+    monkeypatch.setattr(leases, "STAND_ASIDE_SECONDS", 6.0)
+    camera = rtsp_camera.start(codec="h264", width=320, height=180, fps=SOURCE_FPS)
+    path_b = two_node_site(site_file, redis_server, pg_url, camera.url)
+    path_a = path_b.with_name("site-a.toml")
+    path_a.write_text(path_b.read_text().replace(camera.url, f"rtsp://127.0.0.1:{free_port()}/gone"))
+    a = await nodes(path_a, "node-a")
+    b = await nodes(path_b, "node-b")
+    await activate(a)
+    on_a = WhepViewer(a.base_url, "hs-front", a.token("officer"))
+    on_b = WhepViewer(b.base_url, "hs-front", b.token("officer"))
+    try:
+        assert (await on_a.start()).status_code == 201
+        await wait_for(lambda: a.gateway.media.stats("hs-front", "main")["ingest"] == "camera", 10,
+                       "node A holds the camera")
+        assert (await on_b.start()).status_code == 201
+        await on_b.wait_frames(5, timeout=25)
+        await on_a.wait_frames(5, timeout=25)
+        assert redis_server.client().get("sightline:lincoln-d42:camera:hs-front:main") == b.base_url
+        assert b.gateway.media.stats("hs-front", "main")["ingest"] == "camera"
+        assert a.gateway.media.stats("hs-front", "main")["ingest"] == "relay:node-b"
+        assert camera.sessions == 1
+    finally:
+        await asyncio.gather(on_a.close(), on_b.close())
+
+
 async def test_relay_endpoint_refuses_unsigned_and_is_not_documented(site_file, redis_server, pg_url,
                                                                       nodes) -> None:
     path = site_file({'node = "demo"': f'node = "demo"\nredis = "{redis_server.url}"\ndatabase = "{pg_url}"'})

@@ -64,6 +64,10 @@ async def relay(camera_id: str, stream: str, request: Request, gw: GatewayDep) -
                 try:
                     packet = await asyncio.wait_for(track.recv(), HEARTBEAT_SECONDS)
                 except asyncio.TimeoutError:
+                    if not leases.owns(camera_id, stream):
+                        # gave the camera up (it sent nothing): the other node takes it over
+                        why = "this node no longer ingests the camera"
+                        return
                     yield HEARTBEAT  # no video right now (camera reconnecting); still here
                     continue
                 except MediaStreamError:
