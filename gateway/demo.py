@@ -72,7 +72,7 @@ def floor_plan_svg(title: str, rooms: list[tuple[str, str | None, int, int, int,
         out.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="#222222" '
                    f'stroke-width="{3 if outside else 4}"{dash}/>')
         lines = label.split("\n")
-        size = min(24, int((w - 16) / (0.64 * max(len(line) for line in lines))))  # fits the room's width
+        size = min(36, int((w - 16) / (0.64 * max(len(line) for line in lines))))  # fits the room's width
         out.append(f'<text x="{x + 8}" y="{y + size + 6}" font-size="{size}">' + "".join(
             f'<tspan x="{x + 8}" dy="{0 if i == 0 else round(size * 1.2)}">{escape(line)}</tspan>'
             for i, line in enumerate(lines)
