@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import signal
 import socket
 import subprocess
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError
+
+from tests.system_deps import missing
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -54,9 +55,7 @@ def require_gst_rtsp() -> None:
         return
     message = (f"RTSP test camera needs GStreamer's RTSP server for {SYSTEM_PYTHON} "
                f"({problem}); install Debian packages: {DEBIAN_PACKAGES}")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing(message)
 
 
 def free_port() -> int:

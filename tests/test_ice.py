@@ -9,7 +9,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import os
 import shutil
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from gateway.config import ConfigError, load_config
 from gateway.credentials import CredentialBox
 from gateway.ice import IceConfigError, parse_ice_servers, turn_credentials
 
+from .system_deps import missing
 from .conftest import free_port
 from .whep_client import WhepViewer
 from .web_helpers import LOCKDOWN
@@ -102,10 +102,7 @@ async def test_viewer_gets_short_lived_credentials_made_for_it(site_file, run_ga
 def coturn(tmp_path):
     binary = shutil.which("turnserver")
     if binary is None:
-        message = "coturn is not installed (Debian package coturn; scripts/test installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing("coturn is not installed (Debian package coturn; scripts/test installs it)")
     port = free_port()
     low = 40000 + (port % 1000) * 20
     log = tmp_path / "turnserver.log"

@@ -15,11 +15,10 @@ from pylibsrtp import Policy, Session
 
 from camera_adapters import fastsend
 
+from .system_deps import missing
+
 if fastsend._rtpsend is None:
-    message = "camera_adapters._rtpsend is not built; run scripts/test (it installs gcc and builds it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+    missing("camera_adapters._rtpsend is not built; run scripts/test (it installs gcc and builds it)", module=True)
 
 from camera_adapters._rtpsend import send_unit  # noqa: E402
 

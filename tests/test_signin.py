@@ -12,7 +12,6 @@ from gateway.logins import hash_password, verify_password
 from gateway.signin import SESSION_COOKIE
 
 from .web_helpers import lockdown_and_offer, CSRF, LOCKDOWN, start_web_gateway, stop
-from .whep_client import WhepViewer
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .web_helpers import CSRF, start_web_gateway, stop
+from .web_helpers import start_web_gateway, stop
 
 AUTO = 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school", "shots_fired"]'
 

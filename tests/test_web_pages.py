@@ -9,7 +9,6 @@ import pytest
 from gateway.signin import SESSION_COOKIE
 
 from .web_helpers import lockdown_and_offer, CSRF, LOCKDOWN, start_web_gateway, stop
-from .whep_client import WhepViewer
 
 PAGES = {"admin": "/admin", "principal": "/admin", "officer": "/view", "dispatcher": "/dispatch",
          "auditor": "/audit"}

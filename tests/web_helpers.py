@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -20,6 +18,7 @@ from gateway.demo import demo_logins, ensure_demo_site
 from gateway.runtime import Gateway
 from gateway.signin import CSRF_HEADER, CSRF_VALUE
 
+from .system_deps import missing
 from .conftest import serve_app
 
 CSRF = {CSRF_HEADER: CSRF_VALUE}
@@ -95,10 +94,8 @@ def require_playwright():
     try:
         import playwright.async_api as api
     except ImportError as exc:
-        message = f"Playwright is not installed ({exc}); run scripts/test, which installs the [test] extra"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message, allow_module_level=True)
+        missing(f"Playwright is not installed ({exc}); run scripts/test, which installs the [test] extra",
+                module=True)
     return api
 
 
