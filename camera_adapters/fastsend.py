@@ -139,7 +139,7 @@ class LeanSender:
         self._gso = _gso_supported
         self._pair = None
         self._transport = None
-        self._sock = None
+        self._fd = -1
         self._addr = None
         self.closed = False
         self.plis = 0
@@ -177,7 +177,8 @@ class LeanSender:
         sock = getattr(transport, "_sock", None) if type(transport) is _SELECTOR_DGRAM else None
         if sock is None:
             raise ConnectionError("nominated pair is not a plain UDP socket")
-        self._pair, self._transport, self._sock, self._addr = pair, transport, sock, pair.remote_addr
+        self._pair, self._transport, self._addr = pair, transport, pair.remote_addr
+        self._fd = sock.fileno()
 
     def close(self) -> None:
         self.closed = True
@@ -219,7 +220,7 @@ class LeanSender:
         ts = (self._ts_origin + pts) & 0xFFFFFFFF
         first = self._seq
         self._seq, wire, err, unsent = _rtpsend.send_unit(
-            self._protect, self._ctx, self._sock.fileno(), self._addr, self._header(ts, now), first,
+            self._protect, self._ctx, self._fd, self._addr, self._header(ts, now), first,
             payloads, self._gso, not buffered)
         self._remember(first, ts, payloads)
         if unsent is not None:

@@ -143,9 +143,8 @@ class Gateway:
     async def start(self) -> None:
         """Apply whatever the clock says happened while we were down, then keep ticking."""
         self.bus.bind(asyncio.get_running_loop())
-        self.emergencies.tick()
         self.records.refresh_holds()
-        self._sync_preload()
+        await self._enforce_store()  # applies the clock, starts the preloads
         self.audit.append("gateway.started", actor_id="system", object=f"node:{self.config.node}")
         self._audit_config()
         self._ticker = asyncio.create_task(self._tick_forever(), name="sightline-ticker")
@@ -198,14 +197,10 @@ class Gateway:
     async def _tick_forever(self) -> None:
         while True:
             try:
-                self.emergencies.tick()
                 self.records.refresh_holds()
+                await self._enforce_store()  # live_grants() applies the clock (emergencies.tick)
             except Exception:
                 log.exception("emergency tick failed; retrying")
-            try:
-                await self._enforce_store()
-            except Exception:
-                log.exception("session sweep failed; retrying")
             try:
                 self.audit.tick()  # a checkpoint at least every audit_checkpoint_seconds; mirror catch-up
             except Exception:
@@ -213,10 +208,10 @@ class Gateway:
             await asyncio.sleep(TICK_SECONDS)
 
     async def _enforce_store(self) -> None:
-        """Every tick: close the live sessions the stored grants and holds no longer allow,
-        and follow grant changes with the preloads. Domain events do both at once on the
-        node that made the change; this sweep does it within a tick on every other node
-        sharing the database (and for anything an event missed)."""
+        """The one rule for live sessions: close those the stored grants and holds no longer
+        allow, and follow grant changes with the preloads. Run at once on a domain event
+        (the node that made the change) and every tick (every node sharing the database,
+        and anything an event missed)."""
         grants = self.emergencies.live_grants()
         scope = frozenset((g.id, tuple(sorted(g.camera_ids))) for g in grants)
         if scope != self._live_scope:
@@ -231,7 +226,6 @@ class Gateway:
             grant = live.get(session.grant_id)
             if grant is None:
                 stored = self.store.get_grant(session.grant_id)
-                # the same words as the GrantEnded event the deciding node acted on
                 reasons[session.id] = f"grant ended: {stored.end_reason if stored and stored.end_reason else 'expired'}"
             elif session.camera_id not in grant.camera_ids:
                 reasons[session.id] = CLOSED_OUT_OF_SCOPE
@@ -242,13 +236,13 @@ class Gateway:
             self.metrics.sessions_revoked.inc(closed)
             self.metrics.view_sessions.set(len(self.sessions))
 
-    def _sync_preload(self, grants: list[Grant] | None = None) -> None:
+    def _sync_preload(self, grants: list[Grant]) -> None:
         """Keep the grid stream (sub, else main) of every camera under a live grant
         ingesting, and only those: an officer's grid then starts at cached keyframes
         instead of cold connects. The main stream starts when someone focuses a camera."""
         wanted = {
             (camera_id, self.media.streams(camera_id)[-1])
-            for grant in (self.emergencies.live_grants() if grants is None else grants)
+            for grant in grants
             for camera_id in grant.camera_ids
             if self.media.streams(camera_id)
         }
@@ -258,21 +252,5 @@ class Gateway:
             self.media.preload(*key)
 
     async def _on_domain_event(self, event: object) -> None:
-        if isinstance(event, (GrantStarted, GrantEnded, GrantRescoped)):
-            self._sync_preload()
-        if isinstance(event, PrivacyHoldChanged) and event.held:
-            closed = await self.sessions.close_where(
-                CLOSED_HELD,
-                lambda s: s.camera_id in event.held,
-            )
-            self.metrics.sessions_revoked.inc(closed)
-        if isinstance(event, GrantRescoped) and event.removed:
-            closed = await self.sessions.close_where(
-                CLOSED_OUT_OF_SCOPE,
-                lambda s: s.grant_id == event.grant.id and s.camera_id in event.removed,
-            )
-            self.metrics.sessions_revoked.inc(closed)
-        if isinstance(event, GrantEnded):
-            closed = await self.sessions.close_grant(event.grant.id, f"grant ended: {event.reason}")
-            self.metrics.sessions_revoked.inc(closed)
-            self.metrics.view_sessions.set(len(self.sessions))
+        if isinstance(event, (GrantStarted, GrantEnded, GrantRescoped, PrivacyHoldChanged)):
+            await self._enforce_store()  # at once on this node; the ticker does it on the others
