@@ -7,6 +7,7 @@ so a page shows exactly what the API would let its user see.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -129,12 +130,11 @@ def _page_data(request: Request) -> dict[str, Any]:
 def _admin_data(request: Request) -> dict[str, Any]:
     """The admin panel names people, agencies and call types in plain words, not ids."""
     site = request.app.state.gateway.config.site
-    known = dict(CALL_TYPES)
     return {
         **_page_data(request),
         "people": {a.id: a.name for a in site.accounts.values() if a.role is not Role.RECORDS_CLIENT},
         "agencies": {a.id: a.name for a in site.agencies.values()},
-        "call_types": {**{c: _plain(c) for c in site.policy.auto_approve_calls}, **known},
+        "call_types": {c["id"]: c["label"] for c in _call_types(site.policy.auto_approve_calls)},
     }
 
 
@@ -174,6 +174,14 @@ def _plain(code: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _call_types(auto: Collection[str]) -> list[dict[str, Any]]:
+    """CALL_TYPES in plain words, each marked if the policy approves it by itself, and the
+    policy's own auto-approved types added when CALL_TYPES lacks them."""
+    known = dict(CALL_TYPES)
+    return ([{"id": cid, "label": label, "auto": cid in auto} for cid, label in CALL_TYPES]
+            + [{"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known])
+
+
 def _dispatch_data(request: Request) -> dict[str, Any]:
     """What the dispatcher's form offers and what its request list needs to name people
     and places: all plain data from the site file and its policy, nothing stored in web/."""
@@ -182,10 +190,7 @@ def _dispatch_data(request: Request) -> dict[str, Any]:
         return {}
     site = request.app.state.gateway.config.site
     policy = site.policy
-    auto = policy.auto_approve_calls
-    known = dict(CALL_TYPES)
-    call_types = [{"id": cid, "label": label, "auto": cid in auto} for cid, label in CALL_TYPES]
-    call_types += [{"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known]
+    call_types = _call_types(policy.auto_approve_calls)
     buildings = _buildings(request, ident)
 
     def shares(action: Action) -> str:
