@@ -19,8 +19,11 @@ ensure_debian_packages() {
       [ -n "$pkg" ] && wanted+=("$pkg")
     done < "$list"
   done
+  local installed
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "${wanted[@]}" 2>/dev/null \
+    | sed -n 's/:install ok installed$//p' | tr '\n' ' ' || true) "
   for pkg in "${wanted[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    [[ "$installed" == *" $pkg "* ]] || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null; then
@@ -51,6 +54,13 @@ ensure_venv() {
     say "creating virtualenv with $py"
     "$py" -m venv "$VENV" || { ensure_debian_packages "$ROOT/scripts/debian-base.txt"; "$py" -m venv "$VENV"; }
   fi
+  # Skip pip when nothing it reads changed since the last install: the fast test loop.
+  local stamp="$VENV/.sightline-installed" want
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/camera_adapters/_rtpsend.c" | sha256sum | cut -c1-16) $spec"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$ROOT"/camera_adapters/_rtpsend*.so >/dev/null 2>&1; then
+    return 0
+  fi
   say "installing Python packages ($spec)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$spec"
+  echo "$want" > "$stamp"
 }
