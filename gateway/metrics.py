@@ -46,8 +46,8 @@ class CameraCollector(Collector):
             for key, family in gauges.items():
                 if values.get(key) is not None:
                     family.add_metric([camera, stream], float(values[key]))
-            for key, family in counters.items():
-                family.add_metric([camera, stream], float(values.get(key) or 0))
+            for key, counter in counters.items():
+                counter.add_metric([camera, stream], float(values.get(key) or 0))
             if s.get("ingest"):
                 ingest.add_metric([camera, stream, str(s["ingest"])], 1.0)
         yield from gauges.values()
