@@ -37,11 +37,10 @@ finally:
 for _noisy in ("onvif.zeep_aiohttp", "zeep"):
     logging.getLogger(_noisy).setLevel(logging.INFO)
 
-DEVICE_NS: str = SERVICES["devicemgmt"]["ns"]
 MEDIA_NS: str = SERVICES["media"]["ns"]
 _PROXY_VARIABLES = ("http_proxy", "https_proxy")
 
-__all__ = ["DEVICE_NS", "MEDIA_NS", "LibraryError", "new_camera", "same_door",
+__all__ = ["MEDIA_NS", "LibraryError", "new_camera", "same_door",
            "without_credentials"]
 
 
