@@ -12,13 +12,11 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from lxml import etree
-
-from .onvif.xmlread import child, children, local, parse, text
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +47,33 @@ class DiscoveredDevice:
     location: str | None = None
 
 
+def _local(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _children(el: etree._Element | None, name: str) -> Iterator[etree._Element]:
+    return (c for c in (el if el is not None else ()) if _local(c) == name)
+
+
+def _child(el: etree._Element | None, *path: str) -> etree._Element | None:
+    """The first element along ``path`` of local names: answers are read by local name,
+    since firmwares mix WS-Addressing and WS-Discovery versions and prefixes."""
+    for name in path:
+        el = next(_children(el, name), None)
+    return el
+
+
+def _text(el: etree._Element | None, *path: str) -> str | None:
+    found = _child(el, *path)
+    return found.text.strip() if found is not None and found.text is not None else None
+
+
+def _parse(data: bytes) -> etree._Element:
+    """Parse an untrusted datagram without entities or network access."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    return etree.fromstring(data, parser)
+
+
 def probe_message(message_id: str) -> bytes:
     return _PROBE.format(message_id=message_id).encode()
 
@@ -66,22 +91,22 @@ def _scope(scopes: tuple[str, ...], kind: str) -> str | None:
 def parse_probe_matches(data: bytes, message_id: str) -> list[DiscoveredDevice]:
     """Devices in a ProbeMatches answer to ``message_id``; anything else gives []."""
     try:
-        root = parse(data)
+        root = _parse(data)
     except etree.XMLSyntaxError:
         return []
-    relates = text(root, "Header", "RelatesTo")
-    matches = child(root, "Body", "ProbeMatches")
-    if local(root) != "Envelope" or matches is None or (relates and relates != message_id):
+    relates = _text(root, "Header", "RelatesTo")
+    matches = _child(root, "Body", "ProbeMatches")
+    if _local(root) != "Envelope" or matches is None or (relates and relates != message_id):
         return []
     devices = []
-    for match in children(matches, "ProbeMatch"):
-        address = text(match, "EndpointReference", "Address")
+    for match in _children(matches, "ProbeMatch"):
+        address = _text(match, "EndpointReference", "Address")
         if not address:
             continue
-        scopes = tuple((text(match, "Scopes") or "").split())
+        scopes = tuple((_text(match, "Scopes") or "").split())
         devices.append(DiscoveredDevice(
             address=address,
-            xaddrs=tuple((text(match, "XAddrs") or "").split()),
+            xaddrs=tuple((_text(match, "XAddrs") or "").split()),
             name=_scope(scopes, "name"),
             hardware=_scope(scopes, "hardware"),
             scopes=scopes,

@@ -11,6 +11,7 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 from camera_adapters.registry import split_credentials
 from camera_adapters.urls import redact
@@ -41,7 +42,7 @@ def _host_port(text: str, default_port: int = 80) -> tuple[str, int]:
     return host, int(port)
 
 
-def _append_camera(config: GatewayConfig, entry: dict) -> GatewayConfig:
+def _append_camera(config: GatewayConfig, entry: dict[str, Any]) -> GatewayConfig:
     """Appends one [[cameras]] block; the file is restored if it then fails to load."""
     original = config.path.read_text(encoding="utf-8")
     return rewrite_site_file(config, original.rstrip("\n") + "\n\n" + to_toml({"cameras": [entry]}))
@@ -51,7 +52,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
     camera_id = args.id or _slug(args.name, set(config.site.cameras))
-    entry: dict = {"id": camera_id, "name": args.name, "building": args.building, "zone": args.zone,
+    entry: dict[str, Any] = {"id": camera_id, "name": args.name, "building": args.building, "zone": args.zone,
                    "privacy": args.privacy}
     if args.tags:
         entry["tags"] = [t.strip() for t in args.tags.split(",") if t.strip()]
@@ -103,7 +104,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict] | None:
+def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict[str, Any]] | None:
     """Health as the running gateway sees it, or None when no gateway answers."""
     from .runtime import open_domain, token_authority
 
@@ -130,7 +131,7 @@ def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict] | None:
     return health
 
 
-def _health_text(stream: dict | None) -> str:
+def _health_text(stream: dict[str, Any] | None) -> str:
     if not stream:
         return "-"
     text = f"{stream.get('state', '?')}"
@@ -148,13 +149,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("ID", "NAME", "BUILDING/ZONE", "PRIVACY", "SOURCE", "MAIN", "SUB")]
     for camera in config.site.cameras.values():
         h = (health or {}).get(camera.id, {})
-        source = "onvif " + config.access[camera.id].onvif if config.access.get(camera.id, None) and \
-            config.access[camera.id].onvif else redact(camera.main)
+        access = config.access.get(camera.id)
+        source = f"onvif {access.onvif}" if access and access.onvif else redact(camera.main)
         rows.append((camera.id, camera.name, f"{camera.building}/{camera.zone}", str(camera.privacy), source,
                      _health_text(h.get("main")), _health_text(h.get("sub")) if camera.sub else "none"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if health is None:
         print(f"\n(no gateway answered at {gateway_url}; health is shown while it runs — use --gateway URL)")
     return 0
@@ -177,7 +178,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cameras = sub.add_parser("cameras", help="discover, list and add cameras")
     cam_sub = cameras.add_subparsers(dest="cameras_command", required=True)
 

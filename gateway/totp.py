@@ -1,19 +1,18 @@
-"""Time-based one-time passwords (RFC 6238 over RFC 4226): HMAC-SHA1, 30 s steps, 6 digits.
+"""Time-based one-time passwords (RFC 6238): pyotp's HMAC-SHA1, 30 s steps, 6 digits.
 
 What authenticator apps (and the tests) compute. ``verify`` accepts the code of the
 current step or one step either side (clock drift) and returns the step it matched,
-so the caller can refuse a second use of the same step (replay).
+so the caller can refuse a second use of the same step (replay; sign-in keeps the
+used steps in the store).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
-import struct
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
+
+import pyotp
+from pyotp.utils import strings_equal
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -22,12 +21,12 @@ WINDOW = 1  # steps either side of now
 
 def new_secret() -> str:
     """A fresh 160-bit secret, base32 without padding (what authenticator apps expect)."""
-    return base64.b32encode(secrets.token_bytes(20)).decode("ascii").rstrip("=")
+    return pyotp.random_base32(32)
 
 
-def _key(secret: str) -> bytes:
-    text = secret.replace(" ", "").upper()
-    return base64.b32decode(text + "=" * (-len(text) % 8))
+def _totp(secret: str) -> pyotp.TOTP:
+    """Secrets are typed by people: spaces and lower case are allowed."""
+    return pyotp.TOTP(secret.replace(" ", "").upper(), digits=DIGITS, interval=STEP_SECONDS)
 
 
 def step_at(t: float) -> int:
@@ -35,35 +34,41 @@ def step_at(t: float) -> int:
 
 
 def code_at_step(secret: str, step: int) -> str:
-    digest = hmac.new(_key(secret), struct.pack(">Q", step), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
-    return str(value % 10**DIGITS).zfill(DIGITS)
+    return _totp(secret).generate_otp(step)
 
 
 def code_at(secret: str, t: float | None = None) -> str:
     return code_at_step(secret, step_at(time.time() if t is None else t))
 
 
-def verify(secret: str, code: str, t: float | None = None, *, window: int = WINDOW) -> int | None:
-    """The matching step, or None. Compares in constant time; never raises on bad input."""
+def verify(secret: str, code: str | None, t: float | None = None, *,
+           window: int = WINDOW) -> int | None:
+    """The matching step, or None. Compares in constant time; never raises on bad input.
+
+    Every step in the window is compared (no early return), so timing does not tell
+    which step matched.
+    """
     code = (code or "").strip().replace(" ", "")
     if len(code) != DIGITS or not code.isdigit():
         return None
+    otp = _totp(secret)
     now = step_at(time.time() if t is None else t)
     found = None
     for step in range(now - window, now + window + 1):
-        if hmac.compare_digest(code_at_step(secret, step), code):
+        if strings_equal(otp.generate_otp(step), code):
             found = step if found is None else found
     return found
 
 
 def otpauth_uri(secret: str, account: str, issuer: str = "Sightline") -> str:
-    """The provisioning URI authenticator apps read from a QR code."""
-    label = quote(f"{issuer}:{account}")
-    query = urlencode({"secret": secret, "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS,
-                       "period": STEP_SECONDS})
-    return f"otpauth://totp/{label}?{query}"
+    """The provisioning URI authenticator apps read from a QR code.
+
+    pyotp writes the label's colon bare when it is given the issuer; it gets the whole
+    ``issuer:account`` label instead so the colon is percent-encoded as it always was
+    here (apps read both), and the ``issuer`` parameter is added after it.
+    """
+    label = _totp(secret).provisioning_uri(name=f"{issuer}:{account}")
+    return f"{label}&{urlencode({'issuer': issuer})}"
 
 
 def main(argv: list[str] | None = None) -> int:

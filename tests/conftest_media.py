@@ -231,7 +231,8 @@ class OnvifCameras:
 @pytest.fixture
 def onvif_camera() -> Iterator[OnvifCameras]:
     """Factory: ``onvif_camera.start(main_uri, sub_uri, username=, password=,
-    clock_offset=120.0, name=, hardware=, get_services=True, snapshot=True)`` → simulator
+    clock_offset=120.0, name=, hardware=, get_services=True, snapshot=True,
+    clock_needs_credentials=False, soap_digest=False)`` → simulator
     (``device_url``, ``port``, ``udp_port``, ``calls``, ``auth_failures``)."""
     cameras = OnvifCameras()
     yield cameras

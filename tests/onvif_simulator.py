@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -124,20 +124,37 @@ def _profile(token: str, name: str, width: int, height: int, fps: int) -> str:
 </trt:Profiles>"""
 
 
+class BareUnauthorized(Exception):
+    """Refuse with HTTP 401, no WWW-Authenticate and no body (see ``clock_needs_credentials``)."""
+
+
 class OnvifSimulator:
     """One simulated camera. ``calls`` counts SOAP operations (and ``Probe``, ``Snapshot``)
-    as received, ``auth_failures`` says why each refused request was refused."""
+    as received, ``auth_failures`` says why each refused request was refused.
+
+    Quirks, each off by default:
+
+    * ``clock_needs_credentials``: a third-party device seen in the field. It demands
+      WS-Security even for GetSystemDateAndTime, and answers every request it does not
+      authenticate (none sent, or wrong) with HTTP 401 without a WWW-Authenticate header
+      and without a SOAP fault.
+    * ``soap_digest``: HTTP Digest in front of the SOAP endpoints (Hikvision with ONVIF
+      authentication set to "digest"): a SOAP request without a valid Digest
+      Authorization gets a 401 challenge before WS-Security is looked at.
+    """
 
     def __init__(self, main_uri: str, sub_uri: str, *, username: str = "admin",
                  password: str = "s3cret-Pa55", clock_offset: float = 120.0,
                  name: str = "Gym North", hardware: str = "SL-CAM-1000",
                  location: str = "building/lincoln-high", get_services: bool = True,
-                 snapshot: bool = True) -> None:
+                 snapshot: bool = True, clock_needs_credentials: bool = False,
+                 soap_digest: bool = False) -> None:
         self.main_uri, self.sub_uri = main_uri, sub_uri
         self.username, self.password = username, password
         self.clock_offset = clock_offset
         self.name, self.hardware, self.location = name, hardware, location
         self.supports_get_services, self.supports_snapshot = get_services, snapshot
+        self.clock_needs_credentials, self.soap_digest = clock_needs_credentials, soap_digest
         self.host = "127.0.0.1"
         self.port = free_port()
         self.udp_port = free_port(socket.SOCK_DGRAM)
@@ -207,11 +224,17 @@ class OnvifSimulator:
     # --- SOAP ----------------------------------------------------------------------------
 
     async def _soap(self, request: Request) -> Response:
+        if self.soap_digest and not self._digest_ok(request):
+            with self._lock:
+                self.auth_failures.append("HTTP Digest required")
+            return self._digest_challenge()
         try:
             body = self._handle(await request.body())
             status = 200
         except Fault as fault:
             body, status = fault.envelope(), fault.status
+        except BareUnauthorized:
+            return Response(status_code=401)
         return Response(body, status_code=status, media_type=SOAP_TYPE)
 
     def _handle(self, data: bytes) -> str:
@@ -232,7 +255,7 @@ class OnvifSimulator:
         schema = wsdl_schema(qname.namespace)
         if not schema.validate(operation):
             raise Fault("Sender", "ter:InvalidArgs", f"schema: {schema.error_log.last_error.message}")
-        if qname.localname != "GetSystemDateAndTime":
+        if qname.localname != "GetSystemDateAndTime" or self.clock_needs_credentials:
             self._authenticate(envelope.find(f"{{{SOAP_ENV}}}Header"))
         handler = getattr(self, f"_op_{qname.localname}", None)
         if handler is None:
@@ -272,12 +295,14 @@ class OnvifSimulator:
     def _refuse(self, why: str) -> None:
         with self._lock:
             self.auth_failures.append(why)
+        if self.clock_needs_credentials:
+            raise BareUnauthorized(why)
         raise not_authorized(why)
 
     # --- operations ----------------------------------------------------------------------
 
     def _op_GetSystemDateAndTime(self, _: etree._Element) -> str:
-        moment = datetime.fromtimestamp(self.now(), timezone.utc)
+        moment = datetime.fromtimestamp(self.now(), UTC)
         return (f"<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
                 f"<tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false"
                 f"</tt:DaylightSavings><tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone>"
@@ -345,6 +370,9 @@ class OnvifSimulator:
             self.calls["Snapshot"] += 1
         if self._digest_ok(request):
             return Response(test_jpeg(), media_type="image/jpeg")
+        return self._digest_challenge()
+
+    def _digest_challenge(self) -> Response:
         nonce = secrets.token_hex(16)
         with self._lock:
             self._digest_nonces.add(nonce)
@@ -363,7 +391,7 @@ class OnvifSimulator:
             return hashlib.md5(text.encode()).hexdigest()
 
         ha1 = md5(f"{self.username}:onvif-sim:{self.password}")
-        ha2 = md5(f"GET:{fields.get('uri', '')}")
+        ha2 = md5(f"{request.method}:{fields.get('uri', '')}")
         expected = md5(f"{ha1}:{fields['nonce']}:{fields.get('nc', '')}:"
                        f"{fields.get('cnonce', '')}:auth:{ha2}")
         return hmac.compare_digest(expected, fields.get("response", ""))

@@ -7,12 +7,11 @@ import time
 
 import httpx
 import pytest
+from lxml import etree
+from zeep.exceptions import Fault
+from zeep.plugins import HistoryPlugin
 
-from camera_adapters.onvif import (OnvifAuthError, OnvifUnreachable, fetch_snapshot,
-                                   probe_camera)
-from camera_adapters.onvif import ops
-from camera_adapters.onvif.soap import SoapFault, call
-from camera_adapters.onvif.wsse import security_header
+from camera_adapters.onvif import OnvifAuthError, OnvifUnreachable, fetch_snapshot, library, probe_camera
 from tests.conftest_media import free_port
 
 pytestmark = pytest.mark.timeout(15)
@@ -20,6 +19,18 @@ pytestmark = pytest.mark.timeout(15)
 PASSWORD = "s3cret-Pa55"
 MAIN = "rtsp://10.0.0.7:554/Streaming/Channels/101"
 SUB = "rtsp://10.0.0.7:554/Streaming/Channels/102"
+SOAP = "application/soap+xml; charset=utf-8"
+ENVELOPE = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+            'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>')
+
+
+def fault_of(response: httpx.Response) -> tuple[str, str, str]:
+    """(code, subcode, reason) of a SOAP 1.2 fault, without prefixes."""
+    fault = etree.fromstring(response.content).find(".//{*}Fault")
+    assert fault is not None, response.text
+    code = fault.findtext("{*}Code/{*}Value") or ""
+    sub = fault.findtext("{*}Code/{*}Subcode/{*}Value") or ""
+    return code.rpartition(":")[2], sub.rpartition(":")[2], fault.findtext(".//{*}Text") or ""
 
 
 async def test_probe_camera_two_minutes_off(onvif_camera) -> None:
@@ -65,39 +76,51 @@ async def test_probe_logs_no_password(onvif_camera, caplog) -> None:
 
 
 async def test_created_must_follow_the_camera_clock(onvif_camera) -> None:
-    """Without the skew correction the same credentials are refused."""
+    """Without the skew correction the library's tokens are refused; a replayed one too."""
     sim = onvif_camera.start(password=PASSWORD, clock_offset=120.0)
-    async with httpx.AsyncClient() as client:
-        naive = security_header("admin", PASSWORD, clock_offset=0.0)
-        with pytest.raises(SoapFault) as info:
-            await call(client, sim.device_url, ops.get_device_information(), naive)
-        assert info.value.subcodes == ("NotAuthorized",) and info.value.is_auth
+    naive = library.new_camera(sim.host, sim.port, "admin", PASSWORD, clock_offset=0.0)
+    corrected = library.new_camera(sim.host, sim.port, "admin", PASSWORD, clock_offset=120.0)
+    try:
+        with pytest.raises(Fault) as info:
+            await (await naive.create_devicemgmt_service()).GetDeviceInformation()
+        assert [code.localname for code in info.value.subcodes] == ["NotAuthorized"]
         assert "Created" in sim.auth_failures[-1]
 
-        corrected = security_header("admin", PASSWORD, clock_offset=120.0)
-        answer = await call(client, sim.device_url, ops.get_device_information(), corrected)
-        assert ops.read_device_information(answer).serial == "SIM0001"
+        service = await corrected.create_devicemgmt_service()
+        history = HistoryPlugin()
+        service.zeep_client.plugins.append(history)
+        assert (await service.GetDeviceInformation()).SerialNumber == "SIM0001"
 
-        with pytest.raises(SoapFault):
-            await call(client, sim.device_url, ops.get_device_information(), corrected)
+        sent = etree.tostring(history.last_sent["envelope"])
+        assert b"UsernameToken" in sent and PASSWORD.encode() not in sent
+        async with httpx.AsyncClient() as client:
+            replay = await client.post(sim.device_url, content=sent,
+                                       headers={"Content-Type": SOAP})
+        assert fault_of(replay)[:2] == ("Sender", "NotAuthorized")
         assert sim.auth_failures[-1] == "replayed nonce"
+    finally:
+        await naive.close()
+        await corrected.close()
 
 
 async def test_schema_invalid_request_gets_a_fault(onvif_camera) -> None:
     sim = onvif_camera.start(password=PASSWORD)
-    body = ops.get_stream_uri("main")
-    body.append(body[0])  # StreamSetup after ProfileToken: wrong order per media.wsdl
-    header = security_header("admin", PASSWORD, clock_offset=120.0)
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(SoapFault) as info:
-            await call(client, sim.device_url.replace("device", "media"), body, header)
-        assert (info.value.code, info.value.subcodes) == ("Sender", ("InvalidArgs",))
-        assert "StreamSetup" in info.value.reason or "ProfileToken" in info.value.reason
+    # StreamSetup after ProfileToken: wrong order per media.wsdl
+    misordered = ('<GetStreamUri xmlns="http://www.onvif.org/ver10/media/wsdl"><ProfileToken>'
+                  'main</ProfileToken><StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>'
+                  '<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup>'
+                  '</GetStreamUri>')
+    bogus = ('<GetCapabilities xmlns="http://www.onvif.org/ver10/device/wsdl"><Category>'
+             'Everything</Category></GetCapabilities>')
+    async with httpx.AsyncClient(headers={"Content-Type": SOAP}) as client:
+        answer = await client.post(sim.device_url.replace("device", "media"),
+                                   content=ENVELOPE.format(misordered))
+        code, subcode, reason = fault_of(answer)
+        assert (code, subcode) == ("Sender", "InvalidArgs")
+        assert "StreamSetup" in reason or "ProfileToken" in reason
 
-        bogus = ops.request("http://www.onvif.org/ver10/device/wsdl", "GetCapabilities",
-                            Category="Everything")
-        with pytest.raises(SoapFault, match="InvalidArgs"):
-            await call(client, sim.device_url, bogus)
+        answer = await client.post(sim.device_url, content=ENVELOPE.format(bogus))
+        assert fault_of(answer)[1] == "InvalidArgs"
     assert sim.auth_failures == []
 
 

@@ -1,16 +1,18 @@
-"""Pure pieces of the ONVIF client: stream choice, camera clocks, UsernameToken digest."""
+"""Pure pieces of the ONVIF client: stream choice, camera clocks, the library's token."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timezone
+import time
+from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
 
 from camera_adapters.onvif import MediaProfile, choose_streams
 from camera_adapters.onvif.clock import camera_utc
-from camera_adapters.onvif.wsse import password_digest, security_header
+from camera_adapters.onvif.library import new_camera
 
 
 def profile(token: str, encoding: str | None, w: int | None, h: int | None) -> MediaProfile:
@@ -33,35 +35,47 @@ def test_single_profile_has_no_sub_and_encoderless_profiles_are_a_last_resort() 
     assert main.token == "a" and sub is None
 
 
-def _clock(xml: str) -> datetime | None:
-    ns = 'xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"'
-    return camera_utc(etree.fromstring(
-        f"<tds:GetSystemDateAndTimeResponse {ns}><tds:SystemDateAndTime>{xml}"
-        "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"))
+def _clock(**system_date_and_time: Any) -> datetime | None:
+    """``camera_utc`` of a SystemDateAndTime as zeep's ``serialize_object`` gives it."""
+    return camera_utc(system_date_and_time)
 
 
-def _dt(y: int, mo: int, d: int, h: int, mi: int, s: int) -> str:
-    return (f"<tt:Time><tt:Hour>{h}</tt:Hour><tt:Minute>{mi}</tt:Minute><tt:Second>{s}"
-            f"</tt:Second></tt:Time><tt:Date><tt:Year>{y}</tt:Year><tt:Month>{mo}</tt:Month>"
-            f"<tt:Day>{d}</tt:Day></tt:Date>")
+def _dt(y: int, mo: int, d: int, h: int, mi: int, s: int) -> dict[str, dict[str, int]]:
+    return {"Time": {"Hour": h, "Minute": mi, "Second": s},
+            "Date": {"Year": y, "Month": mo, "Day": d}}
 
 
 def test_camera_clock_variants() -> None:
-    utc = datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc)
-    assert _clock(f"<tt:UTCDateTime>{_dt(2025, 3, 1, 12, 0, 5)}</tt:UTCDateTime>") == utc
-    local_only = (f"<tt:DaylightSavings>true</tt:DaylightSavings><tt:TimeZone><tt:TZ>"
-                  f"EST5EDT,M3.2.0,M11.1.0</tt:TZ></tt:TimeZone><tt:LocalDateTime>"
-                  f"{_dt(2025, 3, 1, 8, 0, 5)}</tt:LocalDateTime>")
-    assert _clock(local_only) == utc
-    assert _clock(f"<tt:UTCDateTime>{_dt(2025, 0, 1, 24, 0, 0)}</tt:UTCDateTime>") is None
-    assert _clock("") is None
+    utc = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
+    assert _clock(UTCDateTime=_dt(2025, 3, 1, 12, 0, 5)) == utc
+    local_only = {"DaylightSavings": True, "TimeZone": {"TZ": "EST5EDT,M3.2.0,M11.1.0"},
+                  "UTCDateTime": None, "LocalDateTime": _dt(2025, 3, 1, 8, 0, 5)}
+    assert _clock(**local_only) == utc
+    assert _clock(UTCDateTime=_dt(2025, 0, 1, 24, 0, 0)) is None
+    assert _clock() is None
 
 
-def test_password_digest_and_header() -> None:
-    nonce, created = b"0123456789abcdef", "2025-03-01T12:00:05Z"
-    expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + b"pw").digest()).decode()
-    assert password_digest(nonce, created, "pw") == expected
-    header = security_header("admin", "pw", clock_offset=120.0, now=lambda: 1_700_000_000.4)
-    created_el = header.find(".//{*}Created")
-    assert created_el is not None and created_el.text == "2023-11-14T22:15:20Z"
-    assert b"pw<" not in etree.tostring(header)
+async def test_library_token_is_a_digest_on_the_camera_clock() -> None:
+    """What the probe relies on from onvif-zeep-async: PasswordDigest, whole Zulu seconds
+    (Hikvision rejects fractions and +00:00), ``Created`` shifted by the clock offset."""
+    camera = new_camera("127.0.0.1", 9, "admin", "pw", clock_offset=120.0)
+    try:
+        service = await camera.create_devicemgmt_service()
+        envelope = etree.fromstring(b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-'
+                                    b'envelope"><s:Header/><s:Body/></s:Envelope>')
+        before = time.time()
+        service.zeep_client.wsse.apply(envelope, {})
+    finally:
+        await camera.close()
+    token = envelope.find(".//{*}UsernameToken")
+    assert token is not None
+    created = token.findtext("{*}Created") or ""
+    nonce = base64.b64decode(token.findtext("{*}Nonce") or "")
+    password = token.find("{*}Password")
+    assert password is not None and password.get("Type", "").endswith("#PasswordDigest")
+    assert created.endswith("Z") and "." not in created and "+" not in created
+    stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    assert before + 119 <= stamp <= time.time() + 121
+    expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + b"pw").digest())
+    assert password.text == expected.decode()
+    assert b"pw<" not in etree.tostring(envelope)

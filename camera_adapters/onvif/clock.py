@@ -1,28 +1,31 @@
 """Camera clock from GetSystemDateAndTime, tolerant of what firmwares actually send.
 
-Seen in the field: no UTCDateTime (only LocalDateTime plus a POSIX TZ string),
-impossible dates (month 0, hour 24) on cameras whose RTC battery died. An unreadable
-clock gives None and the probe carries on with no correction.
+An unreadable clock gives None and the probe carries on with no correction.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from .xmlread import Element, child, number, text
+from .fields import field, integer, text
 
 _POSIX_TZ = re.compile(r"^(?:<[^>]+>|[A-Za-z]{3,})([+-]?)(\d{1,2})(?::(\d{2}))?")
 
 
-def _datetime(el: Element | None) -> datetime | None:
-    parts = [number(el, "Date", "Year"), number(el, "Date", "Month"), number(el, "Date", "Day"),
-             number(el, "Time", "Hour"), number(el, "Time", "Minute"), number(el, "Time", "Second")]
-    if el is None or any(p is None for p in parts):
+def _datetime(value: object) -> datetime | None:
+    parts = [integer(value, "Date", "Year"), integer(value, "Date", "Month"),
+             integer(value, "Date", "Day"), integer(value, "Time", "Hour"),
+             integer(value, "Time", "Minute"), integer(value, "Time", "Second")]
+    year, month, day, hour, minute, second = parts
+    if (year is None or month is None or day is None or hour is None or minute is None
+            or second is None):
         return None
     try:
-        return datetime(*(int(p) for p in parts if p is not None), tzinfo=timezone.utc)
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
+        # Quirk (impossible dates): cameras whose RTC battery died report month 0,
+        # day 0 or hour 24. No correction is better than a wrong one.
         return None
 
 
@@ -35,15 +38,16 @@ def _posix_offset(tz: str | None) -> timedelta | None:
     return sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0))
 
 
-def camera_utc(response: Element) -> datetime | None:
-    """The camera's idea of UTC now, or None if it cannot be read."""
-    info = child(response, "SystemDateAndTime")
-    utc = _datetime(child(info, "UTCDateTime"))
+def camera_utc(system_date_and_time: object) -> datetime | None:
+    """The camera's idea of UTC now (from a ``SystemDateAndTime``), or None."""
+    utc = _datetime(field(system_date_and_time, "UTCDateTime"))
     if utc is not None:
         return utc
-    local_time = _datetime(child(info, "LocalDateTime"))
-    west = _posix_offset(text(info, "TimeZone", "TZ"))
+    # Quirk (local time only): some firmwares leave out UTCDateTime and send
+    # LocalDateTime plus a POSIX TZ string; DaylightSavings says whether DST is on now.
+    local_time = _datetime(field(system_date_and_time, "LocalDateTime"))
+    west = _posix_offset(text(system_date_and_time, "TimeZone", "TZ"))
     if local_time is None or west is None:
         return None
-    dst = timedelta(hours=1) if text(info, "DaylightSavings") == "true" else timedelta(0)
-    return local_time + west - dst
+    dst = field(system_date_and_time, "DaylightSavings") in (True, "true")
+    return local_time + west - (timedelta(hours=1) if dst else timedelta(0))

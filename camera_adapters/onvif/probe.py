@@ -4,150 +4,115 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from ..urls import redact
-from . import ops
+from . import library
 from .choice import choose_streams
-from .clock import camera_utc
-from .http_auth import CameraAuth
-from .model import MediaProfile, OnvifAuthError, OnvifCamera, OnvifError, OnvifUnreachable
-from .soap import AUTH_HINT, SoapFault, call
-from .wsse import security_header
-from .xmlread import Element
+from .fields import field, items, number, text
+from .model import DeviceInfo, MediaProfile, OnvifCamera, OnvifError, OnvifUnreachable
+from .session import CameraSession, OperationFailed, netloc
 
 log = logging.getLogger(__name__)
 
-SKEW_WARNING_SECONDS = 5.0
+_STREAM_SETUP = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
 
 
-def _netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+def _device_info(answer: object) -> DeviceInfo:
+    return DeviceInfo(
+        manufacturer=text(answer, "Manufacturer") or "",
+        model=text(answer, "Model") or "",
+        firmware=text(answer, "FirmwareVersion") or "",
+        serial=text(answer, "SerialNumber") or "",
+    )
 
 
-def _same_door(xaddr: str, device_url: str) -> str:
-    """``xaddr`` re-pointed at the host:port we reached: behind NAT cameras advertise LAN
-    addresses (or 0.0.0.0) that we cannot reach; the path is what matters."""
-    parts = urlsplit(xaddr)
-    return urlunsplit(parts._replace(scheme=urlsplit(device_url).scheme,
-                                     netloc=urlsplit(device_url).netloc))
+def _profiles(answer: object) -> tuple[MediaProfile, ...]:
+    profiles = []
+    for item in items(answer):
+        token = text(item, "token")
+        if not token:
+            continue
+        encoder = field(item, "VideoEncoderConfiguration")
+        width = number(encoder, "Resolution", "Width")
+        height = number(encoder, "Resolution", "Height")
+        profiles.append(MediaProfile(
+            token=token,
+            name=text(item, "Name") or token,
+            encoding=text(encoder, "Encoding"),
+            width=int(width) if width else None,
+            height=int(height) if height else None,
+            fps=number(encoder, "RateControl", "FrameRateLimit"),
+        ))
+    return tuple(profiles)
 
 
-def _without_userinfo(uri: str | None) -> str | None:
-    return redact(uri) if uri else None
-
-
-class _Session:
-    """Authenticated calls to one camera, all stamped on the camera's clock."""
-
-    def __init__(self, client: httpx.AsyncClient, where: str, username: str,
-                 password: str) -> None:
-        self.client, self.where = client, where
-        self._username, self._password = username, password
-        self.clock_offset = 0.0
-
-    async def call(self, url: str, body: Element) -> Element:
-        header = security_header(self._username, self._password, clock_offset=self.clock_offset)
-        try:
-            return await call(self.client, url, body, header)
-        except SoapFault as fault:
-            if fault.is_auth:
-                raise OnvifAuthError(
-                    f"camera at {self.where} refused the credentials for user "
-                    f"{self._username!r} ({fault.operation}: {fault.reason or fault.code}); "
-                    + AUTH_HINT) from None
-            raise
-
-    async def measure_clock(self, device_url: str) -> None:
-        """GetSystemDateAndTime unauthenticated; some firmwares insist on auth, so retry."""
-        before = time.time()
-        try:
-            response = await call(self.client, device_url, ops.get_system_date_and_time())
-        except SoapFault:
-            try:
-                response = await self.call(device_url, ops.get_system_date_and_time())
-            except (SoapFault, OnvifAuthError) as fault:
-                log.warning("camera at %s has no readable clock (%s); no skew correction",
-                            self.where, fault)
-                return
-        ours = (before + time.time()) / 2
-        theirs = camera_utc(response)
-        if theirs is None:
-            log.warning("camera at %s reported an unreadable clock; no skew correction",
-                        self.where)
-            return
-        self.clock_offset = theirs.timestamp() + 0.5 - ours  # camera truncates to whole s
-        if abs(self.clock_offset) > SKEW_WARNING_SECONDS:
-            log.warning("camera at %s clock is %+.0f s off; correcting WS-Security timestamps "
-                        "(enable NTP on the camera)", self.where, self.clock_offset)
-
-
-async def _media_url(session: _Session, device_url: str) -> str:
+async def _media_url(session: CameraSession) -> str:
     """GetServices (ONVIF's recommended way), falling back to GetCapabilities (old firmware)."""
     xaddr = None
     try:
-        xaddr = ops.read_media_xaddr_from_services(
-            await session.call(device_url, ops.get_services()))
-    except SoapFault as fault:
+        services = await session.call("devicemgmt", "GetServices", {"IncludeCapability": False})
+        xaddr = next((text(s, "XAddr") for s in items(services)
+                      if text(s, "Namespace") == library.MEDIA_NS), None)
+    except OperationFailed as fault:
         log.debug("GetServices unsupported at %s (%s); trying GetCapabilities",
                   session.where, fault)
     if not xaddr:
         try:
-            xaddr = ops.read_media_xaddr_from_capabilities(
-                await session.call(device_url, ops.get_capabilities()))
-        except SoapFault as fault:
+            capabilities = await session.call("devicemgmt", "GetCapabilities",
+                                              {"Category": "Media"})
+        except OperationFailed as fault:
             raise OnvifError(f"camera at {session.where} did not say where its media service "
                              f"is ({fault}); it may not support ONVIF Profile S") from None
-    if not xaddr:
+        xaddr = text(capabilities, "Media", "XAddr")
+    media_url = session.same_door(xaddr) if xaddr else None
+    if not media_url:
         raise OnvifError(f"camera at {session.where} has no ONVIF media service "
                          "(Profile S); it cannot stream over ONVIF")
-    return _same_door(xaddr, device_url)
+    return media_url
 
 
-async def _stream_uri(session: _Session, media_url: str, profile: MediaProfile) -> str | None:
+async def _stream_uri(session: CameraSession, profile: MediaProfile) -> str | None:
     try:
-        uri = ops.read_media_uri(await session.call(media_url, ops.get_stream_uri(profile.token)))
-    except SoapFault as fault:
+        answer = await session.call("media", "GetStreamUri", {
+            "StreamSetup": _STREAM_SETUP, "ProfileToken": profile.token})
+    except OperationFailed as fault:
         log.warning("camera at %s gave no stream URI for profile %r: %s",
                     session.where, profile.token, fault)
         return None
-    return _without_userinfo(uri)
+    uri = text(answer, "Uri")
+    return library.without_credentials(uri) if uri else None
 
 
-async def _snapshot_uri(session: _Session, media_url: str, profile: MediaProfile) -> str | None:
+async def _snapshot_uri(session: CameraSession, profile: MediaProfile) -> str | None:
     """Many cameras fault or answer empty here; the gateway then grabs a frame instead."""
     try:
-        uri = ops.read_media_uri(await session.call(media_url, ops.get_snapshot_uri(profile.token)))
-    except SoapFault as fault:
+        answer = await session.call("media", "GetSnapshotUri", {"ProfileToken": profile.token})
+    except OperationFailed as fault:
         log.info("camera at %s has no snapshot URI: %s", session.where, fault)
         return None
-    return _without_userinfo(uri)
+    uri = text(answer, "Uri")
+    return library.without_credentials(uri) if uri else None
 
 
-async def _probe(session: _Session, device_url: str) -> OnvifCamera:
-    await session.measure_clock(device_url)
+async def _probe(session: CameraSession) -> OnvifCamera:
+    await session.measure_clock()
     try:
-        info = ops.read_device_information(
-            await session.call(device_url, ops.get_device_information()))
-        media_url = await _media_url(session, device_url)
-        profiles = ops.read_profiles(await session.call(media_url, ops.get_profiles()))
-    except SoapFault as fault:
+        info = _device_info(await session.call("devicemgmt", "GetDeviceInformation"))
+        session.media_url = await _media_url(session)
+        profiles = _profiles(await session.call("media", "GetProfiles"))
+    except OperationFailed as fault:
         raise OnvifError(f"camera at {session.where}: {fault}") from None
     if not profiles:
         raise OnvifError(f"camera at {session.where} reports no media profiles; "
                          "create one in its web interface")
     main, sub = choose_streams(profiles)
-    main_uri = await _stream_uri(session, media_url, main)
+    main_uri = await _stream_uri(session, main)
     if not main_uri:
         raise OnvifError(f"camera at {session.where} gave no RTSP URI for its main profile "
                          f"{main.token!r}; check that RTSP is enabled")
-    sub_uri = await _stream_uri(session, media_url, sub) if sub else None
+    sub_uri = await _stream_uri(session, sub) if sub else None
     return OnvifCamera(
         info=info, profiles=profiles, main_uri=main_uri, sub_uri=sub_uri,
-        snapshot_uri=await _snapshot_uri(session, media_url, main),
+        snapshot_uri=await _snapshot_uri(session, main),
         clock_offset=session.clock_offset,
         main_profile=main.token, sub_profile=sub.token if sub and sub_uri else None,
     )
@@ -156,14 +121,12 @@ async def _probe(session: _Session, device_url: str) -> OnvifCamera:
 async def probe_camera(host: str, port: int, username: str, password: str, *,
                        timeout: float = 10.0) -> OnvifCamera:
     """Ask the camera at ``host:port`` who it is and which RTSP streams to ingest."""
-    where = _netloc(host, port)
-    device_url = f"http://{where}/onvif/device_service"
+    session = CameraSession(host, port, username, password)
     try:
-        async with asyncio.timeout(timeout), httpx.AsyncClient(
-            auth=CameraAuth(username, password), timeout=timeout, follow_redirects=False,
-            trust_env=False,
-        ) as client:
-            return await _probe(_Session(client, where, username, password), device_url)
+        async with asyncio.timeout(timeout):
+            return await _probe(session)
     except TimeoutError:
-        raise OnvifUnreachable(f"camera at {where} did not finish answering within "
-                               f"{timeout:g} s; check the address and ONVIF port") from None
+        raise OnvifUnreachable(f"camera at {netloc(host, port)} did not finish answering "
+                               f"within {timeout:g} s; check the address and ONVIF port") from None
+    finally:
+        await session.close()
