@@ -386,6 +386,10 @@ class AuditLog:
     def entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         return self._store.audit_entries(after_seq=after_seq, limit=limit)
 
+    def latest(self, event_type: str, *, limit: int = 1) -> list[AuditEntry]:
+        """The newest entries of one type, newest first."""
+        return self._store.audit_entries_of_type(event_type, limit=limit)
+
     def verify(self, *, mirror_grace_seconds: float = 10.0) -> VerifyResult:
         """Walk the chain from seq 1 and report the first seq where anything is wrong:
         the chain (seq, prev_hash, hash), a checkpoint (signature by a trusted key, hash
