@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from emergency.clock import Clock
 from emergency.model import Actor
-from emergency.store import AuditStore
+from emergency.store import AuditLogStore
 
 if TYPE_CHECKING:
     from emergency.audit_mirror import Mirror
@@ -147,7 +147,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: AuditStore,
+        store: AuditLogStore,
         clock: Clock,
         node: str,
         *,

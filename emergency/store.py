@@ -15,6 +15,7 @@ from emergency.model import Emergency, Grant
 
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
+    from emergency.checkpoints import AuditKey, Checkpoint
     from emergency.outbox import Notification
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
@@ -60,6 +61,23 @@ class AuditStore(Transactional, Protocol):
         ...
 
 
+class CheckpointRepo(Protocol):
+    """Signed checkpoints of the audit chain, and the nodes' public keys that signed them."""
+
+    def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
+        """False if a checkpoint at that seq exists already (another node signed it first)."""
+        ...
+
+    def last_audit_checkpoint(self) -> Checkpoint | None: ...
+    def audit_checkpoints(self, *, after_seq: int = 0, limit: int = 1000) -> list[Checkpoint]: ...
+
+    def insert_audit_key(self, key: AuditKey) -> None:
+        """Records a node's public key; a key already recorded is left as it is."""
+        ...
+
+    def audit_keys(self) -> list[AuditKey]: ...
+
+
 class RequestRepo(Protocol):
     """Dispatchers' access requests."""
 
@@ -99,6 +117,10 @@ class ReceiptRepo(Protocol):
         ...
 
 
+class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
+    """What AuditLog needs: the chain and its checkpoints."""
+
+
 class ServiceStore(EmergencyRepo, GrantRepo, Protocol):
     """What EmergencyService needs."""
 
@@ -112,6 +134,6 @@ class RecordStore(RecordLinkRepo, EmergencyReader, Protocol):
 
 
 __all__ = [
-    "AuditStore", "EmergencyReader", "EmergencyRepo", "GrantRepo", "OutboxRepo", "ReceiptRepo", "RecordLinkRepo",
-    "RecordStore", "RequestRepo", "RequestStore", "ServiceStore", "Transactional",
+    "AuditLogStore", "AuditStore", "CheckpointRepo", "EmergencyReader", "EmergencyRepo", "GrantRepo", "OutboxRepo",
+    "ReceiptRepo", "RecordLinkRepo", "RecordStore", "RequestRepo", "RequestStore", "ServiceStore", "Transactional",
 ]

@@ -19,6 +19,7 @@ from emergency.records import RecordKind, RecordLink
 
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
+    from emergency.checkpoints import AuditKey, Checkpoint
     from emergency.outbox import Notification
     from emergency.requests import AccessRequest
 
@@ -30,30 +31,46 @@ class _Tables:
     emergencies: dict[str, Emergency] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    keys: dict[str, AuditKey] = field(default_factory=dict)
     requests: dict[str, AccessRequest] = field(default_factory=dict)
     links: dict[tuple[RecordKind, str, str], RecordLink] = field(default_factory=dict)
     outbox: dict[str, Notification] = field(default_factory=dict)  # insertion order is the enqueue order
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
     def copy(self) -> _Tables:
-        return _Tables(dict(self.emergencies), dict(self.grants), list(self.audit), dict(self.requests),
-                       dict(self.links), dict(self.outbox), set(self.receipts))
+        return _Tables(dict(self.emergencies), dict(self.grants), list(self.audit), dict(self.checkpoints),
+                       dict(self.keys), dict(self.requests), dict(self.links), dict(self.outbox), set(self.receipts))
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._depth = 0
         self._t = _Tables()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
             saved = self._t.copy()
+            self._depth += 1
             try:
                 yield
             except BaseException:
                 self._t = saved
                 raise
+            finally:
+                self._depth -= 1
+
+    def audit_in_transaction(self) -> bool:
+        """The audit log's optional probe: an append inside a transaction joins it; outside,
+        it commits on its own and may sign a checkpoint."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._depth > 0
+        finally:
+            self._lock.release()
 
     # emergencies
 
@@ -111,6 +128,26 @@ class MemoryStore:
 
     def audit_entries_of_type(self, event_type: str, *, limit: int = 1) -> list[AuditEntry]:
         return [e for e in reversed(self._t.audit) if e.event_type == event_type][:limit]
+
+    # audit checkpoints and signing keys
+
+    def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
+        if cp.seq in self._t.checkpoints:
+            return False
+        self._t.checkpoints[cp.seq] = cp
+        return True
+
+    def last_audit_checkpoint(self) -> Checkpoint | None:
+        return self._t.checkpoints[max(self._t.checkpoints)] if self._t.checkpoints else None
+
+    def audit_checkpoints(self, *, after_seq: int = 0, limit: int = 1000) -> list[Checkpoint]:
+        return [self._t.checkpoints[s] for s in sorted(self._t.checkpoints) if s > after_seq][:limit]
+
+    def insert_audit_key(self, key: AuditKey) -> None:
+        self._t.keys.setdefault(key.key_id, key)
+
+    def audit_keys(self) -> list[AuditKey]:
+        return sorted(self._t.keys.values(), key=lambda k: (k.created, k.key_id))
 
     # access requests
 

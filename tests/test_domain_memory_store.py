@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emergency.audit import GENESIS_HASH, AuditLog
+from emergency.checkpoints import CheckpointSigner
 from emergency.clock import FakeClock
 from emergency.errors import Conflict
 from emergency.events import GrantEnded, GrantStarted
@@ -31,7 +34,8 @@ def w() -> SimpleNamespace:
     site = load_site(sample_site_data())
     clock = FakeClock()
     store = MemoryStore()
-    audit = AuditLog(store, clock, "memory-node")
+    signer = CheckpointSigner(Ed25519PrivateKey.generate(), "memory-node")
+    audit = AuditLog(store, clock, "memory-node", signer=signer, checkpoint_every=5)
     outbox = Outbox(store, clock, lambda topic: ["dispatch"])
     events: list[object] = []
     svc = EmergencyService(site, store, audit, clock, [events.append], outbox=outbox)
@@ -124,15 +128,25 @@ def test_a_receipt_is_accepted_once(w: SimpleNamespace) -> None:
     assert receipts.first_time("panic:gym", "evt-1")
 
 
-def test_every_audit_entry_is_chained(w: SimpleNamespace) -> None:
-    e = w.svc.declare(w.who.admin, building="washington-ms", action=Action.LOCKDOWN, incident_type=IncidentType.OTHER)
-    w.svc.cancel(w.who.admin, e.id, reason="drill button pressed by mistake")
+def test_the_audit_log_chains_signs_and_verifies_on_the_memory_store(w: SimpleNamespace) -> None:
+    for _ in range(3):
+        e = w.svc.declare(w.who.admin, building="washington-ms", action=Action.LOCKDOWN,
+                          incident_type=IncidentType.OTHER)
+        w.svc.cancel(w.who.admin, e.id, reason="drill button pressed by mistake")
+    w.audit.append("gateway.started", actor_id="system", object="node:memory-node")  # outside a transaction
     entries = w.audit.entries()
-    assert [x.seq for x in entries] == list(range(1, len(entries) + 1)) and len(entries) >= 2
+    assert [x.seq for x in entries] == list(range(1, len(entries) + 1)) and len(entries) >= 6
     prev = GENESIS_HASH
     for entry in entries:
         assert entry.prev_hash == prev and entry.computed_hash() == entry.hash
         prev = entry.hash
+    result = w.audit.verify()
+    assert result.ok and result.checked == len(entries) and result.checkpoints >= 1
+
+    forged = replace(entries[2], reason="nothing happened")
+    w.store._t.audit[2] = forged
+    result = w.audit.verify()
+    assert not result.ok and result.first_bad_seq == 3
 
 
 def test_the_domain_services_import_no_sqlite() -> None:

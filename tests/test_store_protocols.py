@@ -21,7 +21,7 @@ def implements(s: SqlStore | MemoryStore) -> None:
     service: store.ServiceStore = s
     requests: store.RequestStore = s
     records: store.RecordStore = s
-    audit: store.AuditStore = s
+    audit: store.AuditLogStore = s
     outbox: store.OutboxRepo = s
     receipts: store.ReceiptRepo = s
 '''
