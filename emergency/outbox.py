@@ -74,10 +74,6 @@ class Notification:
         return self.delivered_at is None and self.dead_at is None
 
 
-OutboxStore = OutboxRepo
-"""What the outbox needs from storage (kept under its old name)."""
-
-
 class Outbox:
     def __init__(
         self,

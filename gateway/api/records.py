@@ -256,9 +256,10 @@ def _view(gw: Gateway, link: RecordLink, result: Result) -> RecordOut:
                      emergency=link.emergency_id, cameras=cameras, review=link.review)
 
 
-_POST: dict[str, Any] = {"response_model": RecordOut, "status_code": 201,
-         "responses": {200: {"model": RecordOut, "description": "already known: unchanged or updated; "
-                                                                 "no effect is repeated"}, **_ERRORS}}
+_POST: dict[str, Any] = {
+    "response_model": RecordOut, "status_code": 201,
+    "responses": {200: {"model": RecordOut, "description": "already known: unchanged or updated; "
+                                                           "no effect is repeated"}, **_ERRORS}}
 
 
 @router.post("/threats", summary="Link a threat-assessment case (scope records:threats)", **_POST)
