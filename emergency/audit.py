@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from emergency.clock import Clock
 from emergency.model import Actor
-from emergency.store import AuditStore
+from emergency.store import AuditLogStore
 
 if TYPE_CHECKING:
     from emergency.audit_mirror import Mirror
@@ -147,7 +147,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: AuditStore,
+        store: AuditLogStore,
         clock: Clock,
         node: str,
         *,
@@ -385,6 +385,10 @@ class AuditLog:
 
     def entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         return self._store.audit_entries(after_seq=after_seq, limit=limit)
+
+    def latest(self, event_type: str, *, limit: int = 1) -> list[AuditEntry]:
+        """The newest entries of one type, newest first."""
+        return self._store.audit_entries_of_type(event_type, limit=limit)
 
     def verify(self, *, mirror_grace_seconds: float = 10.0) -> VerifyResult:
         """Walk the chain from seq 1 and report the first seq where anything is wrong:

@@ -28,11 +28,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any
 
 from emergency.audit import canonical_details
 from emergency.clock import Clock
 from emergency.ids import new_id
+from emergency.store import OutboxRepo
 
 TOPICS = frozenset({
     "emergency.activated",
@@ -55,7 +56,7 @@ MAX_ERROR_TEXT = 500
 class Notification:
     id: str
     topic: str
-    payload: dict
+    payload: dict[str, Any]
     created: datetime
     attempts: int
     next_attempt: datetime
@@ -73,22 +74,10 @@ class Notification:
         return self.delivered_at is None and self.dead_at is None
 
 
-class OutboxStore(Protocol):
-    """What the outbox needs from storage (``SqliteStore`` provides it)."""
-
-    def transaction(self) -> AbstractContextManager[None]: ...
-    def insert_notification(self, n: Notification) -> None: ...
-    def update_notification(self, n: Notification) -> None: ...
-    def get_notification(self, notification_id: str) -> Notification | None: ...
-    def due_notifications(self, now: datetime, limit: int) -> list[Notification]: ...
-    def count_notifications(self, state: str) -> int: ...
-    def list_notifications(self, state: str, *, limit: int = 100) -> list[Notification]: ...
-
-
 class Outbox:
     def __init__(
         self,
-        store: OutboxStore,
+        store: OutboxRepo,
         clock: Clock,
         subscribers: Callable[[str], Sequence[str]],
         *,
@@ -117,7 +106,7 @@ class Outbox:
     def max_attempts(self) -> int:
         return self._max_attempts
 
-    def enqueue(self, topic: str, payload: dict) -> list[Notification]:
+    def enqueue(self, topic: str, payload: dict[str, Any]) -> list[Notification]:
         """One row per subscriber that wants ``topic``; none if nobody does.
 
         Runs inside the caller's transaction when there is one (the store's
@@ -178,8 +167,16 @@ class Outbox:
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failure: base, 2*base, 4*base, ... up to
         the cap, each shortened by up to ``jitter`` of itself."""
-        delay = min(self._cap, self._base * 2 ** min(max(attempts, 1) - 1, 60))
+        delay: float = min(self._cap, self._base * 2.0 ** min(max(attempts, 1) - 1, 60))
         return delay * (1 - self._jitter * self._rng.random())
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """The store's transaction, for a deliverer that records an attempt and its audit entry together."""
+        return self.store.transaction()
+
+    def count(self, state: str) -> int:
+        """Rows that are ``pending``, ``delivered`` or ``dead``."""
+        return self.store.count_notifications(state)
 
     def pending_count(self) -> int:
         return self.store.count_notifications("pending")

@@ -22,13 +22,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from emergency.audit import AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Invalid
 from emergency.model import Action, IncidentType, State, Trigger
 from emergency.site import Site
+
+if TYPE_CHECKING:
+    from emergency.service import EmergencyService
+    from emergency.store import RecordStore
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class RecordKind(StrEnum):
@@ -86,7 +92,7 @@ class PrivacyHoldChanged:
 
 
 class RecordsService:
-    def __init__(self, site: Site, store, audit: AuditLog, clock: Clock, emergencies,
+    def __init__(self, site: Site, store: RecordStore, audit: AuditLog, clock: Clock, emergencies: EmergencyService,
                  listeners: Sequence[Callable[[object], None]] = ()) -> None:
         self._site = site
         self._store = store
@@ -108,7 +114,7 @@ class RecordsService:
         limit = timedelta(minutes=self._site.policy.privacy_hold_max_minutes)
         held: set[str] = set()
         for link in self._store.record_links(RecordKind.RESTRAINT, open_only=True):
-            start, end = _dt(link.fields["start"]), _dt(link.fields.get("end"))
+            start, end = _episode(link)
             if start <= now and (end is None or now < end) and now < start + limit:
                 held |= self.covering(link.building, link.fields["location"])
         return frozenset(held)
@@ -123,7 +129,7 @@ class RecordsService:
         now = self._clock.now()
         limit = timedelta(minutes=self._site.policy.privacy_hold_max_minutes)
         for link in self._store.record_links(RecordKind.RESTRAINT, open_only=True):
-            start, end = _dt(link.fields["start"]), _dt(link.fields.get("end"))
+            start, end = _episode(link)
             if end is None and now >= start + limit and link.review is None:
                 flagged = replace(link, review=f"privacy hold reached its {limit} maximum; review the episode")
                 self._store.upsert_record_link(flagged)
@@ -178,6 +184,10 @@ class RecordsService:
 
     def links(self, kind: RecordKind | None = None) -> list[RecordLink]:
         return self._store.record_links(kind)
+
+    def get(self, kind: RecordKind, source: str, external_id: str) -> RecordLink | None:
+        """The link a record system posted under (source, external id), if any."""
+        return self._store.get_record_link(kind, source, external_id)
 
     # internals
 
@@ -251,7 +261,7 @@ class RecordsService:
                 return {"emergency": e.id}
         return {}
 
-    def _member(self, enum, value, field: str):
+    def _member(self, enum: type[E], value: str, field: str) -> E:
         try:
             return enum(value)
         except ValueError:
@@ -269,6 +279,11 @@ def _obj(link: RecordLink) -> str:
 
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
+
+
+def _episode(link: RecordLink) -> tuple[datetime, datetime | None]:
+    """A restraint episode's start, and its end once it ended."""
+    return datetime.fromisoformat(link.fields["start"]), _dt(link.fields.get("end"))
 
 
 def _dt(text: str | None) -> datetime | None:

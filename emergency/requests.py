@@ -24,7 +24,7 @@ from emergency.site import Role, Site
 
 if TYPE_CHECKING:
     from emergency.service import EmergencyService
-    from emergency.sqlite_store import SqliteStore
+    from emergency.store import RequestStore
 
 MAX_REASON = 500
 
@@ -54,7 +54,7 @@ class AccessRequest:
 
 
 class AccessRequests:
-    def __init__(self, site: Site, store: SqliteStore, audit: AuditLog, clock: Clock,
+    def __init__(self, site: Site, store: RequestStore, audit: AuditLog, clock: Clock,
                  emergencies: EmergencyService) -> None:
         self._site = site
         self._store = store

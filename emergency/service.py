@@ -6,7 +6,9 @@ transaction, and tells listeners once the change is committed.
 
 Choices worth knowing:
 - Every call first applies the clock (``tick``), so no caller sees a pending emergency
-  past its confirm window or a grant past its expiry.
+  past its confirm window or a grant past its expiry. The exceptions are the reads of
+  stored grants (``stored_grant``, ``grants_of``) that reports make about the past.
+- Storage is whatever implements ``emergency.store.ServiceStore``.
 - An emergency that activates on its own does so *at its confirm deadline*, even if
   the service was down then; its time-box runs from there. ``tick`` therefore gives
   the same result however often, or late, it runs.
@@ -17,6 +19,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -31,15 +34,27 @@ from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidT
 from emergency.events import EmergencyChanged, GrantEnded, GrantRescoped, GrantStarted
 from emergency.ids import new_id
 from emergency.lifecycle import Command
+from emergency.model import (
+    Action,
+    Activation,
+    Actor,
+    Decision,
+    Emergency,
+    Grant,
+    IncidentType,
+    PendingExtension,
+    Trigger,
+)
 from emergency.outbox import TOPICS as NOTIFIED
 from emergency.outbox import Outbox
-from emergency.model import Action, Activation, Actor, Decision, Emergency, Grant, IncidentType, PendingExtension, Trigger
 from emergency.site import Camera, Site
-from emergency.sqlite_store import SqliteStore
+from emergency.store import ServiceStore
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[object], None]
+Events = list[object]
+"""Domain events a command collects, told to listeners once it commits."""
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")
 
@@ -51,7 +66,7 @@ class EmergencyService:
     def __init__(
         self,
         site: Site,
-        store: SqliteStore,
+        store: ServiceStore,
         audit: AuditLog,
         clock: Clock,
         listeners: Sequence[Listener] = (),
@@ -73,7 +88,7 @@ class EmergencyService:
 
     def declare(
         self,
-        actor: Actor,
+        actor: Actor | None,
         *,
         building: str,
         action: Action,
@@ -91,7 +106,7 @@ class EmergencyService:
         request = {"building": building, "action": str(action), "incident_type": str(incident_type), "drill": drill,
                    "trigger": str(trigger), "origin": origin}
 
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             if building not in self._site.buildings:
                 raise Invalid(f"building: {building!r} is not a building of the site")
             if actor is None and (trigger is Trigger.PANEL or not origin):
@@ -131,7 +146,7 @@ class EmergencyService:
         return self._command("declare", actor, f"building:{building}", source, run, request, actor_id=origin)
 
     def confirm(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.CONFIRM)
             self._record(e, "emergency.confirmed", actor, source)
             return self._activate(e, Command.CONFIRM, now, actor, source, events)
@@ -141,7 +156,7 @@ class EmergencyService:
     def cancel(
         self, actor: Actor, emergency_id: str, *, reason: str = "false alarm", source: str | None = None
     ) -> Emergency:
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             text = _text(reason, "reason")
             if text is None:
                 raise Invalid("reason: a cancel needs a reason")
@@ -153,7 +168,7 @@ class EmergencyService:
         return self._command("cancel", actor, f"emergency:{emergency_id}", source, run)
 
     def all_clear(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.ALL_CLEAR)
             self._end_grants(e, now, "all_clear", actor, source, events)
             return self._change(lifecycle.all_cleared(e, now), "emergency.all_clear", actor, source, events)
@@ -161,7 +176,7 @@ class EmergencyService:
         return self._command("all_clear", actor, f"emergency:{emergency_id}", source, run)
 
     def close(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.CLOSE)
             return self._change(lifecycle.closed(e), "emergency.closed", actor, source, events)
 
@@ -170,7 +185,7 @@ class EmergencyService:
     def change_action(self, actor: Actor, emergency_id: str, action: Action, *, source: str | None = None) -> Emergency:
         """Escalate or de-escalate. Live grants are re-scoped at once: cameras leaving the
         scope are announced (GrantRescoped) so their sessions close."""
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             new_action = _member(Action, action, "action")
             e = self._commandable(actor, emergency_id, Command.CHANGE)
             if new_action is e.action:
@@ -184,7 +199,7 @@ class EmergencyService:
 
     def set_threat_basis(self, actor: Actor, emergency_id: str, text: str, *, source: str | None = None) -> Emergency:
         """The articulable and significant threat (34 CFR 99.36(c)); may be filled in after the fact."""
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             basis = _text(text, "threat_basis")
             if basis is None:
                 raise Invalid("threat_basis: describe the threat (it cannot be blank)")
@@ -200,7 +215,7 @@ class EmergencyService:
                source: str | None = None) -> Emergency:
         """Lengthen the time-box. Within the hard maximum (from activation) one administrator
         with a reason suffices; beyond it the request waits for a second administrator."""
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             text = _text(reason, "reason")
             if text is None:
                 raise Invalid("reason: an extension needs a reason")
@@ -220,7 +235,7 @@ class EmergencyService:
     def decide_extension(self, actor: Actor, emergency_id: str, *, approve: bool, reason: str | None = None,
                          source: str | None = None) -> Emergency:
         """The second administrator's decision on an extension beyond the hard maximum."""
-        def run(now: datetime, events: list[object]) -> Emergency:
+        def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.EXTEND)
             pending = e.pending_extension
             if pending is None:
@@ -239,7 +254,7 @@ class EmergencyService:
 
     def tick(self) -> None:
         """Apply the clock: activate pending emergencies whose window ran out, expire grants."""
-        events: list[object] = []
+        events: Events = []
         with self._store.transaction():
             now = self._clock.now()
             for e in self._store.list_emergencies(open_only=True):
@@ -257,18 +272,18 @@ class EmergencyService:
         self.tick()
         return self._existing(emergency_id)
 
-    def list(self, *, open_only: bool = False) -> list[Emergency]:
+    def list(self, *, open_only: bool = False) -> builtins.list[Emergency]:
         self.tick()
         return self._store.list_emergencies(open_only=open_only)
 
-    def grants_for(self, actor: Actor) -> list[Grant]:
+    def grants_for(self, actor: Actor) -> builtins.list[Grant]:
         """The actor's live grants as they may use them now: cameras under a privacy hold left out."""
         if actor.agency is None:
             return []
         held = self.held_cameras(self._clock.now())
         return [replace(g, camera_ids=g.camera_ids - held) for g in self.live_grants(agency=actor.agency)]
 
-    def live_grants(self, *, agency: str | None = None) -> list[Grant]:
+    def live_grants(self, *, agency: str | None = None) -> builtins.list[Grant]:
         """Grants live now, of one agency or of all."""
         self.tick()
         now = self._clock.now()
@@ -278,6 +293,16 @@ class EmergencyService:
         self.tick()
         grant = self._store.get_grant(grant_id)
         return grant is not None and grant.live_at(self._clock.now())
+
+    # records of the past: as stored, without applying the clock (reports read many of them)
+
+    def stored_grant(self, grant_id: str) -> Grant | None:
+        """A grant as recorded, live or ended (why it ended, which emergency it served)."""
+        return self._store.get_grant(grant_id)
+
+    def grants_of(self, emergency_id: str) -> builtins.list[Grant]:
+        """Every grant an emergency made, live or ended, oldest first."""
+        return self._store.grants_of_emergency(emergency_id)
 
     def decide_view(self, actor: Actor, camera_id: str, *, source: str | None = None) -> Decision:
         """Refusals are audited here; the gateway audits the session it opens on an allowed decision."""
@@ -294,7 +319,7 @@ class EmergencyService:
                                details={"building": camera.building, "privacy": camera.privacy})
         return decision
 
-    def visible_cameras(self, actor: Actor) -> list[Camera]:
+    def visible_cameras(self, actor: Actor) -> builtins.list[Camera]:
         """Metadata for admins in scope and auditors; for officers exactly what they may watch now."""
         self.tick()
         return [c for c in self._site.cameras.values()
@@ -314,16 +339,16 @@ class EmergencyService:
     def _command(
         self,
         verb: str,
-        actor: Actor,
+        actor: Actor | None,
         obj: str,
         source: str | None,
-        run: Callable[[datetime, list[object]], T],
+        run: Callable[[datetime, Events], T],
         details: dict[str, Any] | None = None,
         actor_id: str | None = None,
     ) -> T:
         """Run one command in one transaction; audit any refusal as ``<verb>.denied``; then notify."""
         self.tick()
-        events: list[object] = []
+        events: Events = []
         try:
             with self._store.transaction():
                 result = run(self._clock.now(), events)
@@ -355,15 +380,15 @@ class EmergencyService:
 
     def _activate(
         self, e: Emergency, command: Command, at: datetime, actor: Actor | None, source: str | None,
-        events: list[object], reason: str | None = None, actor_id: str | None = None,
+        events: Events, reason: str | None = None, actor_id: str | None = None,
     ) -> Emergency:
         active = self._change(lifecycle.activated(e, command, at, self._site.policy), "emergency.activated",
                               actor, source, events, reason=reason, actor_id=actor_id)
         self._sync_grants(active, at, actor, source, events, reason="activated")
         return active
 
-    def _apply_extension(self, e: Emergency, minutes: int, reason: str, now: datetime, approvers: list[str],
-                         actor: Actor, source: str | None, events: list[object]) -> Emergency:
+    def _apply_extension(self, e: Emergency, minutes: int, reason: str, now: datetime, approvers: builtins.list[str],
+                         actor: Actor, source: str | None, events: Events) -> Emergency:
         longer = lifecycle.extended(e, minutes)
         self._change(longer, "emergency.extended", actor, source, events, reason=reason,
                      details={"minutes": minutes, "expires_at": longer.expires_at, "approved_by": approvers,
@@ -372,7 +397,7 @@ class EmergencyService:
         return longer
 
     def _sync_grants(self, e: Emergency, at: datetime, actor: Actor | None, source: str | None,
-                     events: list[object], *, reason: str) -> None:
+                     events: Events, *, reason: str) -> None:
         """Make the emergency's unended grants match what it shares now: one per agreement
         agency, the action's cameras, until the time-box ends. Activation, a change of
         action and an extension all come through here, so the rule lives in one place."""
@@ -408,14 +433,14 @@ class EmergencyService:
         return basis if basis not in (None, actor.id) else None
 
     def _end_grants(
-        self, e: Emergency, at: datetime, reason: str, actor: Actor | None, source: str | None, events: list[object]
+        self, e: Emergency, at: datetime, reason: str, actor: Actor | None, source: str | None, events: Events
     ) -> None:
         for grant in self._store.grants_of_emergency(e.id):
             if grant.ended_at is None:
                 self._end_grant(grant, min(at, grant.expires), reason, actor, source, events)
 
     def _end_grant(
-        self, grant: Grant, at: datetime, reason: str, actor: Actor | None, source: str | None, events: list[object]
+        self, grant: Grant, at: datetime, reason: str, actor: Actor | None, source: str | None, events: Events
     ) -> None:
         ended = replace(grant, ended_at=at, end_reason=reason)
         self._store.update_grant(ended)
@@ -425,7 +450,7 @@ class EmergencyService:
         events.append(GrantEnded(ended, reason))
 
     def _change(
-        self, e: Emergency, event_type: str, actor: Actor | None, source: str | None, events: list[object],
+        self, e: Emergency, event_type: str, actor: Actor | None, source: str | None, events: Events,
         reason: str | None = None, details: dict[str, Any] | None = None, actor_id: str | None = None,
     ) -> Emergency:
         self._store.update_emergency(e)
@@ -454,7 +479,7 @@ class EmergencyService:
                      "incident_type": e.incident_type, "drill": e.drill, **(details or {})},
         )
 
-    def _emit(self, events: list[object]) -> None:
+    def _emit(self, events: Events) -> None:
         """Listeners run after commit; one that fails is logged and audited, never undoes the change."""
         for event in events:
             for fn in list(self._listeners):
@@ -480,7 +505,7 @@ def _notice(e: Emergency) -> dict[str, Any]:
             "disclosure": {"id": e.id, "url": f"/api/v1/emergencies/{e.id}/disclosure"}}
 
 
-def _member(enum: type[E], value: object, field: str) -> E:
+def _member(enum: type[E], value: str, field: str) -> E:
     try:
         return enum(value)
     except ValueError:

@@ -6,9 +6,11 @@ The gateway parses TOML into a dict and calls ``load_site``; anything unexpected
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import Any, Protocol, TypeVar
 
 from emergency.errors import SiteError
 from emergency.model import Delegation
@@ -102,7 +104,7 @@ class Site:
         )
 
 
-def load_site(data: dict) -> Site:
+def load_site(data: dict[str, Any]) -> Site:
     root = Fields(data, "")
     district = root.table("district")
     district_id, district_name = district.ident("id"), district.text("name")
@@ -124,8 +126,16 @@ def load_site(data: dict) -> Site:
     return Site(district_id, district_name, buildings, cameras, agencies, accounts, policy)
 
 
-def _unique(tables: list[Fields], parse) -> dict:
-    out: dict = {}
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
+
+
+def _unique(tables: list[Fields], parse: Callable[[Fields], T]) -> dict[str, T]:
+    out: dict[str, T] = {}
     for f in tables:
         item = parse(f)
         if item.id in out:
@@ -150,7 +160,7 @@ def _building(f: Fields) -> Building:
 def _floor_plan(f: Fields, building_id: str) -> str | None:
     """The plan's file name as written: relative, no '..', one of the image types. Whether
     the file exists (and stays inside the site folder) is the gateway's check at load."""
-    value = f.text("floor_plan", None)
+    value: str | None = f.text("floor_plan", None)
     if value is None:
         return None
     fix = f"give a path relative to the site file's folder, e.g. \"plans/{building_id}.svg\""

@@ -46,7 +46,7 @@ class Fields:
         return value
 
     def ident(self, key: str) -> str:
-        value = self.text(key)
+        value: str = self.text(key)
         if not _ID.match(value):
             raise self.error(key, f"{value!r} is not a valid id (letters, digits, '.', '_', '-')")
         return value

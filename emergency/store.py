@@ -1,14 +1,24 @@
-"""Repository interfaces the service and audit log depend on (implemented by SqlStore: SQLite or PostgreSQL)."""
+"""Repository interfaces the domain depends on, one per concern (implemented by SqlStore:
+SQLite or PostgreSQL; by tests/memory_store.py in the domain tests).
+
+Each service names the few it uses (``ServiceStore``, ``RequestStore``, ``RecordStore``),
+so a new storage backend or a test double implements exactly those.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from emergency.model import Emergency, Grant
 
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
+    from emergency.checkpoints import AuditKey, Checkpoint
+    from emergency.outbox import Notification
+    from emergency.records import RecordKind, RecordLink
+    from emergency.requests import AccessRequest
 
 
 class Transactional(Protocol):
@@ -17,14 +27,17 @@ class Transactional(Protocol):
         ...
 
 
-class EmergencyRepo(Transactional, Protocol):
+class EmergencyReader(Protocol):
+    def get_emergency(self, emergency_id: str) -> Emergency | None: ...
+    def list_emergencies(self, *, open_only: bool = False) -> list[Emergency]: ...
+
+
+class EmergencyRepo(EmergencyReader, Transactional, Protocol):
     def insert_emergency(self, e: Emergency) -> None:
         """Raises Conflict if the building already has an open emergency."""
         ...
 
     def update_emergency(self, e: Emergency) -> None: ...
-    def get_emergency(self, emergency_id: str) -> Emergency | None: ...
-    def list_emergencies(self, *, open_only: bool = False) -> list[Emergency]: ...
 
 
 class GrantRepo(Transactional, Protocol):
@@ -43,5 +56,84 @@ class AuditStore(Transactional, Protocol):
     def insert_audit_entry(self, entry: AuditEntry) -> None: ...
     def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
 
+    def audit_entries_of_type(self, event_type: str, *, limit: int = 1) -> list[AuditEntry]:
+        """The newest entries of one type, newest first."""
+        ...
 
-__all__ = ["AuditStore", "EmergencyRepo", "GrantRepo", "Transactional"]
+
+class CheckpointRepo(Protocol):
+    """Signed checkpoints of the audit chain, and the nodes' public keys that signed them."""
+
+    def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
+        """False if a checkpoint at that seq exists already (another node signed it first)."""
+        ...
+
+    def last_audit_checkpoint(self) -> Checkpoint | None: ...
+    def audit_checkpoints(self, *, after_seq: int = 0, limit: int = 1000) -> list[Checkpoint]: ...
+
+    def insert_audit_key(self, key: AuditKey) -> None:
+        """Records a node's public key; a key already recorded is left as it is."""
+        ...
+
+    def audit_keys(self) -> list[AuditKey]: ...
+
+
+class RequestRepo(Protocol):
+    """Dispatchers' access requests."""
+
+    def insert_access_request(self, r: AccessRequest) -> None: ...
+    def update_access_request(self, r: AccessRequest) -> None: ...
+    def get_access_request(self, request_id: str) -> AccessRequest | None: ...
+    def list_access_requests(self, *, pending_only: bool = False) -> list[AccessRequest]: ...
+
+
+class RecordLinkRepo(Protocol):
+    """Links to the district's record systems, keyed by (kind, source, external id)."""
+
+    def upsert_record_link(self, link: RecordLink) -> None: ...
+    def get_record_link(self, kind: RecordKind, source: str, external_id: str) -> RecordLink | None: ...
+
+    def record_links(self, kind: RecordKind | None = None, *, open_only: bool = False) -> list[RecordLink]:
+        """``open_only``: restraint episodes without an end (the ones that can hold cameras)."""
+        ...
+
+
+class OutboxRepo(Transactional, Protocol):
+    """Notifications waiting for, or done with, delivery."""
+
+    def insert_notification(self, n: Notification) -> None: ...
+    def update_notification(self, n: Notification) -> None: ...
+    def get_notification(self, notification_id: str) -> Notification | None: ...
+    def due_notifications(self, now: datetime, limit: int) -> list[Notification]: ...
+    def count_notifications(self, state: str) -> int: ...
+    def list_notifications(self, state: str, *, limit: int = 100) -> list[Notification]: ...
+
+
+class ReceiptRepo(Protocol):
+    """Event ids already received from an origin (panic buttons, TOTP steps)."""
+
+    def remember_receipt(self, origin: str, event_id: str, received: datetime) -> bool:
+        """False when this (origin, event id) was seen before: a replay."""
+        ...
+
+
+class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
+    """What AuditLog needs: the chain and its checkpoints."""
+
+
+class ServiceStore(EmergencyRepo, GrantRepo, Protocol):
+    """What EmergencyService needs."""
+
+
+class RequestStore(RequestRepo, EmergencyReader, Protocol):
+    """What AccessRequests needs: its requests, and which emergencies are open."""
+
+
+class RecordStore(RecordLinkRepo, EmergencyReader, Protocol):
+    """What RecordsService needs: its links, and which emergencies are open."""
+
+
+__all__ = [
+    "AuditLogStore", "AuditStore", "CheckpointRepo", "EmergencyReader", "EmergencyRepo", "GrantRepo", "OutboxRepo",
+    "ReceiptRepo", "RecordLinkRepo", "RecordStore", "RequestRepo", "RequestStore", "ServiceStore", "Transactional",
+]

@@ -35,9 +35,10 @@ def entry_view(e: AuditEntry) -> dict[str, Any]:
     return asdict(e)
 
 
-def disclosure_record(site: Site, service: EmergencyService, store, audit: AuditLog, emergency_id: str):
+def disclosure_record(site: Site, service: EmergencyService, audit: AuditLog,
+                      emergency_id: str) -> tuple[DisclosureRecord, list[AuditEntry]]:
     emergency = service.get(emergency_id)
-    grants = store.grants_of_emergency(emergency_id)
+    grants = service.grants_of(emergency_id)
     entries = disclosure.emergency_entries(all_entries(audit), emergency_id, {g.id for g in grants})
     return disclosure.build(site, emergency, grants, entries), entries
 
@@ -87,9 +88,9 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
     }
 
 
-def packet(site: Site, service: EmergencyService, store, audit: AuditLog, emergency_id: str,
+def packet(site: Site, service: EmergencyService, audit: AuditLog, emergency_id: str,
            generated_by: str) -> dict[str, Any]:
-    record, entries = disclosure_record(site, service, store, audit, emergency_id)
+    record, entries = disclosure_record(site, service, audit, emergency_id)
     verified = audit.verify()
     return {
         "title": f"Sightline auditor packet — emergency {emergency_id}",

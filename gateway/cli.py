@@ -171,7 +171,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     store, audit, service = open_domain(config)
     try:
         try:
-            data = export.render(packet(config.site, service, store, audit, args.emergency, f"cli:{getpass.getuser()}"),
+            data = export.render(packet(config.site, service, audit, args.emergency, f"cli:{getpass.getuser()}"),
                                  args.format)
         except NotFound as exc:
             print(f"sightline audit export: {exc}; list them with GET /api/v1/emergencies", file=sys.stderr)

@@ -30,7 +30,9 @@ import logging
 import math
 import tomllib
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -68,7 +70,7 @@ def _secrets_dir_of(site_file: Path) -> Path:
     """Where ``load_config`` would put the secrets, read from the [gateway] table alone."""
     site_file = site_file.resolve()
     raw = tomllib.loads(site_file.read_text(encoding="utf-8"))
-    data_dir = raw.get("gateway", {}).get("data_dir", ".")
+    data_dir: str = raw.get("gateway", {}).get("data_dir", ".")
     return (site_file.parent / data_dir).resolve() / "secrets"
 
 
@@ -199,9 +201,12 @@ class Notifier:
                 continue
             task = asyncio.create_task(self._deliver(n), name=f"sightline-notify-{n.id}")
             self._in_flight[n.id] = task
-            task.add_done_callback(lambda _t, nid=n.id: self._in_flight.pop(nid, None))
+            task.add_done_callback(partial(self._landed, n.id))
             launched.append(task)
         return launched
+
+    def _landed(self, notification_id: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(notification_id, None)
 
     async def _deliver(self, n: Notification) -> None:
         assert self._semaphore is not None
@@ -234,7 +239,7 @@ class Notifier:
         try:
             async with self._client.stream("POST", webhook.url, content=body, headers=headers) as response:
                 status = response.status_code  # the body is never read: we only need the status
-        except Exception as exc:  # noqa: BLE001 - every failure is retried, whatever raised it
+        except Exception as exc:  # every failure is retried, whatever raised it
             error = _error_text(exc, secret, webhook.url)
         else:
             if 200 <= status < 300:
@@ -244,7 +249,7 @@ class Notifier:
         self._failed(n, webhook, error)
 
     def _delivered(self, n: Notification, webhook: WebhookConfig) -> None:
-        with self.outbox.store.transaction():
+        with self.outbox.transaction():
             self.outbox.delivered(n.id)
             if self._audit is not None:
                 self._audit.append(
@@ -254,7 +259,7 @@ class Notifier:
         log.info("webhook %s: delivered %s %s (attempt %d)", webhook.id, n.topic, n.id, n.attempts + 1)
 
     def _failed(self, n: Notification, webhook: WebhookConfig | None, error: str) -> None:
-        with self.outbox.store.transaction():
+        with self.outbox.transaction():
             updated = self.outbox.failed(n.id, error)
             if updated.dead and self._audit is not None:
                 self._audit.append(
@@ -272,7 +277,7 @@ class Notifier:
                         n.subscriber, n.topic, n.id, updated.attempts, updated.last_error, max(0.0, wait))
 
     @staticmethod
-    def _about(n: Notification) -> dict:
+    def _about(n: Notification) -> dict[str, Any]:
         emergency = n.payload.get("emergency") if isinstance(n.payload, dict) else None
         emergency = emergency if isinstance(emergency, dict) else {}
         return {"topic": n.topic, "subscriber": n.subscriber, "emergency": emergency.get("id"),
@@ -281,8 +286,8 @@ class Notifier:
     def _counter(self, state: str) -> Callable[[], float]:
         def count() -> float:
             try:
-                return float(self.outbox.store.count_notifications(state))
-            except Exception:  # noqa: BLE001 - a scrape must not fail because the store is closing
+                return float(self.outbox.count(state))
+            except Exception:  # a scrape must not fail because the store is closing
                 return math.nan
 
         return count

@@ -20,6 +20,7 @@ from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
 from emergency.model import Grant
 from emergency.outbox import Outbox
+from emergency.receipts import Receipts
 from emergency.records import PrivacyHoldChanged, RecordsService
 from emergency.requests import AccessRequests
 from emergency.service import EmergencyService
@@ -133,6 +134,7 @@ class Gateway:
         self.outbox = self.emergencies.outbox
         self.requests = AccessRequests(config.site, self.store, self.audit, self.clock, self.emergencies)
         self.records = RecordsService(config.site, self.store, self.audit, self.clock, self.emergencies)
+        self.receipts = Receipts(self.store, self.clock)
         self.emergencies.held_cameras = self.records.held_cameras
         self.records.add_listener(self.bus.publish)
         self.notifier = Notifier(
@@ -168,7 +170,7 @@ class Gateway:
         digest = hashlib.sha256(text).hexdigest()
         policy = self.config.site.policy.version
         previous = None
-        for entry in self.store.audit_entries_of_type("config.loaded", limit=1):
+        for entry in self.audit.latest("config.loaded", limit=1):
             previous = entry
         details = {"site_file": str(self.config.path), "sha256": digest, "policy_version": policy,
                    "cameras": len(self.config.site.cameras), "accounts": len(self.config.site.accounts)}
@@ -225,7 +227,7 @@ class Gateway:
         for session in self.sessions.all():
             grant = live.get(session.grant_id)
             if grant is None:
-                stored = self.store.get_grant(session.grant_id)
+                stored = self.emergencies.stored_grant(session.grant_id)
                 reasons[session.id] = f"grant ended: {stored.end_reason if stored and stored.end_reason else 'expired'}"
             elif session.camera_id not in grant.camera_ids:
                 reasons[session.id] = CLOSED_OUT_OF_SCOPE

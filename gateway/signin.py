@@ -428,7 +428,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         step = totp.verify(secret, body.totp)
         if step is None:
             raise refuse("bad TOTP")
-        if not gw.store.remember_receipt(f"totp:{account.id}", str(step), gw.clock.now()):
+        if not gw.receipts.first_time(f"totp:{account.id}", str(step)):
             raise refuse("TOTP code already used (replay)")
         amr = AMR_MFA
 

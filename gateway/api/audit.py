@@ -49,7 +49,7 @@ def events(
                                  "since": since, "until": until}.items() if v}
     _read(gw, who, request, source, "audit.read", "audit_log", {"filters": filters, "after_seq": after_seq})
     start, end = _when(since, "since"), _when(until, "until")
-    grants = {g.id for g in gw.store.grants_of_emergency(emergency)} if emergency else set()
+    grants = {g.id for g in gw.emergencies.grants_of(emergency)} if emergency else set()
     found: list[dict[str, Any]] = []
     last = after_seq
     for e in gw.audit.entries(after_seq=after_seq, limit=100_000):
@@ -93,7 +93,7 @@ def _disclosure_reader(request: Request, gw, who, emergency_id: str) -> None:
 def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep,
                    source: SourceDep) -> dict[str, Any]:
     _disclosure_reader(request, gw, who, emergency_id)
-    record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.store, gw.audit, emergency_id)
+    record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.audit, emergency_id)
     gw.audit.append("disclosure.read", actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id})
     return disclosure_view(gw.config.site, record)
@@ -104,7 +104,7 @@ def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: Act
 def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
                   format: Literal["json", "csv", "pdf"] = "json") -> Response:
     require_role(request, who, *READERS)
-    data = export.render(packet(gw.config.site, gw.emergencies, gw.store, gw.audit, emergency_id, who.id), format)
+    data = export.render(packet(gw.config.site, gw.emergencies, gw.audit, emergency_id, who.id), format)
     gw.audit.append("audit.exported", actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id, "format": format, "bytes": len(data)})
     name = f"sightline-{emergency_id}.{format}"
@@ -129,7 +129,7 @@ def monthly(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
         when = datetime.fromisoformat(e.details.get("started") or e.details.get("captured") or e.ts)
         if (when.year, when.month) != (year, mon):
             continue
-        grant = gw.store.get_grant(e.details.get("grant", "")) if e.details.get("grant") else None
+        grant = gw.emergencies.stored_grant(e.details.get("grant", "")) if e.details.get("grant") else None
         opened = starts.get(e.details.get("session"))
         accesses.append({
             "officer": e.details.get("viewer") or e.actor_id,

@@ -22,10 +22,11 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from emergency.records import EpisodeType, RecordKind, RecordLink, ReportKind, ThreatLevel
-from emergency.site import Role
+from emergency.site import Role, Site
 
 from ..auth import Identity
 from ..errors import ApiError
+from ..runtime import Gateway
 from .deps import ActorDep, GatewayDep, SourceDep, client_address, gateway, identity, require_role
 
 SCOPE_FOR = {RecordKind.THREAT: "records:threats", RecordKind.RESTRAINT: "records:restraints",
@@ -143,6 +144,10 @@ class ReportIn(BaseModel):
     occurred_at: Timestamp
 
 
+Result = Literal["created", "updated", "unchanged"]
+Effect = Literal["none", "proposal", "linked", "privacy_hold", "privacy_hold_ended"]
+
+
 class RecordOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -150,10 +155,10 @@ class RecordOut(BaseModel):
     source: str
     external_id: str
     building: str
-    result: Literal["created", "updated", "unchanged"]
+    result: Result
     received: datetime
     updated: datetime
-    effect: Literal["none", "proposal", "linked", "privacy_hold", "privacy_hold_ended"] = Field(
+    effect: Effect = Field(
         description="proposal: this record proposed an emergency; linked: the building already had one; "
                     "privacy_hold(_ended): the cameras covering the episode's location")
     emergency: str | None = None
@@ -173,7 +178,7 @@ class ReportOut(BaseModel):
     emergency: str | None = None
 
 
-def describe_site(doc: dict[str, Any], site) -> None:
+def describe_site(doc: dict[str, Any], site: Site) -> None:
     """Make the OpenAPI document exact for this deployment: the building ids and the
     locations (zones and camera-coverage tags) of the site file are enumerated."""
     schemas = doc.get("components", {}).get("schemas", {})
@@ -222,10 +227,11 @@ def _check_building(request: Request, ident: Identity, building: str) -> None:
         raise ApiError(403, "forbidden", f"this client may not post records for building {building!r}")
 
 
-def _upsert(gw, kind: RecordKind, source: str, external_id: str, response: Response,
+def _upsert(gw: Gateway, kind: RecordKind, source: str, external_id: str, response: Response,
             post: Callable[[], RecordLink]) -> RecordOut:
-    before = gw.store.get_record_link(kind, source, external_id)
+    before = gw.records.get(kind, source, external_id)
     link = post()
+    result: Result
     if before is None:
         response.status_code = 201
         result = "created"
@@ -235,8 +241,9 @@ def _upsert(gw, kind: RecordKind, source: str, external_id: str, response: Respo
     return _view(gw, link, result)
 
 
-def _view(gw, link: RecordLink, result: str) -> RecordOut:
-    effect, cameras = "none", []
+def _view(gw: Gateway, link: RecordLink, result: Result) -> RecordOut:
+    effect: Effect = "none"
+    cameras: list[str] = []
     if link.kind is RecordKind.RESTRAINT:
         cameras = sorted(gw.records.covering(link.building, link.fields["location"]))
         held = gw.records.held_cameras()
@@ -249,9 +256,10 @@ def _view(gw, link: RecordLink, result: str) -> RecordOut:
                      emergency=link.emergency_id, cameras=cameras, review=link.review)
 
 
-_POST = {"response_model": RecordOut, "status_code": 201,
-         "responses": {200: {"model": RecordOut, "description": "already known: unchanged or updated; "
-                                                                 "no effect is repeated"}, **_ERRORS}}
+_POST: dict[str, Any] = {
+    "response_model": RecordOut, "status_code": 201,
+    "responses": {200: {"model": RecordOut, "description": "already known: unchanged or updated; "
+                                                           "no effect is repeated"}, **_ERRORS}}
 
 
 @router.post("/threats", summary="Link a threat-assessment case (scope records:threats)", **_POST)

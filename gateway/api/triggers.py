@@ -68,7 +68,7 @@ async def panic(button_id: str, request: Request, gw: GatewayDep, source: Source
     except (ValueError, KeyError, TypeError):
         raise _refuse(gw, button_id, 422, "invalid_request",
                       'the body must be {"event_id": "<unique id>", "drill": false}', source) from None
-    if not gw.store.remember_receipt(f"panic:{button_id}", event_id, gw.clock.now()):
+    if not gw.receipts.first_time(f"panic:{button_id}", event_id):
         raise _refuse(gw, button_id, 409, "replay", f"event {event_id!r} was already received", source)
     try:
         emergency = gw.emergencies.declare(
