@@ -270,9 +270,9 @@ def markdown(app: FastAPI) -> str:
     lines += ["", "## Routes and their guards", "", "| Method | Path | Guard | Who |", "|---|---|---|---|"]
     for methods, path, route in routes(app):
         found = route_guards(route)
-        held = [g.permission for g in found if g.permission is not None]
-        if held:
-            who = ", ".join(ROLE_LABELS[r] for r in roles if all(p in MATRIX[r] for p in held))
+        needed = [g.permission for g in found if g.permission is not None]
+        if needed:
+            who = ", ".join(ROLE_LABELS[r] for r in roles if all(n in MATRIX[r] for n in needed))
         else:
             who = ", ".join(_CALLERS[g.kind] for g in found) or "anyone"
         lines.append(f"| {methods or '*'} | `{path}` | {describe(route)} | {who} |")
