@@ -90,7 +90,7 @@ def guard_of(call: object) -> Guard | None:
 # ------------------------------------------------------------------------------ refusals
 
 def _audit_refusal(request: Request, who: Actor, reason: str) -> None:
-    from .api.deps import client_address, gateway
+    from .api.deps import client_address, gateway  # deps imports signin, whose routes use these guards
 
     gateway(request).audit.append("permission.denied", actor=who,
                                   object=f"http:{request.method} {request.url.path}", outcome="denied",
@@ -100,7 +100,7 @@ def _audit_refusal(request: Request, who: Actor, reason: str) -> None:
 def requires(permission: Permission, *, detail: str | None = None) -> Callable[..., Identity]:
     """A guard for an API route: the caller must hold ``permission`` somewhere (the handler
     or the domain then checks the building at hand). ``detail`` replaces the 403 text."""
-    from .api.deps import identity  # here: gateway/signin.py declares its routes with these guards
+    from .api.deps import identity  # deps imports signin, whose routes use these guards
 
     scope = SCOPES.get(permission)
 
@@ -130,7 +130,7 @@ def requires(permission: Permission, *, detail: str | None = None) -> Callable[.
     return _tag(check, Guard(Kind.PERMISSION, permission))
 
 
-def refuse(request: Request, who: Actor, permission: Permission, building: str) -> None:
+def require_in_building(request: Request, who: Actor, permission: Permission, building: str) -> None:
     """For a handler that learns the building only from the request: refuse and audit
     like a guard unless the caller holds ``permission`` for ``building``."""
     if may(who, permission, building):

@@ -304,3 +304,20 @@ async def test_expired_and_forged_tokens_are_refused_everywhere(wg, kind) -> Non
             assert r.headers["www-authenticate"].startswith("Bearer")
         assert (await attacker.get("/admin")).status_code == 303
     assert wg.gateway.emergencies.list() == []
+
+
+async def test_a_building_admin_passes_the_guard_but_not_for_another_building(wg) -> None:
+    """The guard asks whether the permission is held anywhere; the handler and the domain
+    then ask for the emergency's building."""
+    admin = actor_of(wg, "admin")
+    e = wg.gateway.emergencies.declare(admin, building="washington-ms", action=Action.SECURE,
+                                       incident_type=IncidentType.OTHER, threat_basis=None, drill=False, source=None)
+    headers, _ = headers_for(wg, "principal")
+    async with wg.client(headers=headers) as principal:
+        r = await principal.get(f"/api/v1/emergencies/{e.id}/disclosure")
+        assert r.status_code == 403 and "washington-ms" in r.json()["detail"]
+        last = wg.gateway.audit.entries(limit=100_000)[-1]
+        assert last.event_type == "permission.denied" and last.actor_id == "principal"
+        assert (await principal.post(f"/api/v1/emergencies/{e.id}/cancel")).status_code == 403
+        assert (await principal.get(f"/api/v1/emergencies/{e.id}")).json()["threat_basis"] is None  # sees the list
+    assert wg.gateway.emergencies.get(e.id).state == "pending"

@@ -14,7 +14,7 @@ from emergency.permissions import Permission
 from .. import export
 from ..audit_packet import all_entries, disclosure_record, disclosure_view, entry_view, packet, verification_view
 from ..errors import ApiError
-from ..guards import refuse, requires
+from ..guards import require_in_building, requires
 from .deps import ActorDep, GatewayDep, SourceDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -83,7 +83,7 @@ def verify(gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
 @router.get("/emergencies/{emergency_id}/disclosure", dependencies=[Depends(requires(Permission.READ_DISCLOSURE))])
 def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep,
                    source: SourceDep) -> dict[str, Any]:
-    refuse(request, who, Permission.READ_DISCLOSURE, gw.emergencies.get(emergency_id).building)
+    require_in_building(request, who, Permission.READ_DISCLOSURE, gw.emergencies.get(emergency_id).building)
     record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.store, gw.audit, emergency_id)
     gw.audit.append("disclosure.read", actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id})
