@@ -100,7 +100,9 @@ def _refused(request: Request, exc: PageRefused) -> Response:
     """A page guard's refusal: anonymous to /signin (303), the wrong person forbidden.html (403)."""
     if exc.ident is None:
         return _to_signin(request, exc.locked)
-    name = next(n for n, (_, permission) in PAGES.items() if permission is exc.permission)
+    name = next((n for n, (_, permission) in PAGES.items() if permission is exc.permission), None)
+    if name is None:  # "/" refuses only who cannot sign in at all
+        return _to_signin(request, False)
     allowed = ", ".join(sorted(ROLE_LABELS[r].lower() + "s" for r in roles_with(exc.permission)))
     return _render(request, "forbidden.html", {**_context(request, exc.ident, name), "allowed": allowed},
                    status=403)
@@ -224,7 +226,7 @@ def _safe_next(value: str | None) -> str:
 def install(app: FastAPI) -> None:
     mount_public(app, "/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static",
                  why="the pages' scripts, styles and images")
-    app.add_exception_handler(PageRefused, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(PageRefused, _refused)  # type: ignore[arg-type]  # Starlette types it for Exception
 
     @app.exception_handler(SignInUnavailable)
     async def sign_in_down(request: Request, exc: SignInUnavailable) -> Response:
