@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from emergency.model import Actor
@@ -219,10 +219,22 @@ def route_guards(route: BaseRoute) -> list[Guard]:
 def routes(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
     """(methods, path, route) for every route of the app, in a stable order."""
     out = []
-    for context in iter_route_contexts(app.routes):  # routers included in the app, flattened
-        methods = sorted(m for m in context.methods or ["*"] if m != "HEAD")
-        out.append((",".join(methods), context.path or "", context.original_route))
+    for path, found_methods, route in _flattened(app):
+        methods = sorted(m for m in found_methods or ["*"] if m != "HEAD")
+        out.append((",".join(methods), path, route))
     return sorted(out, key=lambda r: (r[1], r[0]))
+
+
+def _flattened(app: FastAPI) -> Iterator[tuple[str, set[str] | None, BaseRoute]]:
+    """FastAPI 0.165 keeps included routers as one entry each; older versions copy their routes."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        for route in app.routes:
+            yield getattr(route, "path", ""), getattr(route, "methods", None), route
+        return
+    for context in iter_route_contexts(app.routes):
+        yield context.path or "", context.methods, context.original_route
 
 
 def declare_documentation(app: FastAPI) -> None:
