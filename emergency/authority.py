@@ -6,11 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from emergency.model import Actor, Decision, Grant
-from emergency.site import Camera, PrivacyClass, Role
-
-
-def _commands(role: Role, covers: bool) -> bool:
-    return role is Role.DISTRICT_ADMIN or (role is Role.BUILDING_ADMIN and covers)
+from emergency.permissions import Permission, basis, may
+from emergency.site import Camera, PrivacyClass
 
 
 def may_command(actor: Actor, building: str) -> bool:
@@ -22,26 +19,19 @@ def may_command(actor: Actor, building: str) -> bool:
 def command_basis(actor: Actor, building: str) -> str | None:
     """Whose rights the actor uses for ``building``: its own id, the account it stands in
     for (recorded in the audit log), or None when it may not command there."""
-    if _commands(actor.role, actor.covers(building)):
-        return actor.id
-    for delegation in actor.stands_in_for:
-        if _commands(delegation.role, delegation.covers(building)):
-            return delegation.account_id
-    return None
+    return basis(actor, Permission.COMMAND_EMERGENCY, building)
 
 
 def may_see_metadata(actor: Actor, camera: Camera) -> bool:
     """Camera names and places, not video: administrators in scope and auditors."""
-    if actor.role in (Role.DISTRICT_ADMIN, Role.AUDITOR):
-        return True
-    return actor.role is Role.BUILDING_ADMIN and actor.covers(camera.building)
+    return may(actor, Permission.SEE_CAMERA_METADATA, camera.building)
 
 
 def may_see_floor_plan(actor: Actor, building: str, visible: Iterable[Camera]) -> bool:
     """A building's floor plan (with where its cameras are): whoever may see at least one
     camera of that building right now (``visible``: the cameras the actor may see now, as
     for GET /api/v1/cameras), and that building's administrators even when it has none."""
-    if actor.role is Role.DISTRICT_ADMIN or (actor.role is Role.BUILDING_ADMIN and actor.covers(building)):
+    if may(actor, Permission.COMMAND_EMERGENCY, building):
         return True
     return any(c.building == building for c in visible)
 
@@ -50,7 +40,7 @@ def decide_view(actor: Actor, camera: Camera, grants: Iterable[Grant], now: date
                 held: frozenset[str] = frozenset()) -> Decision:
     """An officer with MFA may watch a ``normal`` camera that a live grant of their agency
     contains and that no privacy hold (a time-out or restraint in progress) covers."""
-    if actor.role is not Role.OFFICER:
+    if not may(actor, Permission.WATCH_LIVE):
         return Decision(False, "role_not_permitted")
     if not actor.mfa:
         return Decision(False, "mfa_required")

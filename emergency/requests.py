@@ -20,7 +20,8 @@ from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
 from emergency.ids import new_id
 from emergency.model import Action, Actor, Emergency, IncidentType, Trigger
-from emergency.site import Role, Site
+from emergency.permissions import Permission, may
+from emergency.site import Site
 
 if TYPE_CHECKING:
     from emergency.service import EmergencyService
@@ -66,7 +67,7 @@ class AccessRequests:
                incident_type: IncidentType = IncidentType.OTHER, source: str | None = None) -> AccessRequest:
         """Auto-approved at once when the policy names ``call_type``; otherwise waits for an administrator."""
         try:
-            if actor.role is not Role.DISPATCHER:
+            if not may(actor, Permission.REQUEST_ACCESS):
                 raise Forbidden(f"only dispatchers request access; you are {actor.role}")
             if building not in self._site.buildings:
                 raise Invalid(f"building: {building!r} is not a building of the site")
@@ -114,7 +115,7 @@ class AccessRequests:
     def visible_to(self, actor: Actor, *, pending_only: bool = False) -> list[AccessRequest]:
         """Administrators see the requests for buildings they command; dispatchers their own."""
         requests = self._store.list_access_requests(pending_only=pending_only)
-        if actor.role is Role.DISPATCHER:
+        if may(actor, Permission.REQUEST_ACCESS):
             return [r for r in requests if r.requested_by == actor.id]
         return [r for r in requests if authority.may_command(actor, r.building)]
 

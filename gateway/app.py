@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import errors, oauth, signin, web
+from . import errors, guards, oauth, signin, web
 from .api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
 from .runtime import Gateway
 
@@ -50,14 +50,19 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     errors.install(app)
-    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth,
-                   relay):
-        app.include_router(module.router)
     app.state.signin = sign_in
-    app.include_router(signin.router)
-    web.install(app)
+    install_routes(app)
+    guards.declare_documentation(app)
     _document_error_shape(app)
     return app
+
+
+def install_routes(app: FastAPI) -> None:
+    """Every route and page, each with its guard (gateway/guards.py)."""
+    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth,
+                   relay, signin):
+        app.include_router(module.router)
+    web.install(app)
 
 
 def _document_error_shape(app: FastAPI) -> None:

@@ -19,7 +19,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from emergency.model import Actor
-from emergency.site import Role, Site
+from emergency.permissions import Permission, role_holds
+from emergency.site import Site
 
 ISSUER = "sightline"
 ALGORITHM = "HS256"
@@ -78,7 +79,7 @@ class TokenAuthority:
         now = int(time.time())
         jti = secrets.token_urlsafe(12)
         claims = {"iss": ISSUER, "sub": account_id, "iat": now, "exp": now + ttl, "jti": jti, "amr": list(amr)}
-        if account.role is Role.RECORDS_CLIENT:
+        if role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
             granted = account.scopes if scopes is None else tuple(dict.fromkeys(scopes))
             extra = [s for s in granted if s not in account.scopes]
             if extra or not granted:

@@ -14,7 +14,7 @@ import getpass
 import re
 import sys
 
-from emergency.site import Role
+from emergency.permissions import Permission, role_holds
 
 from . import totp
 from .cli_cameras import _operator
@@ -71,7 +71,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         account = config.site.accounts.get(args.user)
         if account is None:
             raise EnrolError(f"no account {args.user!r} in {config.path}; add its [[accounts]] block first")
-        if account.role is Role.RECORDS_CLIENT:
+        if role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
             raise EnrolError(f"{args.user!r} is a {account.role} account: it signs in with a client "
                              "secret (sightline client-secret), not a password")
         values = {"password_hash": hash_password(_read_password(args.password_stdin))}
@@ -111,7 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'account':<16} {'role':<16} {'password':<9} {'totp':<5} name")
     for account in config.site.accounts.values():
         login = config.logins.get(account.id)
-        if account.role is Role.RECORDS_CLIENT:
+        if role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
             password, has_totp = "client", "-"
         else:
             password = "set" if login and login.password_hash else "NOT SET"

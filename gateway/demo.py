@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from emergency.permissions import Permission, role_holds
 from emergency.sample import FLOOR_PLAN_SIZE, floor_plan_file, sample_floor_plans, sample_site_data
+from emergency.site import Role
 
 from . import totp
 from .credentials import CredentialBox
@@ -29,7 +31,6 @@ from .toml_writer import to_toml
 HEADER = "# Sightline sample district, written by 'sightline demo'. Edit freely; it is reused.\n"
 GATEWAY = {"data_dir": ".", "node": "demo"}
 LOGINS_FILE = "demo-logins.json"
-PEOPLE_ROLES = frozenset({"district_admin", "building_admin", "dispatcher", "officer", "auditor"})
 
 
 def sample_site_toml(credentials: dict[str, dict[str, str]] | None = None, *, floor_plans: bool = False) -> str:
@@ -105,7 +106,7 @@ def new_demo_logins(secrets_dir: Path) -> tuple[dict[str, dict[str, str]], dict[
     plain: dict[str, dict[str, str]] = {}
     stored: dict[str, dict[str, str]] = {}
     for account in sample_site_data()["accounts"]:
-        if account.get("role") not in PEOPLE_ROLES:
+        if not role_holds(Role(account["role"]), Permission.SIGN_IN):
             continue  # e.g. a records system: it signs in with OAuth2 client credentials, not here
         password, secret = _demo_password(), totp.new_secret()
         plain[account["id"]] = {"password": password, "totp_secret": secret}

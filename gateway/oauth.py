@@ -38,14 +38,16 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import scope_to_list
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from emergency.site import RECORD_SCOPES, Role
+from emergency.permissions import Permission, role_holds
+from emergency.site import RECORD_SCOPES
 
 from .auth import CLIENT_CREDENTIALS_AMR, AuthError
 from .credentials import CredentialBox, CredentialError
+from .guards import client_credentials
 from .logins import hash_password, verify_password
 
 router = APIRouter(tags=["oauth"])
@@ -161,7 +163,7 @@ class SightlineAuthorizationServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> RecordsClient:
         account = self._gw.config.site.accounts.get(client_id)
-        if account is None or account.role is not Role.RECORDS_CLIENT:
+        if account is None or not role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
             return RecordsClient(client_id, (), None, self._gw.config.secrets_dir)  # never authenticates
         return RecordsClient(account.id, account.scopes, self._gw.config.client_secrets.get(account.id),
                              self._gw.config.secrets_dir)
@@ -245,6 +247,7 @@ _FORM_SCHEMA = {
         "requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _FORM_SCHEMA}}},
         "security": [{"clientBasic": []}, {}],
     },
+    dependencies=[Depends(client_credentials("a records system's client id and secret, checked by the endpoint"))],
 )
 async def token(request: Request) -> JSONResponse:
     """Client authentication: HTTP Basic (client_secret_basic) or client_id/client_secret

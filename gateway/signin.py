@@ -43,15 +43,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from emergency.model import Actor
+from emergency.permissions import Permission, role_holds
 
 from . import totp
 from .auth import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
 from .credentials import CredentialBox, CredentialError
 from .errors import ApiError
+from .guards import public, requires
 from .logins import verify_password
 
 if TYPE_CHECKING:
@@ -66,7 +68,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 GENERIC_REFUSAL = "wrong username, password or code"
 
 AMR_MFA = ("pwd", "otp", "mfa")
-PEOPLE_ROLES = frozenset({"district_admin", "building_admin", "dispatcher", "officer", "auditor"})
 AMR_PASSWORD = ("pwd",)
 
 
@@ -368,7 +369,7 @@ def _session_view(gw, actor: Actor, session: WebSession, sessions: Any) -> dict[
     }
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(public("signing in: username, password and authenticator code"))])
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     """Sign in with username, password and (when enrolled) the authenticator code."""
     gw = _gw(request)
@@ -409,7 +410,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
     if account is None:
         raise refuse("unknown account")
-    if str(account.role) not in PEOPLE_ROLES:
+    if not role_holds(account.role, Permission.SIGN_IN):
         raise refuse(f"a {account.role} account cannot sign in to the pages")
     if login_cfg is None or not login_cfg.password_hash:
         raise refuse("the account has no password set")
@@ -448,7 +449,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     return _session_view(gw, actor, session, state.sessions)
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Depends(public("ends the caller's own session, if any"))])
 def logout(request: Request, response: Response) -> dict[str, Any]:
     """End the web session. Needs the CSRF header like any cookie-authenticated change."""
     gw = _gw(request)
@@ -465,7 +466,7 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
     return {"signed_out": True}
 
 
-@router.get("/session")
+@router.get("/session", dependencies=[Depends(requires(Permission.SIGN_IN))])
 def current_session(request: Request) -> dict[str, Any]:
     """Who the cookie signs in, and when the idle lock will fall. Sent with
     ``X-Sightline-Activity: passive`` it does not count as activity."""

@@ -6,12 +6,12 @@ so a page shows exactly what the API would let its user see.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Collection
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -19,13 +19,14 @@ from fastapi.templating import Jinja2Templates
 import web as web_package
 from emergency.disclosure import REDISCLOSURE_NOTICE
 from emergency.model import Action, IncidentType
+from emergency.permissions import ROLE_LABELS, Permission, home_page, may, role_holds, roles_with
 from emergency.policy import ALL_ZONES
 from emergency.requests import MAX_REASON
 from emergency.scope import shared_cameras
-from emergency.site import Role
 
 from .auth import Identity
 from .errors import error_response
+from .guards import PageRefused, mount_public, page, public
 from .signin import CSRF_HEADER, CSRF_VALUE, SignInUnavailable, page_identity, sign_in_state
 
 WEB_DIR = Path(web_package.__file__).resolve().parent
@@ -43,28 +44,12 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-ROLE_LABELS = {
-    Role.DISTRICT_ADMIN: "District administrator",
-    Role.BUILDING_ADMIN: "Building administrator",
-    Role.DISPATCHER: "Dispatcher",
-    Role.OFFICER: "Officer",
-    Role.AUDITOR: "Auditor",
-}
-
-HOME = {
-    Role.AUDITOR: "/audit",
-    Role.OFFICER: "/view",
-    Role.DISTRICT_ADMIN: "/admin",
-    Role.BUILDING_ADMIN: "/admin",
-    Role.DISPATCHER: "/dispatch",
-}
-
-# page -> (title, roles allowed)
-PAGES: dict[str, tuple[str, frozenset[Role]]] = {
-    "admin": ("Emergency panel", frozenset({Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN})),
-    "view": ("Live cameras", frozenset({Role.OFFICER})),
-    "dispatch": ("Dispatch", frozenset({Role.DISPATCHER})),
-    "audit": ("Audit", frozenset({Role.AUDITOR, Role.DISTRICT_ADMIN})),
+# page -> (title, the permission its guard asks for)
+PAGES: dict[str, tuple[str, Permission]] = {
+    "admin": ("Emergency panel", Permission.USE_ADMIN_PAGE),
+    "view": ("Live cameras", Permission.USE_VIEWER_PAGE),
+    "dispatch": ("Dispatch", Permission.USE_DISPATCH_PAGE),
+    "audit": ("Audit", Permission.USE_AUDIT_PAGES),
 }
 
 
@@ -90,7 +75,7 @@ def _user(request: Request, ident: Identity) -> dict[str, Any]:
         "role_label": ROLE_LABELS.get(ident.actor.role, str(ident.actor.role)),
         "agency": agency.name if agency else None,
         "mfa": ident.actor.mfa,
-        "home": HOME.get(ident.actor.role, "/"),
+        "home": home_page(ident.actor) or "/",
     }
 
 
@@ -100,18 +85,27 @@ def _to_signin(request: Request, locked: bool) -> Response:
     return _with_headers(RedirectResponse(url, status_code=303))
 
 
-def _page(request: Request, page: str, template: str, extra: dict[str, Any] | None = None) -> Response:
-    ident, locked = page_identity(request)
-    if ident is None:
-        return _to_signin(request, locked)
-    title, roles = PAGES[page]
-    user = _user(request, ident)
-    context = {"user": user, "title": title, "page": page,
-               "idle_seconds": sign_in_state(request).sessions.idle_seconds, **(extra or {})}
-    if ident.actor.role not in roles:
-        allowed = ", ".join(sorted(ROLE_LABELS[r].lower() + "s" for r in roles))
-        return _render(request, "forbidden.html", {**context, "allowed": allowed}, status=403)
-    return _render(request, template, context)
+def _context(request: Request, ident: Identity, name: str) -> dict[str, Any]:
+    return {"user": _user(request, ident), "title": PAGES[name][0], "page": name,
+            "idle_seconds": sign_in_state(request).sessions.idle_seconds}
+
+
+def _page(request: Request, ident: Identity, name: str, template: str,
+          extra: dict[str, Any] | None = None) -> Response:
+    """A page its guard (gateway/guards.py ``page``) let the person see."""
+    return _render(request, template, {**_context(request, ident, name), **(extra or {})})
+
+
+def _refused(request: Request, exc: PageRefused) -> Response:
+    """A page guard's refusal: anonymous to /signin (303), the wrong person forbidden.html (403)."""
+    if exc.ident is None:
+        return _to_signin(request, exc.locked)
+    name = next((n for n, (_, permission) in PAGES.items() if permission is exc.permission), None)
+    if name is None:  # "/" refuses only who cannot sign in at all
+        return _to_signin(request, False)
+    allowed = ", ".join(sorted(ROLE_LABELS[r].lower() + "s" for r in roles_with(exc.permission)))
+    return _render(request, "forbidden.html", {**_context(request, exc.ident, name), "allowed": allowed},
+                   status=403)
 
 
 def _buildings(request: Request, ident: Identity) -> list[dict[str, str]]:
@@ -122,17 +116,16 @@ def _buildings(request: Request, ident: Identity) -> list[dict[str, str]]:
     return [{"id": b.id, "name": b.name} for b in site.buildings.values() if own is None or b.id in own]
 
 
-def _page_data(request: Request) -> dict[str, Any]:
-    ident, _ = page_identity(request)
-    return {"buildings": _buildings(request, ident) if ident is not None else []}
+def _page_data(request: Request, ident: Identity) -> dict[str, Any]:
+    return {"buildings": _buildings(request, ident)}
 
 
-def _admin_data(request: Request) -> dict[str, Any]:
+def _admin_data(request: Request, ident: Identity) -> dict[str, Any]:
     """The admin panel names people, agencies and call types in plain words, not ids."""
     site = request.app.state.gateway.config.site
     return {
-        **_page_data(request),
-        "people": {a.id: a.name for a in site.accounts.values() if a.role is not Role.RECORDS_CLIENT},
+        **_page_data(request, ident),
+        "people": {a.id: a.name for a in site.accounts.values() if role_holds(a.role, Permission.SIGN_IN)},
         "agencies": {a.id: a.name for a in site.agencies.values()},
         "call_types": {c["id"]: c["label"] for c in _call_types(site.policy.auto_approve_calls)},
     }
@@ -182,11 +175,10 @@ def _call_types(auto: Collection[str]) -> list[dict[str, Any]]:
             + [{"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known])
 
 
-def _dispatch_data(request: Request) -> dict[str, Any]:
+def _dispatch_data(request: Request, ident: Identity) -> dict[str, Any]:
     """What the dispatcher's form offers and what its request list needs to name people
     and places: all plain data from the site file and its policy, nothing stored in web/."""
-    ident, _ = page_identity(request)
-    if ident is None or ident.actor.role is not Role.DISPATCHER:
+    if not may(ident.actor, Permission.REQUEST_ACCESS):
         return {}
     site = request.app.state.gateway.config.site
     policy = site.policy
@@ -219,7 +211,7 @@ def _dispatch_data(request: Request) -> dict[str, Any]:
         "timebox_minutes": int(policy.timebox.total_seconds() // 60),
         # who may decide a request, so the list can name them rather than show an account id
         "deciders": {a.id: a.name for a in site.accounts.values()
-                     if a.role in (Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN)},
+                     if role_holds(a.role, Permission.DECIDE_ACCESS_REQUESTS)},
         "reason_max": MAX_REASON,
     }
 
@@ -232,7 +224,9 @@ def _safe_next(value: str | None) -> str:
 
 
 def install(app: FastAPI) -> None:
-    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+    mount_public(app, "/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static",
+                 why="the pages' scripts, styles and images")
+    app.add_exception_handler(PageRefused, _refused)  # type: ignore[arg-type]  # Starlette types it for Exception
 
     @app.exception_handler(SignInUnavailable)
     async def sign_in_down(request: Request, exc: SignInUnavailable) -> Response:
@@ -246,13 +240,10 @@ def install(app: FastAPI) -> None:
         return page
 
     @app.get("/", include_in_schema=False)
-    def home(request: Request) -> Response:
-        ident, locked = page_identity(request)
-        if ident is None:
-            return _to_signin(request, locked)
-        return _with_headers(RedirectResponse(HOME.get(ident.actor.role, "/signin"), status_code=303))
+    def home(ident: Annotated[Identity, Depends(page(Permission.SIGN_IN))]) -> Response:
+        return _with_headers(RedirectResponse(home_page(ident.actor) or "/signin", status_code=303))
 
-    @app.get("/signin", include_in_schema=False)
+    @app.get("/signin", include_in_schema=False, dependencies=[Depends(public("the sign-in form"))])
     def signin_page(request: Request, next: str | None = None, locked: bool = False,
                     signed_out: bool = False) -> Response:
         target = _safe_next(next)
@@ -267,32 +258,35 @@ def install(app: FastAPI) -> None:
         return _render(request, "signin.html", {"title": "Sign in", "next": target, "notice": notice, "user": None})
 
     @app.get("/admin", include_in_schema=False)
-    def admin_page(request: Request) -> Response:
-        return _page(request, "admin", "admin.html", {"page_data": _admin_data(request)})
+    def admin_page(request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_ADMIN_PAGE))]) -> Response:
+        return _page(request, ident, "admin", "admin.html", {"page_data": _admin_data(request, ident)})
 
     @app.get("/view", include_in_schema=False)
-    def view_page(request: Request) -> Response:
-        return _page(request, "view", "viewer.html",
-                     {"page_data": _page_data(request), "redisclosure_notice": REDISCLOSURE_NOTICE})
+    def view_page(request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_VIEWER_PAGE))]) -> Response:
+        return _page(request, ident, "view", "viewer.html",
+                     {"page_data": _page_data(request, ident), "redisclosure_notice": REDISCLOSURE_NOTICE})
 
     @app.get("/dispatch", include_in_schema=False)
-    def dispatch_page(request: Request) -> Response:
-        data = _dispatch_data(request)
-        return _page(request, "dispatch", "dispatch.html", {"page_data": data, "form": data})
+    def dispatch_page(request: Request,
+                      ident: Annotated[Identity, Depends(page(Permission.USE_DISPATCH_PAGE))]) -> Response:
+        data = _dispatch_data(request, ident)
+        return _page(request, ident, "dispatch", "dispatch.html", {"page_data": data, "form": data})
 
     @app.get("/audit", include_in_schema=False)
-    def audit_page(request: Request) -> Response:
-        return _page(request, "audit", "audit_list.html")
+    def audit_page(request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]) -> Response:
+        return _page(request, ident, "audit", "audit_list.html")
 
     @app.get("/audit/report", include_in_schema=False)
-    def audit_report_page(request: Request) -> Response:
-        return _page(request, "audit", "audit_report.html", {"title": "Monthly access report"})
+    def audit_report_page(request: Request,
+                          ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]) -> Response:
+        return _page(request, ident, "audit", "audit_report.html", {"title": "Monthly access report"})
 
     @app.get("/audit/emergencies/{emergency_id}", include_in_schema=False)
-    def audit_incident_page(request: Request, emergency_id: str) -> Response:
-        return _page(request, "audit", "audit_incident.html",
+    def audit_incident_page(request: Request, emergency_id: str,
+                            ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]) -> Response:
+        return _page(request, ident, "audit", "audit_incident.html",
                      {"title": "Incident record", "emergency_id": emergency_id})
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False, dependencies=[Depends(public("no icon: an empty answer"))])
     def favicon() -> Response:
         return Response(status_code=204)

@@ -7,23 +7,22 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from emergency.site import Role
+from emergency.permissions import Permission
 
 from .. import export
 from ..audit_packet import all_entries, disclosure_record, disclosure_view, entry_view, packet, verification_view
 from ..errors import ApiError
-from .deps import ActorDep, GatewayDep, SourceDep, require_role
+from ..guards import require_in_building, requires
+from .deps import ActorDep, GatewayDep, SourceDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
-READERS = (Role.AUDITOR, Role.DISTRICT_ADMIN)
 MAX_PAGE = 1000
 
 
-def _read(gw, who, request: Request, source, event_type: str, obj: str, details: dict | None = None) -> None:
-    require_role(request, who, *READERS)
+def _read(gw, who, source, event_type: str, obj: str, details: dict | None = None) -> None:
     gw.audit.append(event_type, actor=who, object=obj, source=source, details=details or {})
 
 
@@ -37,7 +36,7 @@ def _when(text: str | None, name: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-@router.get("/audit/events")
+@router.get("/audit/events", dependencies=[Depends(requires(Permission.READ_AUDIT))])
 def events(
     request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
     emergency: str | None = None, actor: str | None = None, camera: str | None = None,
@@ -47,7 +46,7 @@ def events(
     """Filtered, oldest first, in pages: pass ``next_after_seq`` back as ``after_seq``."""
     filters = {k: v for k, v in {"emergency": emergency, "actor": actor, "camera": camera, "event_type": event_type,
                                  "since": since, "until": until}.items() if v}
-    _read(gw, who, request, source, "audit.read", "audit_log", {"filters": filters, "after_seq": after_seq})
+    _read(gw, who, source, "audit.read", "audit_log", {"filters": filters, "after_seq": after_seq})
     start, end = _when(since, "since"), _when(until, "until")
     grants = {g.id for g in gw.emergencies.grants_of(emergency)} if emergency else set()
     found: list[dict[str, Any]] = []
@@ -72,9 +71,8 @@ def events(
     return {"entries": found, "next_after_seq": last if len(found) == limit else None}
 
 
-@router.get("/audit/verify")
-def verify(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
-    require_role(request, who, *READERS)
+@router.get("/audit/verify", dependencies=[Depends(requires(Permission.READ_AUDIT))])
+def verify(gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
     result = verification_view(gw.audit.verify())
     gw.audit.append("audit.verified", actor=who, object="audit_log", source=source,
                     outcome="success" if result.get("ok") else "failure",
@@ -82,17 +80,10 @@ def verify(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep) -
     return result
 
 
-def _disclosure_reader(request: Request, gw, who, emergency_id: str) -> None:
-    e = gw.emergencies.get(emergency_id)
-    if who.role is Role.BUILDING_ADMIN and who.covers(e.building):
-        return
-    require_role(request, who, *READERS)
-
-
-@router.get("/emergencies/{emergency_id}/disclosure")
+@router.get("/emergencies/{emergency_id}/disclosure", dependencies=[Depends(requires(Permission.READ_DISCLOSURE))])
 def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep,
                    source: SourceDep) -> dict[str, Any]:
-    _disclosure_reader(request, gw, who, emergency_id)
+    require_in_building(request, who, Permission.READ_DISCLOSURE, gw.emergencies.get(emergency_id).building)
     record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.audit, emergency_id)
     gw.audit.append("disclosure.read", actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id})
@@ -100,10 +91,10 @@ def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: Act
 
 
 @router.get("/emergencies/{emergency_id}/export", response_class=Response,
-            responses={200: {"content": {t: {} for t in export.FORMATS.values()}}})
+            responses={200: {"content": {t: {} for t in export.FORMATS.values()}}},
+            dependencies=[Depends(requires(Permission.EXPORT_AUDIT))])
 def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
                   format: Literal["json", "csv", "pdf"] = "json") -> Response:
-    require_role(request, who, *READERS)
     data = export.render(packet(gw.config.site, gw.emergencies, gw.audit, emergency_id, who.id), format)
     gw.audit.append("audit.exported", actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id, "format": format, "bytes": len(data)})
@@ -112,11 +103,11 @@ def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: Acto
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
-@router.get("/reports/monthly")
-def monthly(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
+@router.get("/reports/monthly", dependencies=[Depends(requires(Permission.MONTHLY_REPORT))])
+def monthly(gw: GatewayDep, who: ActorDep, source: SourceDep,
             month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")) -> dict[str, Any]:
     """Every access in a month, as district agreements ask police access to be reported."""
-    _read(gw, who, request, source, "report.read", f"report:monthly:{month}", {"month": month})
+    _read(gw, who, source, "report.read", f"report:monthly:{month}", {"month": month})
     year, mon = (int(p) for p in month.split("-"))
     if not 1 <= mon <= 12:
         raise ApiError(422, "invalid_request", "month: use YYYY-MM with a month from 01 to 12")

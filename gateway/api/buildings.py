@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
+
+from emergency.permissions import Permission
 
 from ..errors import ApiError
 from ..floor_plans import MEDIA_TYPES, FloorPlanError, read
+from ..guards import requires
 from .deps import ActorDep, GatewayDep, SourceDep
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBod
         403: {"description": "you may see none of the building's cameras now", "content": _ERROR},
         404: {"description": "no such building, or it has no floor plan", "content": _ERROR},
     },
+    dependencies=[Depends(requires(Permission.SEE_FLOOR_PLANS))],
 )
 def floor_plan(building_id: str, gw: GatewayDep, who: ActorDep, source: SourceDep) -> Response:
     building = gw.config.site.buildings.get(building_id)

@@ -5,41 +5,40 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from camera_adapters import StreamUnavailable
 from camera_adapters.snapshot import SnapshotUnavailable
-from emergency.site import Role
+from emergency.permissions import Permission, may
 
 from ..errors import ApiError
+from ..guards import requires
 from .deps import ActorDep, GatewayDep, SourceDep
 from .views import camera_view
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
 
-_SEES_HEALTH = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN}
-
-
-@router.get("/cameras")
+@router.get("/cameras", dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
 def list_cameras(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     buildings = gw.config.site.buildings
     return [camera_view(c, gw.media.streams(c.id), buildings.get(c.building))
             for c in gw.emergencies.visible_cameras(who)]
 
 
-@router.get("/cameras/{camera_id}")
+@router.get("/cameras/{camera_id}", dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
 def get_camera(camera_id: str, gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     camera = next((c for c in gw.emergencies.visible_cameras(who) if c.id == camera_id), None)
     if camera is None:
         raise ApiError(404, "not_found", f"no camera '{camera_id}' that you may see now")
     view = camera_view(camera, gw.media.streams(camera.id), gw.config.site.buildings.get(camera.building))
-    if who.role in _SEES_HEALTH:
+    if may(who, Permission.SEE_CAMERA_HEALTH, camera.building):
         view["health"] = {stream: gw.media.stats(camera.id, stream) for stream in gw.media.streams(camera.id)}
     return view
 
 
 @router.get("/cameras/{camera_id}/snapshot.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})
+            responses={200: {"content": {"image/jpeg": {}}}},
+            dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))])
 async def snapshot(
     camera_id: str,
     gw: GatewayDep,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from emergency.model import Actor
-from emergency.site import Role
+from emergency.permissions import Permission, may
 
 from ..auth import AuthError, Identity
 from ..errors import ApiError
@@ -52,31 +52,16 @@ def identity(request: Request) -> Identity:
 
 
 def actor(request: Request, ident: Annotated[Identity, Depends(identity)]) -> Actor:
-    """A person's identity. A records system's token (role records_client) is good for
-    the records endpoints only (gateway/api/records.py), so it is refused here."""
-    if ident.actor.role is Role.RECORDS_CLIENT:
+    """A person's identity, for a handler whose route guard (gateway/guards.py) let it in.
+    A records system's token is good for the records endpoints only, so it is refused here
+    too, should a route ever forget its guard."""
+    if not may(ident.actor, Permission.SIGN_IN):
         gateway(request).audit.append(
             "permission.denied", actor=ident.actor, object=f"http:{request.method} {request.url.path}",
             outcome="denied", source=client_address(request), reason="records clients may only post records",
         )
         raise ApiError(403, "forbidden", "a records client may only use POST /api/v1/records/{threats|restraints|reports}")
     return ident.actor
-
-
-def require_role(request: Request, who: Actor, *roles: Role) -> None:
-    """Refuse, and audit the refusal, unless the caller holds one of ``roles``."""
-    if who.role in roles:
-        return
-    gw = gateway(request)
-    gw.audit.append(
-        "permission.denied",
-        actor=who,
-        object=f"http:{request.method} {request.url.path}",
-        outcome="denied",
-        source=client_address(request),
-        reason=f"role {who.role} may not do this",
-    )
-    raise ApiError(403, "forbidden", f"your role ({who.role}) may not do this")
 
 
 GatewayDep = Annotated[Gateway, Depends(gateway)]

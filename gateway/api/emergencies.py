@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from emergency.model import Action, IncidentType
+from emergency.permissions import Permission
 
 from ..errors import ApiError
+from ..guards import requires
 from .deps import ActorDep, GatewayDep, SourceDep
 from .views import emergency_view, grant_view
 
@@ -56,7 +58,7 @@ class CancelRequest(BaseModel):
     reason: str = Field(default="false alarm", min_length=1, max_length=500)
 
 
-@router.post("/emergencies", status_code=201)
+@router.post("/emergencies", status_code=201, dependencies=[Depends(requires(Permission.DECLARE_EMERGENCY))])
 def declare(body: DeclareRequest, gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
     emergency = gw.emergencies.declare(
         who,
@@ -70,17 +72,17 @@ def declare(body: DeclareRequest, gw: GatewayDep, who: ActorDep, source: SourceD
     return emergency_view(emergency, who)
 
 
-@router.get("/emergencies")
+@router.get("/emergencies", dependencies=[Depends(requires(Permission.LIST_EMERGENCIES))])
 def list_emergencies(gw: GatewayDep, who: ActorDep, open_only: bool = False) -> list[dict[str, Any]]:
     return [emergency_view(e, who) for e in gw.emergencies.list(open_only=open_only)]
 
 
-@router.get("/emergencies/{emergency_id}")
+@router.get("/emergencies/{emergency_id}", dependencies=[Depends(requires(Permission.LIST_EMERGENCIES))])
 def get_emergency(emergency_id: EmergencyId, gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     return emergency_view(gw.emergencies.get(emergency_id), who)
 
 
-@router.patch("/emergencies/{emergency_id}")
+@router.patch("/emergencies/{emergency_id}", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
 def change(emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: ActorDep,
            source: SourceDep) -> dict[str, Any]:
     if body.action is None and body.threat_basis is None:
@@ -93,7 +95,7 @@ def change(emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: 
     return emergency_view(emergency, who)
 
 
-@router.post("/emergencies/{emergency_id}/extend")
+@router.post("/emergencies/{emergency_id}/extend", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
 def extend(emergency_id: EmergencyId, body: ExtendRequest, gw: GatewayDep, who: ActorDep,
            source: SourceDep) -> dict[str, Any]:
     """Within the hard maximum this applies at once; beyond it, the response shows
@@ -102,7 +104,8 @@ def extend(emergency_id: EmergencyId, body: ExtendRequest, gw: GatewayDep, who: 
         gw.emergencies.extend(who, emergency_id, minutes=body.minutes, reason=body.reason, source=source), who)
 
 
-@router.post("/emergencies/{emergency_id}/extension/{decision}")
+@router.post("/emergencies/{emergency_id}/extension/{decision}",
+             dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
 def decide_extension(emergency_id: EmergencyId, decision: Literal["approve", "deny"], gw: GatewayDep,
                      who: ActorDep, source: SourceDep,
                      body: DecisionRequest | None = Body(default=None)) -> dict[str, Any]:
@@ -111,7 +114,7 @@ def decide_extension(emergency_id: EmergencyId, decision: Literal["approve", "de
         source=source), who)
 
 
-@router.get("/policy")
+@router.get("/policy", dependencies=[Depends(requires(Permission.READ_POLICY))])
 def policy(gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     """The district policy in force, with its version: what each action shares, for how long."""
     p = gw.config.site.policy
@@ -129,7 +132,7 @@ def policy(gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     }
 
 
-@router.post("/emergencies/{emergency_id}/{transition}")
+@router.post("/emergencies/{emergency_id}/{transition}", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
 def transition(
     emergency_id: EmergencyId,
     transition: Literal["confirm", "cancel", "all-clear", "close"],
@@ -150,6 +153,6 @@ def transition(
     return emergency_view(emergency, who)
 
 
-@router.get("/grants/mine")
+@router.get("/grants/mine", dependencies=[Depends(requires(Permission.LIST_OWN_GRANTS))])
 def my_grants(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     return [grant_view(g) for g in gw.emergencies.grants_for(who)]

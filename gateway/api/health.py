@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
+from ..guards import public
 from ..metrics import CONTENT_TYPE_LATEST
 from .deps import GatewayDep
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[Depends(public("liveness for the operator's monitoring"))])
 def healthz(gw: GatewayDep) -> dict[str, Any]:
     return {"status": "ok", "node": gw.config.node, "cameras": len(gw.config.site.cameras), "sessions": len(gw.sessions)}
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(public("Prometheus metrics (counts only) for the operator's monitoring"))])
 def metrics(gw: GatewayDep) -> Response:
     gw.metrics.view_sessions.set(len(gw.sessions))
     return Response(gw.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from emergency.site import Role
+from emergency.permissions import Permission
 
 from ..credentials import CredentialBox, CredentialError
 from ..errors import ApiError
+from ..guards import requires
 from ..ice import viewer_ice_servers
 from .deps import ActorDep, GatewayDep
 
 router = APIRouter(prefix="/api/v1", tags=["webrtc"])
 
 
-@router.get("/ice-servers")
+@router.get("/ice-servers", dependencies=[Depends(requires(Permission.GET_ICE_SERVERS))])
 def ice_servers(gw: GatewayDep, who: ActorDep) -> JSONResponse:
     """``{"iceServers": [...], "expires": ISO time}``: pass ``iceServers`` to
     ``RTCPeerConnection``; ask again before ``expires``. Empty when the site lists none."""
-    if who.role is Role.RECORDS_CLIENT:
-        raise ApiError(403, "forbidden", "records clients do not watch video")
     expires = int(gw.clock.now().timestamp()) + gw.config.ice_credential_ttl
     try:
         servers = viewer_ice_servers(gw.config.ice_servers, CredentialBox.for_dir(gw.config.secrets_dir),

@@ -21,16 +21,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from emergency.permissions import Permission, may
 from emergency.records import EpisodeType, RecordKind, RecordLink, ReportKind, ThreatLevel
-from emergency.site import Role, Site
+from emergency.site import Site
 
 from ..auth import Identity
 from ..errors import ApiError
+from ..guards import requires
 from ..runtime import Gateway
-from .deps import ActorDep, GatewayDep, SourceDep, client_address, gateway, identity, require_role
+from .deps import ActorDep, GatewayDep, SourceDep, client_address, gateway
 
-SCOPE_FOR = {RecordKind.THREAT: "records:threats", RecordKind.RESTRAINT: "records:restraints",
-             RecordKind.REPORT: "records:reports"}
 _KIND_OF_PATH = {"threats": RecordKind.THREAT, "restraints": RecordKind.RESTRAINT, "reports": RecordKind.REPORT}
 
 
@@ -194,27 +194,6 @@ def describe_site(doc: dict[str, Any], site: Site) -> None:
             props["location"]["description"] += " (a zone of the building, or a tag of one of its cameras)"
 
 
-def records_client(kind: RecordKind) -> Callable[..., Identity]:
-    scope = SCOPE_FOR[kind]
-
-    def check(request: Request, ident: Annotated[Identity, Depends(identity)]) -> Identity:
-        who = ident.actor
-        if who.role is not Role.RECORDS_CLIENT:
-            _deny(request, ident, f"role {who.role} may not post records")
-            raise ApiError(403, "forbidden", f"only a records system's OAuth2 client may post records; "
-                                             f"your role ({who.role}) may not")
-        if scope not in ident.scopes:
-            _deny(request, ident, f"token lacks scope {scope}")
-            raise ApiError(403, "insufficient_scope",
-                           f"this endpoint needs scope {scope}; the token has "
-                           f"{' '.join(sorted(ident.scopes)) or 'no records scope'}",
-                           {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
-        request.state.records_client = who.id
-        return ident
-
-    return check
-
-
 def _deny(request: Request, ident: Identity, reason: str) -> None:
     gateway(request).audit.append("permission.denied", actor=ident.actor,
                                   object=f"http:{request.method} {request.url.path}", outcome="denied",
@@ -264,7 +243,7 @@ _POST: dict[str, Any] = {
 
 @router.post("/threats", summary="Link a threat-assessment case (scope records:threats)", **_POST)
 def post_threat(body: ThreatIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                ident: Annotated[Identity, Depends(records_client(RecordKind.THREAT))]) -> RecordOut:
+                ident: Annotated[Identity, Depends(requires(Permission.POST_THREAT_RECORDS))]) -> RecordOut:
     _check_building(request, ident, body.building)
     return _upsert(gw, RecordKind.THREAT, body.source, body.case_id, response, lambda: gw.records.upsert_threat(
         ident.actor.id, source=body.source, external_id=body.case_id, building=body.building,
@@ -274,7 +253,7 @@ def post_threat(body: ThreatIn, request: Request, response: Response, gw: Gatewa
 
 @router.post("/restraints", summary="Link a restraint or time-out episode (scope records:restraints)", **_POST)
 def post_restraint(body: RestraintIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                   ident: Annotated[Identity, Depends(records_client(RecordKind.RESTRAINT))]) -> RecordOut:
+                   ident: Annotated[Identity, Depends(requires(Permission.POST_RESTRAINT_RECORDS))]) -> RecordOut:
     _check_building(request, ident, body.building)
     return _upsert(gw, RecordKind.RESTRAINT, body.source, body.episode_id, response,
                    lambda: gw.records.upsert_restraint(
@@ -285,7 +264,7 @@ def post_restraint(body: RestraintIn, request: Request, response: Response, gw: 
 
 @router.post("/reports", summary="Link an incident report or detention notice (scope records:reports)", **_POST)
 def post_report(body: ReportIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                ident: Annotated[Identity, Depends(records_client(RecordKind.REPORT))]) -> RecordOut:
+                ident: Annotated[Identity, Depends(requires(Permission.POST_REPORT_RECORDS))]) -> RecordOut:
     _check_building(request, ident, body.building)
     return _upsert(gw, RecordKind.REPORT, body.source, body.report_id, response, lambda: gw.records.upsert_report(
         ident.actor.id, source=body.source, external_id=body.report_id, kind=body.kind, building=body.building,
@@ -295,13 +274,13 @@ def post_report(body: ReportIn, request: Request, response: Response, gw: Gatewa
 @router.get("/reports", response_model=list[ReportOut],
             summary="Reports and detention notices (need to know: district admin, building admin of the building)",
             responses={401: _ERRORS[401], 403: {"model": ErrorBody, "description": "no need to know"},
-                       422: _ERRORS[422]})
-def list_reports(request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
+                       422: _ERRORS[422]},
+            dependencies=[Depends(requires(Permission.READ_REPORT_LINKS))])
+def list_reports(gw: GatewayDep, who: ActorDep, source: SourceDep,
                  building: Annotated[str | None, Query(max_length=100)] = None,
                  kind: ReportKind | None = None) -> list[ReportOut]:
-    require_role(request, who, Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN)
     links = [link for link in gw.records.links(RecordKind.REPORT)
-             if who.covers(link.building) and (building is None or link.building == building)
+             if may(who, Permission.READ_REPORT_LINKS, link.building) and (building is None or link.building == building)
              and (kind is None or link.fields["kind"] == kind)]
     gw.audit.append("record.report.listed", actor=who, object="record:report", source=source,
                     details={"count": len(links), "building": building, "kind": kind,

@@ -13,15 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from aiortc.mediastreams import MediaStreamError
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from camera_adapters.errors import StreamUnavailable
 from camera_adapters.relay import HEARTBEAT, MAGIC, MEDIA_TYPE, encode_unit
 
 from ..errors import ApiError
+from ..guards import node_key
 from .deps import GatewayDep
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ router = APIRouter(include_in_schema=False)
 HEARTBEAT_SECONDS = 1.0
 
 
-@router.get("/internal/v1/relay/{camera_id}/{stream}")
-async def relay(camera_id: str, stream: str, request: Request, gw: GatewayDep) -> StreamingResponse:
+@node_key
+async def calling_node(request: Request, gw: GatewayDep) -> str:
+    """The node that signed the request with the nodes' shared relay key."""
     leases = gw.leases
     if leases is None:
         raise ApiError(404, "not_found", "this node relays no cameras (no [gateway] redis)")
@@ -41,6 +44,14 @@ async def relay(camera_id: str, stream: str, request: Request, gw: GatewayDep) -
     if node is None:
         raise ApiError(401, "unauthorized",
                        "node-to-node requests need a valid, current, unused relay signature")
+    return node
+
+
+@router.get("/internal/v1/relay/{camera_id}/{stream}")
+async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(calling_node)],
+                gw: GatewayDep) -> StreamingResponse:
+    leases = gw.leases
+    assert leases is not None  # calling_node answered 404 otherwise
     if gw.relay_closing:
         raise ApiError(503, "unavailable", "this node is shutting down")
     if not leases.owns(camera_id, stream):

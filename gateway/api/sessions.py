@@ -23,11 +23,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from emergency.site import Role
+from emergency.permissions import Permission, may
 
 from ..errors import ApiError
+from ..guards import requires
 from ..sessions import ViewSession
 from .deps import ActorDep, GatewayDep
 
@@ -35,8 +36,6 @@ router = APIRouter(tags=["sessions"])
 
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 VIDEO_CLOCK = 90000
-
-_ADMINS = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN}
 
 
 def _sent_sample(session: ViewSession) -> tuple[int, float] | None:
@@ -49,18 +48,14 @@ def _sent_sample(session: ViewSession) -> tuple[int, float] | None:
     return None
 
 
-@router.get("/api/v1/sessions")
+@router.get("/api/v1/sessions", dependencies=[Depends(requires(Permission.LIST_VIEW_SESSIONS))])
 def list_sessions(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     """Live view sessions: viewer, agency, camera and since when. Administrators only."""
-    if who.role not in _ADMINS:
-        raise ApiError(403, "forbidden", f"your role ({who.role}) may not list view sessions")
     site = gw.config.site
-    account = site.accounts.get(who.id)
-    mine = set(account.buildings) if account is not None and who.role is Role.BUILDING_ADMIN else None
     out = []
     for s in gw.sessions.all():
         camera = site.cameras.get(s.camera_id)
-        if camera is None or (mine is not None and camera.building not in mine):
+        if camera is None or not may(who, Permission.LIST_VIEW_SESSIONS, camera.building):
             continue
         viewer = site.accounts.get(s.actor.id)
         agency = site.agencies.get(s.actor.agency or "")
@@ -71,7 +66,7 @@ def list_sessions(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/whep/{camera_id}/sessions/{session_id}")
+@router.get("/whep/{camera_id}/sessions/{session_id}", dependencies=[Depends(requires(Permission.WATCH_LIVE))])
 def session_timing(camera_id: str, session_id: str, gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     session = gw.sessions.get(session_id)
     if session is None or session.camera_id != camera_id or session.actor.id != who.id:

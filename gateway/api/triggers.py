@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from emergency.errors import Conflict
 from emergency.model import Action, IncidentType, Trigger
+from emergency.permissions import Permission
 from emergency.requests import AccessRequest
 
 from ..credentials import CredentialBox, CredentialError
 from ..errors import ApiError
+from ..guards import requires, signed_webhook
 from ..signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, verify
 from .deps import ActorDep, GatewayDep, SourceDep
 
@@ -38,11 +40,9 @@ def _stale(header: str, now: float) -> bool:
     return False
 
 
-@router.post("/triggers/panic/{button_id}", status_code=201)
-async def panic(button_id: str, request: Request, gw: GatewayDep, source: SourceDep) -> dict[str, Any]:
-    """A panic button press, authenticated by ``X-Sightline-Signature: t=<unix>,v1=<hmac>``
-    over ``"<t>." + body``; body ``{"event_id": "...", "drill": false}``. Replays (same
-    event id) and signatures older than five minutes are refused and audited."""
+@signed_webhook
+async def signed_press(button_id: str, request: Request, gw: GatewayDep, source: SourceDep) -> bytes:
+    """The body of a press that the button's secret signed; every refusal is audited."""
     button = gw.config.panic_buttons.get(button_id)
     if button is None:
         raise _refuse(gw, button_id, 404, "not_found", "no such panic button", source)
@@ -59,6 +59,16 @@ async def panic(button_id: str, request: Request, gw: GatewayDep, source: Source
     if not verify(secret, body, header, now):
         reason = "stale signature timestamp" if _stale(header, now) else "bad or missing signature"
         raise _refuse(gw, button_id, 401, "unauthorized", reason, source)
+    return body
+
+
+@router.post("/triggers/panic/{button_id}", status_code=201)
+async def panic(button_id: str, body: Annotated[bytes, Depends(signed_press)], gw: GatewayDep,
+                source: SourceDep) -> dict[str, Any]:
+    """A panic button press, authenticated by ``X-Sightline-Signature: t=<unix>,v1=<hmac>``
+    over ``"<t>." + body``; body ``{"event_id": "...", "drill": false}``. Replays (same
+    event id) and signatures older than five minutes are refused and audited."""
+    button = gw.config.panic_buttons[button_id]
     try:
         payload = json.loads(body)
         event_id = payload["event_id"]
@@ -108,19 +118,20 @@ def request_view(r: AccessRequest) -> dict[str, Any]:
     }
 
 
-@router.post("/access-requests", status_code=201)
+@router.post("/access-requests", status_code=201, dependencies=[Depends(requires(Permission.REQUEST_ACCESS))])
 def submit_request(body: AccessRequestBody, gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
     return request_view(gw.requests.submit(
         who, building=body.building, call_type=body.call_type, reason=body.reason, action=body.action,
         incident_type=body.incident_type, source=source))
 
 
-@router.get("/access-requests")
+@router.get("/access-requests", dependencies=[Depends(requires(Permission.LIST_ACCESS_REQUESTS))])
 def list_requests(gw: GatewayDep, who: ActorDep, pending_only: bool = False) -> list[dict[str, Any]]:
     return [request_view(r) for r in gw.requests.visible_to(who, pending_only=pending_only)]
 
 
-@router.post("/access-requests/{request_id}/{decision}")
+@router.post("/access-requests/{request_id}/{decision}",
+             dependencies=[Depends(requires(Permission.DECIDE_ACCESS_REQUESTS))])
 def decide_request(request_id: str, decision: Literal["approve", "deny"], gw: GatewayDep, who: ActorDep,
                    source: SourceDep, body: DenyBody | None = Body(default=None)) -> dict[str, Any]:
     if decision == "approve":

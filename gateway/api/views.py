@@ -7,9 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from emergency.model import Actor, Emergency, Grant
-from emergency.site import Building, Camera, Role
-
-_SEES_THREAT_BASIS = {Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN, Role.AUDITOR}
+from emergency.permissions import Permission, may
+from emergency.site import Building, Camera
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -64,7 +63,7 @@ def emergency_view(e: Emergency, viewer: Actor) -> dict[str, Any]:
             "requested_at": _iso(e.pending_extension.requested_at),
         },
     }
-    if viewer.role in _SEES_THREAT_BASIS:
+    if may(viewer, Permission.SEE_THREAT_BASIS, e.building):
         view["threat_basis"] = e.threat_basis
     return view
 

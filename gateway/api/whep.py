@@ -5,13 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from camera_adapters import StreamUnavailable
+from emergency.permissions import Permission
 
 from ..errors import ApiError
-from ..sessions import ViewSession
+from ..guards import requires
 from ..ice import gateway_ice_servers
+from ..sessions import ViewSession
 from ..webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
 from .deps import ActorDep, GatewayDep, SourceDep
 
@@ -34,7 +36,8 @@ async def _read_offer(request: Request) -> str:
         raise ApiError(400, "bad_sdp", str(exc)) from None
 
 
-@router.post("/whep/{camera_id}", status_code=201)
+@router.post("/whep/{camera_id}", status_code=201,
+             dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))])
 async def start_view(
     camera_id: str,
     request: Request,
@@ -98,7 +101,8 @@ async def start_view(
     return Response(answer, status_code=201, media_type=SDP, headers={"Location": location})
 
 
-@router.delete("/whep/{camera_id}/sessions/{session_id}", status_code=204)
+@router.delete("/whep/{camera_id}/sessions/{session_id}", status_code=204,
+               dependencies=[Depends(requires(Permission.WATCH_LIVE))])
 async def stop_view(camera_id: str, session_id: str, gw: GatewayDep, who: ActorDep) -> Response:
     session = gw.sessions.get(session_id)
     if session is None or session.camera_id != camera_id or session.actor.id != who.id:
