@@ -14,8 +14,8 @@ import logging
 from camera_adapters import MediaHubs
 from camera_adapters.registry import CameraConnection
 from emergency.audit import AuditLog
-from emergency.audit_mirror import open_mirror
-from emergency.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit.mirror import open_mirror
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
 from emergency.model import Grant

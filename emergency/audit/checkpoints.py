@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -50,6 +51,18 @@ class AuditKey:
     node: str
     public_key: str  # base64 of the 32 raw bytes
     created: str
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints and the nodes' public keys are kept (next to the entries)."""
+
+    def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
+        """False when a checkpoint at this seq is already stored (another process signed it)."""
+        ...
+
+    def last_audit_checkpoint(self) -> Checkpoint | None: ...
+    def audit_checkpoints(self, *, after_seq: int = 0, limit: int = 1000) -> list[Checkpoint]: ...
+    def insert_audit_key(self, key: AuditKey) -> None: ...
 
 
 def checkpoint_message(seq: int, hash: str, count: int, ts: str, node: str, key_id: str) -> bytes:
