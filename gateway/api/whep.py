@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from camera_adapters import StreamUnavailable
+from emergency.audit import AuditEvent
 
 from ..errors import ApiError
 from ..sessions import ViewSession
@@ -75,7 +76,7 @@ async def start_view(
     )
     gw.sessions.add(session)
     gw.audit.append(
-        "view.started",
+        AuditEvent.VIEW_STARTED,
         actor=who,
         object=f"camera:{camera_id}",
         source=source,
