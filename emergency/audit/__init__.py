@@ -11,6 +11,7 @@ outside the database that verify compares entry by entry.
 - ``wording``: an entry in those words
 - ``log``: the writer (appending, group commit, checkpoints, feeding the mirror)
 - ``verifier``: the verifier (chain, checkpoints and mirror in one pass)
+- ``storage``: what the log needs of its store
 - ``checkpoints``: signed checkpoints and the keys a verifier trusts
 - ``mirror``: the copy outside the database (a file or syslog)
 """

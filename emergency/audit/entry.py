@@ -46,10 +46,11 @@ class AuditEntry:
 
     def mirror_line(self) -> str:
         """The entry as one JSON line for the mirror: its hash, then the hashed fields."""
-        return _mirror_line(self.hash, self.canonical())
+        return mirror_line(self.hash, self.canonical())
 
 
-def _mirror_line(hash: str, canonical: str) -> str:
+def mirror_line(hash: str, canonical: str) -> str:
+    """A mirror line from an entry's hash and canonical text (the verifier compares these)."""
     return '{"hash":"' + hash + '",' + canonical[1:]
 
 
@@ -71,7 +72,7 @@ def _plain(value: Any) -> Any:
 
 # Prebuilt encoders: json.dumps with keyword arguments builds a new encoder on every call.
 _DETAILS_ENCODER = json.JSONEncoder(sort_keys=True, default=_plain)
-_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # the hash format (v1)
+CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # the hash format (v1)
 
 
 def canonical_details(details: dict[str, Any] | None) -> dict[str, Any]:

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from emergency.audit.checkpoints import Checkpoint, CheckpointSigner, TrustedKeys
-from emergency.audit.entry import _CANONICAL_ENCODER, GENESIS_HASH, OUTCOMES, AuditEntry, canonical_details, iso_ms
+from emergency.audit.entry import CANONICAL_ENCODER, GENESIS_HASH, OUTCOMES, AuditEntry, canonical_details, iso_ms
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import Mirror
 from emergency.audit.storage import AuditLogStore
-from emergency.audit.verifier import VerifyResult, _Verifier
+from emergency.audit.verifier import VerifyResult, verify
 from emergency.clock import Clock
 from emergency.model import Actor
 
@@ -195,7 +195,7 @@ class AuditLog:
         seq, prev = (last.seq, last.hash) if last else (0, GENESIS_HASH)
         ts = iso_ms(self._clock.now())
         entries = []
-        sha256, encode = hashlib.sha256, _CANONICAL_ENCODER.encode
+        sha256, encode = hashlib.sha256, CANONICAL_ENCODER.encode
         for event_type, actor_id, role, agency, obj, outcome, source, reason, details in records:
             seq += 1
             fields: dict[str, Any] = {"seq": seq, "ts": ts, "node": self._node, "event_type": event_type, "actor_id": actor_id,
@@ -297,8 +297,8 @@ class AuditLog:
         """Walk the chain from seq 1 and report the first seq where anything is wrong
         (see emergency.audit.verifier); entries newer than ``mirror_grace_seconds`` may
         still be on their way to the mirror."""
-        return _Verifier(self._store, self._clock, self._trusted, self._mirror, signed=self._signer is not None,
-                         in_transaction=self._in_transaction(), grace=mirror_grace_seconds).run()
+        return verify(self._store, self._clock, self._trusted, self._mirror, signed=self._signer is not None,
+                      in_transaction=self._in_transaction(), grace=mirror_grace_seconds)
 
 
 def _record(event_type: str, actor: Actor | None, actor_id: str | None, object: str, outcome: str,

@@ -20,7 +20,7 @@ from itertools import repeat
 from typing import Any
 
 from emergency.audit.checkpoints import Checkpoint, TrustedKeys
-from emergency.audit.entry import GENESIS_HASH, _mirror_line
+from emergency.audit.entry import GENESIS_HASH, mirror_line
 from emergency.audit.mirror import FileMirror, Mirror
 from emergency.audit.storage import AuditLogStore
 from emergency.clock import Clock
@@ -39,6 +39,15 @@ class VerifyResult:
     mirror: str = "none configured"
     notes: tuple[str, ...] = field(default=())
 
+
+def verify(store: AuditLogStore, clock: Clock, trusted: TrustedKeys, sink: Mirror | None, *, signed: bool,
+           in_transaction: bool, grace: float) -> VerifyResult:
+    """Check the log in ``store`` from seq 1. ``trusted``: the keys whose checkpoints
+    count; ``sink``: the configured mirror (only a file mirror can be compared);
+    ``signed``: this node signs checkpoints (so unsigned entries are worth a note);
+    ``in_transaction``: called inside a store transaction (then no read-ahead thread);
+    ``grace``: seconds a new entry may take to reach the mirror."""
+    return _Verifier(store, clock, trusted, sink, signed=signed, in_transaction=in_transaction, grace=grace).run()
 
 
 class _Bad(Exception):
@@ -333,7 +342,7 @@ class _Verifier:
         if mirror is not None:
             mark = mirror.mark()
             got = mirror.take(n)
-            if got is None or got != list(map(_mirror_line, hashes, canons)):
+            if got is None or got != list(map(mirror_line, hashes, canons)):
                 mirror.reset(mark)
                 return False
         self.checked += n
@@ -377,7 +386,7 @@ class _Verifier:
         if item is None:
             return False
         n, line = item
-        expected = _mirror_line(h, canonical)
+        expected = mirror_line(h, canonical)
         if line == expected:
             return True
         mine = json.loads(expected)
