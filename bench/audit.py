@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emergency.audit import AuditLog  # noqa: E402
-from emergency.audit_mirror import FileMirror  # noqa: E402
-from emergency.checkpoints import CheckpointSigner  # noqa: E402
+from emergency.audit.checkpoints import CheckpointSigner  # noqa: E402
+from emergency.audit.mirror import FileMirror  # noqa: E402
 from emergency.clock import SystemClock  # noqa: E402
 from emergency.model import Actor  # noqa: E402
 from emergency.site import Role  # noqa: E402

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from emergency.audit import AuditEntry
+from emergency.audit import AuditEntry, AuditEvent
 from emergency.model import Emergency, Grant
 from emergency.site import Site
 
@@ -107,19 +107,19 @@ def view_spans(entries: Iterable[AuditEntry], grant_ids: set[str]) -> dict[tuple
         if e.details.get("grant") not in grant_ids:
             continue
         camera = e.object.removeprefix("camera:")
-        if e.event_type == "view.started":
+        if e.event_type == AuditEvent.VIEW_STARTED:
             started[e.details["session"]] = e
-        elif e.event_type == "view.ended":
+        elif e.event_type == AuditEvent.VIEW_ENDED:
             opened = started.pop(e.details["session"], None)
             agency = opened.actor_agency if opened else e.actor_agency
             spans[(e.details["viewer"], camera, agency)].append(
-                Span(_at(e.details["started"]), _at(e.details["ended"])))
-        elif e.event_type == "snapshot.served":
-            t = _at(e.details.get("captured")) or _at(e.ts)
+                Span(datetime.fromisoformat(e.details["started"]), _at(e.details["ended"])))
+        elif e.event_type == AuditEvent.SNAPSHOT_SERVED:
+            t = _at(e.details.get("captured")) or datetime.fromisoformat(e.ts)
             spans[(e.actor_id or "?", camera, e.actor_agency)].append(Span(t, t, "snapshot"))
     for opened in started.values():
         camera = opened.object.removeprefix("camera:")
-        spans[(opened.actor_id or "?", camera, opened.actor_agency)].append(Span(_at(opened.ts), None))
+        spans[(opened.actor_id or "?", camera, opened.actor_agency)].append(Span(datetime.fromisoformat(opened.ts), None))
     return spans
 
 

@@ -30,18 +30,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from emergency.audit import canonical_details
+from emergency.audit import AuditEvent, canonical_details
 from emergency.clock import Clock
 from emergency.ids import new_id
 from emergency.store import OutboxRepo
 
 TOPICS = frozenset({
-    "emergency.activated",
-    "emergency.action_changed",
-    "emergency.extended",
-    "emergency.all_clear",
-    "emergency.cancelled",
-    "emergency.closed",
+    AuditEvent.EMERGENCY_ACTIVATED,
+    AuditEvent.EMERGENCY_ACTION_CHANGED,
+    AuditEvent.EMERGENCY_EXTENDED,
+    AuditEvent.EMERGENCY_ALL_CLEAR,
+    AuditEvent.EMERGENCY_CANCELLED,
+    AuditEvent.EMERGENCY_CLOSED,
 })
 ALL_TOPICS = "*"
 

@@ -47,7 +47,7 @@ class Permission(StrEnum):
     GET_ICE_SERVERS = "webrtc.ice_servers"
     LIST_OWN_GRANTS = "grant.mine"
     LIST_VIEW_SESSIONS = "session.list"
-    READ_AUDIT = "audit.read"
+    READ_AUDIT = "audit.view"
     EXPORT_AUDIT = "audit.export"
     READ_DISCLOSURE = "audit.disclosure"
     MONTHLY_REPORT = "report.monthly"

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from emergency.audit import AuditLog
+from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Invalid
 from emergency.model import Action, IncidentType, State, Trigger
@@ -133,7 +133,7 @@ class RecordsService:
             if end is None and now >= start + limit and link.review is None:
                 flagged = replace(link, review=f"privacy hold reached its {limit} maximum; review the episode")
                 self._store.upsert_record_link(flagged)
-                self._audit.append("privacy_hold.review", actor_id="system", outcome="failure",
+                self._audit.append(AuditEvent.PRIVACY_HOLD_REVIEW, actor_id="system", outcome="failure",
                                    object=_obj(link), reason=flagged.review,
                                    details={"building": link.building, "location": link.fields["location"]})
         self._publish_hold_changes()
@@ -205,7 +205,7 @@ class RecordsService:
         changed = existing is None or existing.fields != fields
         self._store.upsert_record_link(link)
         if changed:
-            self._audit.append(f"record.{kind}.{'received' if existing is None else 'updated'}", actor_id=client,
+            self._audit.append(AuditEvent.of_record(kind, "received" if existing is None else "updated"), actor_id=client,
                                object=_obj(link), source=source_address,
                                details={"building": building, **fields, **self._open_emergency(building)})
         return link
@@ -221,7 +221,7 @@ class RecordsService:
             )
         except Conflict:
             open_now = next(e for e in self._emergencies.list(open_only=True) if e.building == link.building)
-            self._audit.append("record.effect", actor_id=client, object=_obj(link), source=source_address,
+            self._audit.append(AuditEvent.RECORD_EFFECT, actor_id=client, object=_obj(link), source=source_address,
                                reason="the building already has an open emergency; linked to it",
                                details={"emergency": open_now.id, "building": link.building})
             linked = replace(link, emergency_id=open_now.id)
@@ -229,7 +229,7 @@ class RecordsService:
             return linked
         linked = replace(link, emergency_id=emergency.id)
         self._store.upsert_record_link(linked)
-        self._audit.append("record.effect", actor_id=client, object=_obj(link), source=source_address,
+        self._audit.append(AuditEvent.RECORD_EFFECT, actor_id=client, object=_obj(link), source=source_address,
                            reason=f"proposed {action} ({emergency.state}, {emergency.activation})",
                            details={"emergency": emergency.id, "building": link.building})
         return linked
@@ -245,9 +245,9 @@ class RecordsService:
                 continue
             event = PrivacyHoldChanged(building, now_held - before, before - now_held)
             self._held[building] = now_held
-            for verb, cameras in (("started", event.held), ("ended", event.released)):
+            for happened, cameras in ((AuditEvent.PRIVACY_HOLD_STARTED, event.held), (AuditEvent.PRIVACY_HOLD_ENDED, event.released)):
                 if cameras:
-                    self._audit.append(f"privacy_hold.{verb}", actor_id=client or "system",
+                    self._audit.append(happened, actor_id=client or "system",
                                        object=_obj(link) if link else f"building:{building}",
                                        details={"building": building, "cameras": sorted(cameras),
                                                 **self._open_emergency(building)})
@@ -268,7 +268,7 @@ class RecordsService:
             raise Invalid(f"{field}: {value!r} is not one of {', '.join(m.value for m in enum)}") from None
 
     def _refuse(self, client: str, kind: RecordKind, source_address: str | None, err: DomainError) -> None:
-        self._audit.append(f"record.{kind}.refused", actor_id=client, object=f"record:{kind}", outcome="denied",
+        self._audit.append(AuditEvent.of_record(kind, "refused"), actor_id=client, object=f"record:{kind}", outcome="denied",
                            source=source_address, reason=f"{err.code}: {err}")
         raise err
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from emergency import authority
-from emergency.audit import AuditLog
+from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
 from emergency.ids import new_id
@@ -80,11 +80,11 @@ class AccessRequests:
             request = AccessRequest(new_id(), building, actor.id, actor.agency, call_type, reason,
                                     Action(action), IncidentType(incident_type), self._clock.now())
         except (DomainError, ValueError) as err:
-            self._audit.append("access_request.denied", actor=actor, object=f"building:{building}",
+            self._audit.append(AuditEvent.ACCESS_REQUEST_DENIED, actor=actor, object=f"building:{building}",
                                outcome="denied", source=source, reason=str(err))
             raise err if isinstance(err, DomainError) else Invalid(str(err)) from None
         self._store.insert_access_request(request)
-        self._audit.append("access_request.submitted", actor=actor, object=f"access_request:{request.id}",
+        self._audit.append(AuditEvent.ACCESS_REQUEST_SUBMITTED, actor=actor, object=f"access_request:{request.id}",
                            source=source, reason=reason,
                            details={"building": building, "call_type": call_type, "action": request.action})
         if call_type in self._site.policy.auto_approve_calls:
@@ -92,16 +92,16 @@ class AccessRequests:
         return request
 
     def approve(self, actor: Actor, request_id: str, *, source: str | None = None) -> AccessRequest:
-        request = self._decidable(actor, request_id, "approve", source)
+        request = self._decidable(actor, request_id, AuditEvent.ACCESS_REQUEST_APPROVE_DENIED, source)
         return self._approve(request, actor, None, source)
 
     def deny(self, actor: Actor, request_id: str, *, reason: str | None = None,
              source: str | None = None) -> AccessRequest:
-        request = self._decidable(actor, request_id, "deny", source)
+        request = self._decidable(actor, request_id, AuditEvent.ACCESS_REQUEST_DENY_DENIED, source)
         denied = replace(request, state=RequestState.DENIED, decided_by=actor.id, decided_at=self._clock.now(),
                          decision_reason=(reason or "denied").strip()[:MAX_REASON])
         self._store.update_access_request(denied)
-        self._audit.append("access_request.denied_by_admin", actor=actor, object=f"access_request:{request.id}",
+        self._audit.append(AuditEvent.ACCESS_REQUEST_DENIED_BY_ADMIN, actor=actor, object=f"access_request:{request.id}",
                            outcome="success", source=source, reason=denied.decision_reason,
                            details={"building": request.building, "requested_by": request.requested_by})
         return denied
@@ -119,7 +119,7 @@ class AccessRequests:
             return [r for r in requests if r.requested_by == actor.id]
         return [r for r in requests if authority.may_command(actor, r.building)]
 
-    def _decidable(self, actor: Actor, request_id: str, verb: str, source: str | None) -> AccessRequest:
+    def _decidable(self, actor: Actor, request_id: str, denied: AuditEvent, source: str | None) -> AccessRequest:
         try:
             request = self.get(request_id)
             if not authority.may_command(actor, request.building):
@@ -127,7 +127,7 @@ class AccessRequests:
             if request.state is not RequestState.PENDING:
                 raise InvalidTransition(f"the request was already {request.state}")
         except DomainError as err:
-            self._audit.append(f"access_request.{verb}.denied", actor=actor, object=f"access_request:{request_id}",
+            self._audit.append(denied, actor=actor, object=f"access_request:{request_id}",
                                outcome="denied", source=source, reason=f"{err.code}: {err}")
             raise
         return request
@@ -142,7 +142,7 @@ class AccessRequests:
         approved = replace(request, state=RequestState.APPROVED, decided_by=actor.id if actor else "policy",
                            decided_at=self._clock.now(), decision_reason=auto_reason, emergency_id=emergency.id)
         self._store.update_access_request(approved)
-        self._audit.append("access_request.approved", actor=actor, actor_id=None if actor else "policy",
+        self._audit.append(AuditEvent.ACCESS_REQUEST_APPROVED, actor=actor, actor_id=None if actor else "policy",
                            object=f"access_request:{request.id}", source=source, reason=auto_reason,
                            details={"building": request.building, "emergency": emergency.id,
                                     "requested_by": request.requested_by, "call_type": request.call_type})

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from emergency import authority, lifecycle, scope
-from emergency.audit import AuditLog
+from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
 from emergency.events import EmergencyChanged, GrantEnded, GrantRescoped, GrantStarted
@@ -128,7 +128,7 @@ class EmergencyService:
                 trigger=_member(Trigger, trigger, "trigger"),
             )
             self._store.insert_emergency(e)
-            self._record(e, "emergency.declared", actor, source, actor_id=origin, details={
+            self._record(e, AuditEvent.EMERGENCY_DECLARED, actor, source, actor_id=origin, details={
                 "confirm_deadline": e.confirm_deadline,
                 "activation": e.activation,
                 "trigger": e.trigger,
@@ -143,15 +143,15 @@ class EmergencyService:
                                       reason=f"policy activates {e.trigger} triggers at once", actor_id=origin)
             return e
 
-        return self._command("declare", actor, f"building:{building}", source, run, request, actor_id=origin)
+        return self._command(AuditEvent.DECLARE_DENIED, actor, f"building:{building}", source, run, request, actor_id=origin)
 
     def confirm(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
         def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.CONFIRM)
-            self._record(e, "emergency.confirmed", actor, source)
+            self._record(e, AuditEvent.EMERGENCY_CONFIRMED, actor, source)
             return self._activate(e, Command.CONFIRM, now, actor, source, events)
 
-        return self._command("confirm", actor, f"emergency:{emergency_id}", source, run)
+        return self._command(AuditEvent.CONFIRM_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
     def cancel(
         self, actor: Actor, emergency_id: str, *, reason: str = "false alarm", source: str | None = None
@@ -162,25 +162,25 @@ class EmergencyService:
                 raise Invalid("reason: a cancel needs a reason")
             e = self._commandable(actor, emergency_id, Command.CANCEL)
             self._end_grants(e, now, "cancelled", actor, source, events)
-            return self._change(lifecycle.cancelled(e, now, text), "emergency.cancelled", actor, source, events,
+            return self._change(lifecycle.cancelled(e, now, text), AuditEvent.EMERGENCY_CANCELLED, actor, source, events,
                                 reason=text)
 
-        return self._command("cancel", actor, f"emergency:{emergency_id}", source, run)
+        return self._command(AuditEvent.CANCEL_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
     def all_clear(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
         def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.ALL_CLEAR)
             self._end_grants(e, now, "all_clear", actor, source, events)
-            return self._change(lifecycle.all_cleared(e, now), "emergency.all_clear", actor, source, events)
+            return self._change(lifecycle.all_cleared(e, now), AuditEvent.EMERGENCY_ALL_CLEAR, actor, source, events)
 
-        return self._command("all_clear", actor, f"emergency:{emergency_id}", source, run)
+        return self._command(AuditEvent.ALL_CLEAR_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
     def close(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
         def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.CLOSE)
-            return self._change(lifecycle.closed(e), "emergency.closed", actor, source, events)
+            return self._change(lifecycle.closed(e), AuditEvent.EMERGENCY_CLOSED, actor, source, events)
 
-        return self._command("close", actor, f"emergency:{emergency_id}", source, run)
+        return self._command(AuditEvent.CLOSE_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
     def change_action(self, actor: Actor, emergency_id: str, action: Action, *, source: str | None = None) -> Emergency:
         """Escalate or de-escalate. Live grants are re-scoped at once: cameras leaving the
@@ -190,12 +190,12 @@ class EmergencyService:
             e = self._commandable(actor, emergency_id, Command.CHANGE)
             if new_action is e.action:
                 return e
-            changed = self._change(replace(e, action=new_action), "emergency.action_changed", actor, source, events,
+            changed = self._change(replace(e, action=new_action), AuditEvent.EMERGENCY_ACTION_CHANGED, actor, source, events,
                                    details={"from": e.action, "to": new_action})
             self._sync_grants(changed, now, actor, source, events, reason="action_changed")
             return changed
 
-        return self._command("change", actor, f"emergency:{emergency_id}", source, run, {"action": str(action)})
+        return self._command(AuditEvent.CHANGE_DENIED, actor, f"emergency:{emergency_id}", source, run, {"action": str(action)})
 
     def set_threat_basis(self, actor: Actor, emergency_id: str, text: str, *, source: str | None = None) -> Emergency:
         """The articulable and significant threat (34 CFR 99.36(c)); may be filled in after the fact."""
@@ -206,10 +206,10 @@ class EmergencyService:
             e = self._existing(emergency_id)
             if not authority.may_command(actor, e.building):
                 raise Forbidden(f"{actor.role} {actor.id} may not change emergencies of {e.building!r}")
-            return self._change(replace(e, threat_basis=basis), "emergency.threat_basis_set", actor, source, events,
+            return self._change(replace(e, threat_basis=basis), AuditEvent.EMERGENCY_THREAT_BASIS_SET, actor, source, events,
                                 details={"threat_basis": basis, "previous": e.threat_basis})
 
-        return self._command("threat_basis", actor, f"emergency:{emergency_id}", source, run)
+        return self._command(AuditEvent.THREAT_BASIS_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
     def extend(self, actor: Actor, emergency_id: str, *, minutes: int, reason: str,
                source: str | None = None) -> Emergency:
@@ -227,10 +227,10 @@ class EmergencyService:
             if e.pending_extension is not None:
                 raise Conflict("an extension beyond the maximum is already waiting for a second administrator")
             pending = PendingExtension(minutes, text, actor.id, now)
-            return self._change(replace(e, pending_extension=pending), "emergency.extension_requested", actor, source,
+            return self._change(replace(e, pending_extension=pending), AuditEvent.EMERGENCY_EXTENSION_REQUESTED, actor, source,
                                 events, reason=text, details={"minutes": minutes, "needs_second_approval": True})
 
-        return self._command("extend", actor, f"emergency:{emergency_id}", source, run, {"minutes": minutes})
+        return self._command(AuditEvent.EXTEND_DENIED, actor, f"emergency:{emergency_id}", source, run, {"minutes": minutes})
 
     def decide_extension(self, actor: Actor, emergency_id: str, *, approve: bool, reason: str | None = None,
                          source: str | None = None) -> Emergency:
@@ -245,12 +245,12 @@ class EmergencyService:
             if approve:
                 return self._apply_extension(e, pending.minutes, pending.reason, now,
                                              [pending.requested_by, actor.id], actor, source, events)
-            return self._change(replace(e, pending_extension=None), "emergency.extension_denied", actor, source,
+            return self._change(replace(e, pending_extension=None), AuditEvent.EMERGENCY_EXTENSION_DENIED, actor, source,
                                 events, reason=_text(reason, "reason") or "denied",
                                 details={"minutes": pending.minutes, "requested_by": pending.requested_by})
 
-        verb = "approve_extension" if approve else "deny_extension"
-        return self._command(verb, actor, f"emergency:{emergency_id}", source, run)
+        denied = AuditEvent.APPROVE_EXTENSION_DENIED if approve else AuditEvent.DENY_EXTENSION_DENIED
+        return self._command(denied, actor, f"emergency:{emergency_id}", source, run)
 
     def tick(self) -> None:
         """Apply the clock: activate pending emergencies whose window ran out, expire grants."""
@@ -309,12 +309,12 @@ class EmergencyService:
         self.tick()
         camera = self._site.cameras.get(camera_id)
         if camera is None:
-            self._audit.append("view.denied", actor=actor, object=f"camera:{camera_id}", outcome="denied",
+            self._audit.append(AuditEvent.VIEW_DENIED, actor=actor, object=f"camera:{camera_id}", outcome="denied",
                                source=source, reason="not_found")
             raise NotFound(f"camera {camera_id!r} does not exist")
         decision = self._decide(actor, camera)
         if not decision.allowed:
-            self._audit.append("view.denied", actor=actor, object=f"camera:{camera_id}", outcome="denied",
+            self._audit.append(AuditEvent.VIEW_DENIED, actor=actor, object=f"camera:{camera_id}", outcome="denied",
                                source=source, reason=decision.reason,
                                details={"building": camera.building, "privacy": camera.privacy})
         return decision
@@ -338,7 +338,7 @@ class EmergencyService:
 
     def _command(
         self,
-        verb: str,
+        denied: AuditEvent,
         actor: Actor | None,
         obj: str,
         source: str | None,
@@ -346,14 +346,14 @@ class EmergencyService:
         details: dict[str, Any] | None = None,
         actor_id: str | None = None,
     ) -> T:
-        """Run one command in one transaction; audit any refusal as ``<verb>.denied``; then notify."""
+        """Run one command in one transaction; audit any refusal as ``denied``; then notify."""
         self.tick()
         events: Events = []
         try:
             with self._store.transaction():
                 result = run(self._clock.now(), events)
         except DomainError as err:
-            self._audit.append(f"{verb}.denied", actor=actor, actor_id=None if actor else (actor_id or SYSTEM),
+            self._audit.append(denied, actor=actor, actor_id=None if actor else (actor_id or SYSTEM),
                                object=obj, outcome="denied", source=source,
                                reason=f"{err.code}: {err}", details=details or self._drill_of(obj))
             raise
@@ -382,7 +382,7 @@ class EmergencyService:
         self, e: Emergency, command: Command, at: datetime, actor: Actor | None, source: str | None,
         events: Events, reason: str | None = None, actor_id: str | None = None,
     ) -> Emergency:
-        active = self._change(lifecycle.activated(e, command, at, self._site.policy), "emergency.activated",
+        active = self._change(lifecycle.activated(e, command, at, self._site.policy), AuditEvent.EMERGENCY_ACTIVATED,
                               actor, source, events, reason=reason, actor_id=actor_id)
         self._sync_grants(active, at, actor, source, events, reason="activated")
         return active
@@ -390,7 +390,7 @@ class EmergencyService:
     def _apply_extension(self, e: Emergency, minutes: int, reason: str, now: datetime, approvers: builtins.list[str],
                          actor: Actor, source: str | None, events: Events) -> Emergency:
         longer = lifecycle.extended(e, minutes)
-        self._change(longer, "emergency.extended", actor, source, events, reason=reason,
+        self._change(longer, AuditEvent.EMERGENCY_EXTENDED, actor, source, events, reason=reason,
                      details={"minutes": minutes, "expires_at": longer.expires_at, "approved_by": approvers,
                               "beyond_hard_max": len(approvers) > 1})
         self._sync_grants(longer, now, actor, source, events, reason="extended")
@@ -413,14 +413,14 @@ class EmergencyService:
                 continue
             updated = replace(grant, camera_ids=target.camera_ids, expires=target.expires)
             self._store.update_grant(updated)
-            self._record(e, "grant.rescoped" if removed or added else "grant.extended", actor, source,
+            self._record(e, AuditEvent.GRANT_RESCOPED if removed or added else AuditEvent.GRANT_EXTENDED, actor, source,
                          obj=f"grant:{grant.id}", reason=reason,
                          details={"agency": agency, "removed": removed, "added": added, "expires": updated.expires})
             if removed or added:
                 events.append(GrantRescoped(updated, frozenset(removed), frozenset(added)))
         for grant in wanted.values():
             self._store.insert_grant(grant)
-            self._record(e, "grant.started", actor, source, obj=f"grant:{grant.id}", reason=reason, details={
+            self._record(e, AuditEvent.GRANT_STARTED, actor, source, obj=f"grant:{grant.id}", reason=reason, details={
                 "agency": grant.agency, "cameras": grant.camera_ids, "starts": grant.starts, "expires": grant.expires,
             })
             events.append(GrantStarted(grant))
@@ -445,12 +445,12 @@ class EmergencyService:
         ended = replace(grant, ended_at=at, end_reason=reason)
         self._store.update_grant(ended)
         e = self._existing(grant.emergency_id)
-        self._record(e, "grant.ended", actor, source, obj=f"grant:{grant.id}", reason=reason,
+        self._record(e, AuditEvent.GRANT_ENDED, actor, source, obj=f"grant:{grant.id}", reason=reason,
                      details={"agency": grant.agency, "ended_at": at})
         events.append(GrantEnded(ended, reason))
 
     def _change(
-        self, e: Emergency, event_type: str, actor: Actor | None, source: str | None, events: Events,
+        self, e: Emergency, event_type: AuditEvent, actor: Actor | None, source: str | None, events: Events,
         reason: str | None = None, details: dict[str, Any] | None = None, actor_id: str | None = None,
     ) -> Emergency:
         self._store.update_emergency(e)
@@ -464,7 +464,7 @@ class EmergencyService:
         return e
 
     def _record(
-        self, e: Emergency, event_type: str, actor: Actor | None, source: str | None, *, obj: str | None = None,
+        self, e: Emergency, event_type: AuditEvent, actor: Actor | None, source: str | None, *, obj: str | None = None,
         reason: str | None = None, details: dict[str, Any] | None = None, actor_id: str | None = None,
     ) -> None:
         """Every record about an emergency names it, its building and action, and whether it is a drill."""
@@ -487,7 +487,7 @@ class EmergencyService:
                     fn(event)
                 except Exception as exc:
                     log.exception("listener %r failed on %s", fn, type(event).__name__)
-                    self._audit.append("listener.failed", actor_id=SYSTEM, outcome="failure",
+                    self._audit.append(AuditEvent.LISTENER_FAILED, actor_id=SYSTEM, outcome="failure",
                                        reason=f"{type(exc).__name__}: {exc}",
                                        details={"event": type(event).__name__})
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 from emergency.audit import AuditEntry
-from emergency.checkpoints import AuditKey, Checkpoint
+from emergency.audit.checkpoints import AuditKey, Checkpoint
 from emergency.errors import Conflict
 from emergency.model import Action, Activation, Emergency, Grant, IncidentType, PendingExtension, State, Trigger
 from emergency.outbox import Notification

@@ -15,7 +15,7 @@ from emergency.model import Emergency, Grant
 
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
-    from emergency.checkpoints import AuditKey, Checkpoint
+    from emergency.audit.checkpoints import AuditKey, Checkpoint
     from emergency.outbox import Notification
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
@@ -118,7 +118,9 @@ class ReceiptRepo(Protocol):
 
 
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
-    """What AuditLog needs: the chain and its checkpoints."""
+    """What AuditLog needs: the chain and its checkpoints. Optional faster paths the writer
+    and the verifier use when a store has them: ``audit_in_transaction``,
+    ``insert_audit_entries``, ``audit_chain_rows`` and ``audit_chain_page``."""
 
 
 class ServiceStore(EmergencyRepo, GrantRepo, Protocol):

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emergency import disclosure
-from emergency.audit import AuditEntry, AuditLog
-from emergency.disclosure import DisclosureRecord
+from emergency.audit import AuditEntry, AuditLog, Names, VerifyResult, describe
+from emergency.disclosure import Access, DisclosureRecord
 from emergency.service import EmergencyService
 from emergency.site import Site
 
@@ -31,8 +31,17 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def entry_view(e: AuditEntry) -> dict[str, Any]:
-    return asdict(e)
+def site_names(site: Site) -> Names:
+    """The names the plain-words timeline uses for people, cameras and agencies."""
+    return Names(people={a.id: a.name for a in site.accounts.values()},
+                 cameras={c.id: c.name for c in site.cameras.values()},
+                 agencies={a.id: a.name for a in site.agencies.values()})
+
+
+def entry_view(e: AuditEntry, names: Names | None = None) -> dict[str, Any]:
+    """The entry's fields and ``text``, the catalogue's plain words for it (what the
+    auditor console shows and the exports print)."""
+    return {**asdict(e), "text": describe(e, names)}
 
 
 def disclosure_record(site: Site, service: EmergencyService, audit: AuditLog,
@@ -52,7 +61,7 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
     def officer_name(oid: str) -> str:
         return site.accounts[oid].name if oid in site.accounts else oid
 
-    def spans(access) -> list[dict[str, Any]]:
+    def spans(access: Access) -> list[dict[str, Any]]:
         return [{"start": _iso(s.start), "end": _iso(s.end), "seconds": s.seconds, "kind": s.kind}
                 for s in access.spans]
 
@@ -92,21 +101,23 @@ def packet(site: Site, service: EmergencyService, audit: AuditLog, emergency_id:
            generated_by: str) -> dict[str, Any]:
     record, entries = disclosure_record(site, service, audit, emergency_id)
     verified = audit.verify()
+    names = site_names(site)
     return {
         "title": f"Sightline auditor packet — emergency {emergency_id}",
         "generated_at": datetime.now(UTC).isoformat(),
         "generated_by": generated_by,
         "disclosure": disclosure_view(site, record),
-        "timeline": [entry_view(e) for e in entries],
+        "timeline": [entry_view(e, names) for e in entries],
         "verification": verification_view(verified),
     }
 
 
-def verification_view(result) -> dict[str, Any]:
+def verification_view(result: VerifyResult) -> dict[str, Any]:
     view = {k: v for k, v in vars(result).items() if not k.startswith("_")} if hasattr(result, "__dict__") else {}
     if not view:
         view = asdict(result)
-    return _jsonable(view)
+    plain: dict[str, Any] = _jsonable(view)
+    return plain
 
 
 def _jsonable(value: Any) -> Any:

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from emergency.audit import AuditEvent
+
 from .config import ConfigError, GatewayConfig, load_config
 
 log = logging.getLogger("sightline")
@@ -46,7 +48,7 @@ def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, 
         try:
             token, jti = token_authority(config).issue(user, ttl=ttl, scopes=scopes)
         except AuthError as exc:
-            audit.append("auth.token_issued", actor_id=f"cli:{getpass.getuser()}", object=f"account:{user}",
+            audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=f"cli:{getpass.getuser()}", object=f"account:{user}",
                          outcome="failure", source="cli", reason=str(exc))
             raise
         account = config.site.accounts[user]
@@ -54,7 +56,7 @@ def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, 
         if account.scopes:
             details["scope"] = " ".join(scopes or account.scopes)
         audit.append(
-            "auth.token_issued",
+            AuditEvent.AUTH_TOKEN_ISSUED,
             actor_id=f"cli:{getpass.getuser()}",
             object=f"account:{user}",
             source="cli",
@@ -138,7 +140,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     store, audit, _ = open_domain(load_config(args.config))
     try:
         result = audit.verify()
-        audit.append("audit.verified", actor_id=f"cli:{getpass.getuser()}", object="audit_log",
+        audit.append(AuditEvent.AUDIT_VERIFIED, actor_id=f"cli:{getpass.getuser()}", object="audit_log",
                      outcome="success" if result.ok else "failure", source="cli",
                      reason=result.problem,
                      details={"checked": result.checked, "first_bad_seq": result.first_bad_seq,
@@ -176,7 +178,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         except NotFound as exc:
             print(f"sightline audit export: {exc}; list them with GET /api/v1/emergencies", file=sys.stderr)
             return 2
-        audit.append("audit.exported", actor_id=f"cli:{getpass.getuser()}", object=f"emergency:{args.emergency}",
+        audit.append(AuditEvent.AUDIT_EXPORTED, actor_id=f"cli:{getpass.getuser()}", object=f"emergency:{args.emergency}",
                      source="cli", details={"emergency": args.emergency, "format": args.format, "bytes": len(data)})
     finally:
         store.close()

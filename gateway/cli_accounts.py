@@ -14,6 +14,7 @@ import getpass
 import re
 import sys
 
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission, role_holds
 
 from . import totp
@@ -88,7 +89,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
     store, audit, _ = open_domain(updated)
     try:
-        audit.append("account.enrolled", actor_id=_operator(), object=f"account:{args.user}", source="cli",
+        audit.append(AuditEvent.ACCOUNT_ENROLLED, actor_id=_operator(), object=f"account:{args.user}", source="cli",
                      details={"password": True, "totp": "new" if secret else "kept"})
     finally:
         store.close()

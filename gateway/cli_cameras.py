@@ -15,6 +15,7 @@ from typing import Any
 
 from camera_adapters.registry import split_credentials
 from camera_adapters.urls import redact
+from emergency.audit import AuditEvent
 
 from .config import GatewayConfig, load_config, rewrite_site_file
 from .credentials import CredentialBox
@@ -94,7 +95,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     store, audit, _ = open_domain(updated)
     try:
-        audit.append("camera.added", actor_id=_operator(), object=f"camera:{camera_id}", source="cli",
+        audit.append(AuditEvent.CAMERA_ADDED, actor_id=_operator(), object=f"camera:{camera_id}", source="cli",
                      details={"building": args.building, "zone": args.zone, "privacy": args.privacy,
                               "source": summary, "credentials": bool(password)})
     finally:
@@ -117,7 +118,7 @@ def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict[str, Any]
         return None
     token, jti = token_authority(config).issue(admins[0], ttl=60)
     store, audit, _ = open_domain(config)
-    audit.append("auth.token_issued", actor_id=_operator(), object=f"account:{admins[0]}", source="cli",
+    audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=_operator(), object=f"account:{admins[0]}", source="cli",
                  reason="short-lived token for 'sightline cameras list'", details={"token_id": jti, "ttl_seconds": 60})
     store.close()
     health = {}

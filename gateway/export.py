@@ -35,10 +35,11 @@ def access_rows(disclosure: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _csv(packet: dict[str, Any]) -> bytes:
     """One file, two sections told apart by the first column: ``access`` rows (who watched
-    which camera when) and ``event`` rows (the audit timeline)."""
+    which camera when) and ``event`` rows (the audit timeline, with the catalogue's plain
+    words for each entry in ``text``)."""
     out = io.StringIO()
     columns = ["section", "officer", "officer_name", "agency", "camera", "camera_name", "kind", "start", "end",
-               "seconds", "seq", "ts", "event_type", "actor_id", "actor_role", "actor_agency", "object", "outcome",
+               "seconds", "seq", "ts", "event_type", "text", "actor_id", "actor_role", "actor_agency", "object", "outcome",
                "source", "reason", "details", "hash"]
     writer = csv.DictWriter(out, columns, extrasaction="ignore")
     writer.writeheader()
@@ -118,7 +119,8 @@ def _pdf(packet: dict[str, Any]) -> bytes:
     heading("Timeline (audit log)")
     pdf.set_font("Helvetica", "", 8)
     for t in packet["timeline"]:
-        line(f"#{t['seq']} {t['ts']} {t['event_type']} by {t['actor_id']} ({t['actor_role'] or '-'}) on "
+        line(f"#{t['seq']} {t['ts']} {t['text']}")
+        line(f"      {t['event_type']} by {t['actor_id']} ({t['actor_role'] or '-'}) on "
              f"{t['object']}: {t['outcome']}" + (f" - {t['reason']}" if t.get("reason") else ""))
     pdf.set_font("Helvetica", "", 10)
 

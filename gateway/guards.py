@@ -35,6 +35,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from emergency.audit import AuditEvent
 from emergency.model import Actor
 from emergency.permissions import (
     BUILDING_SCOPED,
@@ -92,7 +93,7 @@ def guard_of(call: object) -> Guard | None:
 def _audit_refusal(request: Request, who: Actor, reason: str) -> None:
     from .api.deps import client_address, gateway  # deps imports signin, whose routes use these guards
 
-    gateway(request).audit.append("permission.denied", actor=who,
+    gateway(request).audit.append(AuditEvent.PERMISSION_DENIED, actor=who,
                                   object=f"http:{request.method} {request.url.path}", outcome="denied",
                                   source=client_address(request), reason=reason)
 

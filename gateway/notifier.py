@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from emergency.audit import AuditLog
+from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock, SystemClock
 from emergency.outbox import Notification, Outbox
 
@@ -253,7 +253,7 @@ class Notifier:
             self.outbox.delivered(n.id)
             if self._audit is not None:
                 self._audit.append(
-                    "notification.delivered", actor_id="system", object=f"notification:{n.id}",
+                    AuditEvent.NOTIFICATION_DELIVERED, actor_id="system", object=f"notification:{n.id}",
                     details={**self._about(n), "attempts": n.attempts + 1, "receiver": _where(webhook.url)},
                 )
         log.info("webhook %s: delivered %s %s (attempt %d)", webhook.id, n.topic, n.id, n.attempts + 1)
@@ -263,7 +263,7 @@ class Notifier:
             updated = self.outbox.failed(n.id, error)
             if updated.dead and self._audit is not None:
                 self._audit.append(
-                    "notification.dead", actor_id="system", object=f"notification:{n.id}", outcome="failure",
+                    AuditEvent.NOTIFICATION_DEAD, actor_id="system", object=f"notification:{n.id}", outcome="failure",
                     reason=updated.last_error,
                     details={**self._about(n), "attempts": updated.attempts,
                              "receiver": _where(webhook.url) if webhook else None},

@@ -42,6 +42,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission, role_holds
 from emergency.site import RECORD_SCOPES
 
@@ -325,13 +326,13 @@ def _audit(gw, request: Request, form: dict[str, str] | None, response: JSONResp
            issued: dict[str, Any] | None, source: str | None) -> None:
     client = _claimed_client(request, form)
     if response.status_code == 200 and issued:
-        gw.audit.append("auth.token_issued", actor_id=client, object=f"account:{client}", source=source,
+        gw.audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=client, object=f"account:{client}", source=source,
                         reason="OAuth2 client credentials",
                         details={"token_id": issued["token_id"], "scope": issued["scope"],
                                  "ttl_seconds": CLIENT_TOKEN_TTL, "amr": [CLIENT_CREDENTIALS_AMR]})
         return
     body = json.loads(response.body)
     gw.metrics.auth_failures.inc()
-    gw.audit.append("auth.token_issued", actor_id=client, object=f"account:{client}", outcome="failure",
+    gw.audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=client, object=f"account:{client}", outcome="failure",
                     source=source, reason=f"{body.get('error')}: {body.get('error_description')}",
                     details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")})

@@ -13,9 +13,9 @@ import logging
 
 from camera_adapters import MediaHubs
 from camera_adapters.registry import CameraConnection
-from emergency.audit import AuditLog
-from emergency.audit_mirror import open_mirror
-from emergency.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit import AuditEvent, AuditLog
+from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit.mirror import open_mirror
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
 from emergency.model import Grant
@@ -147,7 +147,7 @@ class Gateway:
         self.bus.bind(asyncio.get_running_loop())
         self.records.refresh_holds()
         await self._enforce_store()  # applies the clock, starts the preloads
-        self.audit.append("gateway.started", actor_id="system", object=f"node:{self.config.node}")
+        self.audit.append(AuditEvent.GATEWAY_STARTED, actor_id="system", object=f"node:{self.config.node}")
         self._audit_config()
         self._ticker = asyncio.create_task(self._tick_forever(), name="sightline-ticker")
         await self.notifier.start()
@@ -170,13 +170,13 @@ class Gateway:
         digest = hashlib.sha256(text).hexdigest()
         policy = self.config.site.policy.version
         previous = None
-        for entry in self.audit.latest("config.loaded", limit=1):
+        for entry in self.audit.latest(AuditEvent.CONFIG_LOADED, limit=1):
             previous = entry
         details = {"site_file": str(self.config.path), "sha256": digest, "policy_version": policy,
                    "cameras": len(self.config.site.cameras), "accounts": len(self.config.site.accounts)}
-        self.audit.append("config.loaded", actor_id="system", object=f"node:{self.config.node}", details=details)
+        self.audit.append(AuditEvent.CONFIG_LOADED, actor_id="system", object=f"node:{self.config.node}", details=details)
         if previous is not None and previous.details.get("sha256") != digest:
-            self.audit.append("config.changed", actor_id="system", object=f"node:{self.config.node}",
+            self.audit.append(AuditEvent.CONFIG_CHANGED, actor_id="system", object=f"node:{self.config.node}",
                               reason="the site file differs from the one loaded at the previous start",
                               details={**details, "previous_sha256": previous.details.get("sha256"),
                                        "previous_policy_version": previous.details.get("policy_version")})
@@ -192,7 +192,7 @@ class Gateway:
         if self.leases is not None:
             self.leases.close()
         await self.notifier.stop()
-        self.audit.append("gateway.stopped", actor_id="system", object=f"node:{self.config.node}")
+        self.audit.append(AuditEvent.GATEWAY_STOPPED, actor_id="system", object=f"node:{self.config.node}")
         self.audit.close()  # mirror everything, sign the tail
         self.store.close()
 

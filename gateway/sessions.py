@@ -15,7 +15,7 @@ from datetime import datetime
 from aiortc import RTCPeerConnection
 
 from camera_adapters import PacketTrack
-from emergency.audit import AuditLog
+from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.model import Actor
 
@@ -77,7 +77,7 @@ class SessionRegistry:
         session.closed.set()
         ended = self._clock.now()
         self._audit.append(
-            "view.ended",
+            AuditEvent.VIEW_ENDED,
             actor=actor or session.actor,
             object=f"camera:{session.camera_id}",
             source=session.source,

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from emergency.audit import AuditEvent
 from emergency.model import Actor
 from emergency.permissions import Permission, role_holds
 
@@ -269,7 +270,7 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
         session = state.sessions.lookup(cookie, touch=not passive)
     except SessionProblem as exc:
         if exc.locked and exc.session is not None:
-            gw.audit.append("auth.session_locked", actor_id=exc.session.account_id,
+            gw.audit.append(AuditEvent.AUTH_SESSION_LOCKED, actor_id=exc.session.account_id,
                             object=f"session:{exc.session.token_id}", source=_source(request), reason=str(exc))
         _sweep(request, state)
         raise
@@ -290,7 +291,7 @@ def sweep_sessions(state: SignIn, audit: Any) -> int:
     except SignInUnavailable:
         return 0  # the shared store went away; the next sweep does it
     for s in stale:
-        audit.append("auth.session_locked", actor_id=s.account_id, object=f"session:{s.token_id}",
+        audit.append(AuditEvent.AUTH_SESSION_LOCKED, actor_id=s.account_id, object=f"session:{s.token_id}",
                      source=s.source, reason="no activity within the idle limit")
     return len(stale)
 
@@ -303,7 +304,7 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
     except SessionProblem as exc:
         gw.metrics.auth_failures.inc()
         if not exc.locked:
-            gw.audit.append("auth.failure", actor_id="unknown", object=f"http:{request.method} {request.url.path}",
+            gw.audit.append(AuditEvent.AUTH_FAILURE, actor_id="unknown", object=f"http:{request.method} {request.url.path}",
                             outcome="denied", source=_source(request), reason=f"session cookie: {exc}")
         detail = ("signed out after a period without activity; sign in again" if exc.locked
                   else "your session has ended; sign in again")
@@ -314,7 +315,7 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
         sign_in_state(request).sessions.end(cookie)
         raise ApiError(401, "unauthorized", f"{exc}; sign in again", _clear_cookie_header()) from None
     if request.method.upper() not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
-        gw.audit.append("permission.denied", actor=ident.actor, object=f"http:{request.method} {request.url.path}",
+        gw.audit.append(AuditEvent.PERMISSION_DENIED, actor=ident.actor, object=f"http:{request.method} {request.url.path}",
                         outcome="denied", source=_source(request),
                         reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)")
         raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}' with requests that change "
@@ -383,7 +384,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     def refuse(reason: str, status: int = 401, detail: str = GENERIC_REFUSAL,
                headers: dict[str, str] | None = None, count: bool = True) -> ApiError:
         gw.metrics.auth_failures.inc()
-        gw.audit.append("auth.login", actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
+        gw.audit.append(AuditEvent.AUTH_LOGIN, actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
                         source=source, reason=reason, details={"method": "password+totp"})
         if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
             state.per_user.record(user_key)
@@ -392,7 +393,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
                         else "misconfigured", detail, headers)
 
     def unavailable(exc: SignInUnavailable) -> SignInUnavailable:
-        gw.audit.append("auth.login", actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
+        gw.audit.append(AuditEvent.AUTH_LOGIN, actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
                         source=source, reason="the shared sign-in store (Redis) cannot be reached; answered 503",
                         details={"method": "password+totp"})
         return exc
@@ -440,7 +441,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
-    gw.audit.append("auth.login", actor=actor, object=f"account:{account.id}", source=source,
+    gw.audit.append(AuditEvent.AUTH_LOGIN, actor=actor, object=f"account:{account.id}", source=source,
                     reason="signed in with password and authenticator code" if session.mfa
                     else "signed in with password only (no second factor)",
                     details={"amr": list(amr), "session": token_id})
@@ -461,7 +462,7 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
         raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}'")
     session = sign_in_state(request).sessions.end(cookie)
     if session is not None:
-        gw.audit.append("auth.logout", actor_id=session.account_id, object=f"session:{session.token_id}",
+        gw.audit.append(AuditEvent.AUTH_LOGOUT, actor_id=session.account_id, object=f"session:{session.token_id}",
                         source=_source(request), reason="signed out")
     return {"signed_out": True}
 

@@ -19,7 +19,7 @@ from emergency.records import RecordKind, RecordLink
 
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
-    from emergency.checkpoints import AuditKey, Checkpoint
+    from emergency.audit.checkpoints import AuditKey, Checkpoint
     from emergency.outbox import Notification
     from emergency.requests import AccessRequest
 

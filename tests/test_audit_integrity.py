@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emergency.audit import AuditEntry, AuditLog
-from emergency.audit_mirror import FileMirror, SyslogMirror, open_mirror
-from emergency.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
+from emergency.audit.mirror import FileMirror, SyslogMirror, open_mirror
 from emergency.clock import FakeClock
 from emergency.model import Actor
 from emergency.site import Role
@@ -70,7 +70,7 @@ class Env:
 def page_size(request, monkeypatch):
     """Every case also with small verification pages: the bulk check of a page must reach
     the same verdict, seq and count as the row-by-row walk, across page boundaries."""
-    monkeypatch.setattr("emergency.audit._PAGE", request.param)
+    monkeypatch.setattr("emergency.audit.verifier._PAGE", request.param)
     return request.param
 
 

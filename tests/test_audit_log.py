@@ -197,7 +197,7 @@ def test_page_texts_are_the_canonical_form_on_both_backends(store_backend):
     assert [r[3] for r in store.audit_chain_rows(after_seq=10, limit=5)] == [e.canonical() for e in entries[10:15]]
     assert store.audit_chain_page(after_seq=30, limit=100) is None
     walked = []
-    audit_module = __import__("emergency.audit", fromlist=["_Verifier"])
+    audit_module = __import__("emergency.audit.verifier", fromlist=["_Verifier"])
     original = audit_module._Verifier._page_rows
     audit_module._Verifier._page_rows = lambda self, rows, *a: walked.append(rows) or original(self, rows, *a)
     try:
@@ -210,7 +210,7 @@ def test_page_texts_are_the_canonical_form_on_both_backends(store_backend):
 def test_many_pages_verify_and_a_late_edit_is_named(log, db, monkeypatch):
     """Across page boundaries (pages of 3 here): a clean log verifies in bulk; an edit on a
     later page is named with the same seq and count as the row-by-row walk gives."""
-    monkeypatch.setattr("emergency.audit._PAGE", 3)
+    monkeypatch.setattr("emergency.audit.verifier._PAGE", 3)
     for i in range(20):
         log.append("view.started", actor=OFFICER, object=f"camera:c{i}", details={"i": i})
     result = log.verify()
@@ -249,7 +249,7 @@ class _PlainStore:
 
 
 def test_a_store_without_bulk_reads_verifies_through_entries(log, db, monkeypatch):
-    monkeypatch.setattr("emergency.audit._PAGE", 4)
+    monkeypatch.setattr("emergency.audit.verifier._PAGE", 4)
     plain = AuditLog(_PlainStore(log._store), FakeClock(), "node-a")
     result = plain.verify()
     assert result.ok and result.checked == 10

@@ -14,6 +14,9 @@ from datetime import datetime
 
 import pypdf
 
+from emergency.audit import AuditEntry, describe
+from gateway.audit_packet import site_names
+
 from .test_activation import declare
 from .whep_client import WhepViewer
 
@@ -49,6 +52,7 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
 
     sessions = {(e.details["viewer"], e.object): e for e in gw.gateway.audit.entries(limit=10_000)
                 if e.event_type == "view.ended"}
+    names = site_names(gw.gateway.config.site)
     async with gw.client("auditor") as auditor, gw.client("officer") as officer:
         assert (await officer.get(f"/api/v1/emergencies/{eid}/disclosure")).status_code == 403
         record = (await auditor.get(f"/api/v1/emergencies/{eid}/disclosure")).json()
@@ -76,20 +80,28 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
         for expected in ("Officer Dana Reyes", "Officer Sam Lee", "HS front entrance", "HS hallway A", "HS gym",
                          "Man with a rifle at the east door", "Village Police Department", "INTACT",
-                         "emergency.extended"):
+                         "emergency.extended", "declared ALL CLEAR: all video sharing ended"):
             assert expected in text, expected
         rows = list(csv.DictReader(io.StringIO((await auditor.get(
             f"/api/v1/emergencies/{eid}/export?format=csv")).text)))
         assert {(r["officer"], r["camera"]) for r in rows if r["section"] == "access"} == set(watched)
+        # the timeline in the catalogue's plain words (emergency/audit/events.py), as the console shows it
+        cleared = next(r for r in rows if r["section"] == "event" and r["event_type"] == "emergency.all_clear")
+        assert cleared["text"].endswith(" declared ALL CLEAR: all video sharing ended")
         packet = (await auditor.get(f"/api/v1/emergencies/{eid}/export?format=json")).json()
         assert packet["verification"]["ok"] is True
         assert any(t["event_type"] == "emergency.all_clear" for t in packet["timeline"])
+        assert all(t["text"] == describe(AuditEntry(**{k: v for k, v in t.items() if k != "text"}), names)
+                   for t in packet["timeline"])
 
         month = datetime.now().strftime("%Y-%m")
         report = (await auditor.get(f"/api/v1/reports/monthly?month={month}")).json()
         assert report["totals"]["officers"] == 2 and report["totals"]["accesses"] == 4
         page = (await auditor.get("/api/v1/audit/events", params={"emergency": eid, "actor": "officer2"})).json()
         assert {e["event_type"] for e in page["entries"]} >= {"view.started", "view.ended", "snapshot.served"}
+        texts = {e["text"] for e in page["entries"]}
+        assert {"Officer Sam Lee (officer2) started watching HS front entrance (hs-front)",
+                "Officer Sam Lee (officer2) was shown a still image from HS gym (hs-gym)"} <= texts, texts
         assert (await officer.get("/api/v1/audit/events")).status_code == 403
 
     reads = [e.event_type for e in gw.gateway.audit.entries(limit=100_000) if e.actor_id == "auditor"]

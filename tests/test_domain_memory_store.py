@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emergency.audit import GENESIS_HASH, AuditLog
-from emergency.checkpoints import CheckpointSigner
+from emergency.audit.checkpoints import CheckpointSigner
 from emergency.clock import FakeClock
 from emergency.errors import Conflict
 from emergency.events import GrantEnded, GrantStarted

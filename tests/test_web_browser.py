@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from emergency.audit import AuditEvent, describe
+from gateway.audit_packet import site_names
+
 from .browser_helpers import CHROMIUM, SHOTS, check_layout, needs_chromium, playwright_api
 from .web_helpers import lockdown_and_offer, start_web_gateway, stop
 
@@ -59,6 +62,11 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                     assert "HS front entrance" in await page.inner_text("#by-camera tbody")
                     timeline = await page.inner_text("#timeline")
                     assert "started watching HS front entrance" in timeline and "ALL CLEAR" in timeline
+                    # the words are the catalogue's (emergency/audit/events.py), filled by the server
+                    cleared = next(e for e in wg.gateway.audit.entries(limit=10_000)
+                                   if e.event_type == AuditEvent.EMERGENCY_ALL_CLEAR)
+                    shown = await page.inner_text("#timeline li[data-event='emergency.all_clear'] .what")
+                    assert shown == describe(cleared, site_names(wg.gateway.config.site))
                     assert "handgun" in await page.inner_text("#threat-basis")
                     # Large targets, nothing wider than the screen (tables stack), readable text.
                     await check_layout(page, f"audit incident {label}")

@@ -9,12 +9,23 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from emergency.audit import AuditEvent
+from emergency.model import Actor
 from emergency.permissions import Permission
 
 from .. import export
-from ..audit_packet import all_entries, disclosure_record, disclosure_view, entry_view, packet, verification_view
+from ..audit_packet import (
+    all_entries,
+    disclosure_record,
+    disclosure_view,
+    entry_view,
+    packet,
+    site_names,
+    verification_view,
+)
 from ..errors import ApiError
 from ..guards import require_in_building, requires
+from ..runtime import Gateway
 from .deps import ActorDep, GatewayDep, SourceDep
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -22,7 +33,8 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 MAX_PAGE = 1000
 
 
-def _read(gw, who, source, event_type: str, obj: str, details: dict | None = None) -> None:
+def _read(gw: Gateway, who: Actor, source: str | None, event_type: AuditEvent, obj: str,
+          details: dict[str, Any] | None = None) -> None:
     gw.audit.append(event_type, actor=who, object=obj, source=source, details=details or {})
 
 
@@ -46,10 +58,11 @@ def events(
     """Filtered, oldest first, in pages: pass ``next_after_seq`` back as ``after_seq``."""
     filters = {k: v for k, v in {"emergency": emergency, "actor": actor, "camera": camera, "event_type": event_type,
                                  "since": since, "until": until}.items() if v}
-    _read(gw, who, source, "audit.read", "audit_log", {"filters": filters, "after_seq": after_seq})
+    _read(gw, who, source, AuditEvent.AUDIT_READ, "audit_log", {"filters": filters, "after_seq": after_seq})
     start, end = _when(since, "since"), _when(until, "until")
     grants = {g.id for g in gw.emergencies.grants_of(emergency)} if emergency else set()
     found: list[dict[str, Any]] = []
+    names = site_names(gw.config.site)
     last = after_seq
     for e in gw.audit.entries(after_seq=after_seq, limit=100_000):
         last = e.seq
@@ -65,7 +78,7 @@ def events(
             continue
         if (start and when < start) or (end and when > end):
             continue
-        found.append(entry_view(e))
+        found.append(entry_view(e, names))
         if len(found) == limit:
             break
     return {"entries": found, "next_after_seq": last if len(found) == limit else None}
@@ -74,7 +87,7 @@ def events(
 @router.get("/audit/verify", dependencies=[Depends(requires(Permission.READ_AUDIT))])
 def verify(gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
     result = verification_view(gw.audit.verify())
-    gw.audit.append("audit.verified", actor=who, object="audit_log", source=source,
+    gw.audit.append(AuditEvent.AUDIT_VERIFIED, actor=who, object="audit_log", source=source,
                     outcome="success" if result.get("ok") else "failure",
                     details={"checked": result.get("checked"), "first_bad_seq": result.get("first_bad_seq")})
     return result
@@ -85,7 +98,7 @@ def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: Act
                    source: SourceDep) -> dict[str, Any]:
     require_in_building(request, who, Permission.READ_DISCLOSURE, gw.emergencies.get(emergency_id).building)
     record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.audit, emergency_id)
-    gw.audit.append("disclosure.read", actor=who, object=f"emergency:{emergency_id}", source=source,
+    gw.audit.append(AuditEvent.DISCLOSURE_READ, actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id})
     return disclosure_view(gw.config.site, record)
 
@@ -96,7 +109,7 @@ def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: Act
 def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
                   format: Literal["json", "csv", "pdf"] = "json") -> Response:
     data = export.render(packet(gw.config.site, gw.emergencies, gw.audit, emergency_id, who.id), format)
-    gw.audit.append("audit.exported", actor=who, object=f"emergency:{emergency_id}", source=source,
+    gw.audit.append(AuditEvent.AUDIT_EXPORTED, actor=who, object=f"emergency:{emergency_id}", source=source,
                     details={"emergency": emergency_id, "format": format, "bytes": len(data)})
     name = f"sightline-{emergency_id}.{format}"
     return Response(data, media_type=export.FORMATS[format],
@@ -107,15 +120,15 @@ def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: Acto
 def monthly(gw: GatewayDep, who: ActorDep, source: SourceDep,
             month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")) -> dict[str, Any]:
     """Every access in a month, as district agreements ask police access to be reported."""
-    _read(gw, who, source, "report.read", f"report:monthly:{month}", {"month": month})
+    _read(gw, who, source, AuditEvent.REPORT_READ, f"report:monthly:{month}", {"month": month})
     year, mon = (int(p) for p in month.split("-"))
     if not 1 <= mon <= 12:
         raise ApiError(422, "invalid_request", "month: use YYYY-MM with a month from 01 to 12")
     accesses, starts = [], {}
     for e in all_entries(gw.audit):
-        if e.event_type == "view.started":
+        if e.event_type == AuditEvent.VIEW_STARTED:
             starts[e.details.get("session")] = e
-        if e.event_type not in ("view.ended", "snapshot.served"):
+        if e.event_type not in (AuditEvent.VIEW_ENDED, AuditEvent.SNAPSHOT_SERVED):
             continue
         when = datetime.fromisoformat(e.details.get("started") or e.details.get("captured") or e.ts)
         if (when.year, when.month) != (year, mon):
@@ -127,7 +140,7 @@ def monthly(gw: GatewayDep, who: ActorDep, source: SourceDep,
             "agency": (opened.actor_agency if opened else e.actor_agency),
             "camera": re.sub(r"^camera:", "", e.object),
             "emergency": grant.emergency_id if grant else None,
-            "kind": "video" if e.event_type == "view.ended" else "snapshot",
+            "kind": "video" if e.event_type == AuditEvent.VIEW_ENDED else "snapshot",
             "start": e.details.get("started") or e.details.get("captured"),
             "end": e.details.get("ended") or e.details.get("captured"),
             "seconds": e.details.get("seconds", 0),

@@ -12,6 +12,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Response
 
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission
 
 from ..errors import ApiError
@@ -45,7 +46,7 @@ def floor_plan(building_id: str, gw: GatewayDep, who: ActorDep, source: SourceDe
     if building is None:
         raise ApiError(404, "not_found", f"no building '{building_id}' in this district")
     if not gw.emergencies.may_see_floor_plan(who, building.id):
-        gw.audit.append("permission.denied", actor=who, object=f"building:{building.id}", outcome="denied",
+        gw.audit.append(AuditEvent.PERMISSION_DENIED, actor=who, object=f"building:{building.id}", outcome="denied",
                         source=source, reason="floor plan: may see none of the building's cameras now")
         raise ApiError(403, "forbidden", f"you may see the floor plan of {building.name} only while you may see "
                                          "one of its cameras (or if you administer the building)")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from camera_adapters import StreamUnavailable
 from camera_adapters.snapshot import SnapshotUnavailable
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission, may
 
 from ..errors import ApiError
@@ -57,7 +58,7 @@ async def snapshot(
         raise ApiError(503, "camera_unavailable", f"{exc}; try again in a few seconds",
                        {"Retry-After": "2"}) from None
     captured = datetime.fromtimestamp(shot.captured, UTC)
-    gw.audit.append("snapshot.served", actor=who, object=f"camera:{camera_id}", source=source,
+    gw.audit.append(AuditEvent.SNAPSHOT_SERVED, actor=who, object=f"camera:{camera_id}", source=source,
                     reason=decision.reason,
                     details={"stream": stream, "grant": decision.grant.id, "captured": captured.isoformat(),
                              "bytes": len(shot.jpeg)})

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from emergency.audit import AuditEvent
 from emergency.model import Actor
 from emergency.permissions import Permission, may
 
@@ -41,7 +42,7 @@ def identity(request: Request) -> Identity:
     except AuthError as exc:
         gw.metrics.auth_failures.inc()
         gw.audit.append(
-            "auth.failure",
+            AuditEvent.AUTH_FAILURE,
             actor_id="unknown",
             object=f"http:{request.method} {request.url.path}",
             outcome="denied",
@@ -57,7 +58,7 @@ def actor(request: Request, ident: Annotated[Identity, Depends(identity)]) -> Ac
     too, should a route ever forget its guard."""
     if not may(ident.actor, Permission.SIGN_IN):
         gateway(request).audit.append(
-            "permission.denied", actor=ident.actor, object=f"http:{request.method} {request.url.path}",
+            AuditEvent.PERMISSION_DENIED, actor=ident.actor, object=f"http:{request.method} {request.url.path}",
             outcome="denied", source=client_address(request), reason="records clients may only post records",
         )
         raise ApiError(403, "forbidden", "a records client may only use POST /api/v1/records/{threats|restraints|reports}")

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission, may
 from emergency.records import EpisodeType, RecordKind, RecordLink, ReportKind, ThreatLevel
 from emergency.site import Site
@@ -59,7 +60,7 @@ class AuditedRoute(APIRoute):
                         f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
                         for e in exc.errors())
                     gateway(request).audit.append(
-                        f"record.{kind}.refused", actor_id=getattr(request.state, "records_client", "unknown"),
+                        AuditEvent.of_record(kind, "refused"), actor_id=getattr(request.state, "records_client", "unknown"),
                         object=f"record:{kind}", outcome="denied", source=client_address(request),
                         reason=f"invalid_request: {problems}"[:1000])
                 raise
@@ -195,7 +196,7 @@ def describe_site(doc: dict[str, Any], site: Site) -> None:
 
 
 def _deny(request: Request, ident: Identity, reason: str) -> None:
-    gateway(request).audit.append("permission.denied", actor=ident.actor,
+    gateway(request).audit.append(AuditEvent.PERMISSION_DENIED, actor=ident.actor,
                                   object=f"http:{request.method} {request.url.path}", outcome="denied",
                                   source=client_address(request), reason=reason)
 
@@ -282,7 +283,7 @@ def list_reports(gw: GatewayDep, who: ActorDep, source: SourceDep,
     links = [link for link in gw.records.links(RecordKind.REPORT)
              if may(who, Permission.READ_REPORT_LINKS, link.building) and (building is None or link.building == building)
              and (kind is None or link.fields["kind"] == kind)]
-    gw.audit.append("record.report.listed", actor=who, object="record:report", source=source,
+    gw.audit.append(AuditEvent.RECORD_REPORT_LISTED, actor=who, object="record:report", source=source,
                     details={"count": len(links), "building": building, "kind": kind,
                              "detention_notices": sum(1 for lk in links
                                                       if lk.fields["kind"] == ReportKind.STUDENT_DETENTION)})

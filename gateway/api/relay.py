@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from camera_adapters.errors import StreamUnavailable
 from camera_adapters.relay import HEARTBEAT, MAGIC, MEDIA_TYPE, encode_unit
+from emergency.audit import AuditEvent
 
 from ..errors import ApiError
 from ..guards import node_key
@@ -62,7 +63,7 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
         raise ApiError(404, "not_found", str(exc)) from None
     gw.relay_tracks.add(track)
     obj = f"camera:{camera_id}"
-    gw.audit.append("relay.started", actor_id=f"node:{node}", object=obj,
+    gw.audit.append(AuditEvent.RELAY_STARTED, actor_id=f"node:{node}", object=obj,
                     details={"stream": stream, "to_node": node, "from_node": gw.config.node})
     log.info("relay of %s/%s to node %s started", camera_id, stream, node)
 
@@ -91,7 +92,7 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
         finally:
             track.stop()
             gw.relay_tracks.discard(track)
-            gw.audit.append("relay.ended", actor_id=f"node:{node}", object=obj, reason=why,
+            gw.audit.append(AuditEvent.RELAY_ENDED, actor_id=f"node:{node}", object=obj, reason=why,
                             details={"stream": stream, "to_node": node, "from_node": gw.config.node,
                                      "seconds": round(time.monotonic() - started, 1), "units": units,
                                      "bytes": sent})

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from emergency.audit import AuditEvent
 from emergency.errors import Conflict
 from emergency.model import Action, IncidentType, Trigger
 from emergency.permissions import Permission
@@ -27,7 +28,7 @@ MAX_PANIC_BODY = 8 * 1024
 
 
 def _refuse(gw, button_id: str, status: int, code: str, detail: str, source: str | None) -> ApiError:
-    gw.audit.append("trigger.denied", actor_id=f"panic:{button_id}", object=f"panic_button:{button_id}",
+    gw.audit.append(AuditEvent.TRIGGER_DENIED, actor_id=f"panic:{button_id}", object=f"panic_button:{button_id}",
                     outcome="denied", source=source, reason=detail)
     return ApiError(status, code, detail)
 

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from camera_adapters import StreamUnavailable
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission
 
 from ..errors import ApiError
@@ -78,7 +79,7 @@ async def start_view(
     )
     gw.sessions.add(session)
     gw.audit.append(
-        "view.started",
+        AuditEvent.VIEW_STARTED,
         actor=who,
         object=f"camera:{camera_id}",
         source=source,

@@ -9,73 +9,21 @@ const timeline = document.getElementById("timeline");
 const more = document.getElementById("timeline-more");
 const filters = document.getElementById("filters");
 
-const names = { people: new Map(), cameras: new Map() };
+const names = { people: new Map() };
 let record = null;
 let nextAfter = null;
 let filterState = { officer: "", camera: "", since: "", until: "" };
 
 loadVerifyBanner();
 
-// ---- plain-language timeline labels
-const LABELS = {
-  "emergency.declared": (e) => `${who(e)} declared ${d(e, "action") ? words(d(e, "action")).toUpperCase() : "an emergency"}`,
-  "emergency.confirmed": (e) => `${who(e)} confirmed the emergency`,
-  "emergency.activated": () => "The emergency became active: police may now see the shared cameras",
-  "emergency.action_changed": (e) => `${who(e)} changed the action${d(e, "action") ? ` to ${d(e, "action")}` : ""}`,
-  "emergency.threat_basis_set": (e) => `${who(e)} recorded the threat that justifies sharing video`,
-  "emergency.extension_requested": (e) => `${who(e)} asked to extend access beyond the maximum`,
-  "emergency.extended": (e) => `${who(e)} extended the time limit`,
-  "emergency.extension_denied": (e) => `${who(e)} refused the extension`,
-  "emergency.all_clear": (e) => `${who(e)} declared ALL CLEAR: all video sharing ended`,
-  "emergency.cancelled": (e) => `${who(e)} cancelled the emergency (false alarm)`,
-  "emergency.closed": (e) => `${who(e)} closed the incident`,
-  "grant.started": (e) => `Access granted to ${agency(d(e, "agency"))}` +
-    (Array.isArray(d(e, "cameras")) ? ` for ${d(e, "cameras").length} camera${d(e, "cameras").length === 1 ? "" : "s"}` : "") +
-    (d(e, "expires") ? `, until ${fmtTime(d(e, "expires"))}` : ""),
-  "grant.extended": (e) => `Access for ${agency(d(e, "agency"))} extended`,
-  "grant.rescoped": (e) => `The cameras shared with ${agency(d(e, "agency"))} changed`,
-  "grant.ended": (e) => `Access for ${agency(d(e, "agency"))} ended`,
-  "view.started": (e) => `${who(e)} started watching ${camera(e)}`,
-  "view.ended": (e) => `${person(d(e, "viewer") || e.actor_id)} stopped watching ${camera(e)}` +
-    (d(e, "seconds") !== undefined ? ` after ${fmtDuration(d(e, "seconds"))}` : ""),
-  "view.denied": (e) => `${who(e)} was refused video from ${camera(e)}`,
-  "snapshot.served": (e) => `${who(e)} was shown a still image from ${camera(e)}`,
-  "disclosure.read": (e) => `${who(e)} read this disclosure record`,
-  "audit.read": (e) => `${who(e)} searched the audit log`,
-  "audit.exported": (e) => `${who(e)} downloaded this record (${String(d(e, "format") || "").toUpperCase()})`,
-  "notification.delivered": (e) => `Notification delivered${e.object ? ` (${e.object})` : ""}`,
-  "notification.dead": (e) => `Notification could not be delivered${e.object ? ` (${e.object})` : ""}`,
-  "record.effect": (e) => `A linked record had an effect (${e.object})`,
-  "privacy_hold.review": (e) => `Privacy hold reviewed (${e.object})`,
-  "access_request.submitted": (e) => `${who(e)} asked for camera access`,
-  "access_request.approved": (e) => `${who(e)} approved the access request`,
-  "access_request.denied": (e) => `The access request was denied`,
-  "permission.denied": (e) => `${who(e)} was refused`,
-  "relay.started": (e) => `Gateway node ${d(e, "from_node") || "?"} began passing ${camera(e)} to node ${d(e, "to_node") || "?"}, for officers watching there`,
-  "relay.ended": (e) => `Gateway node ${d(e, "from_node") || "?"} stopped passing ${camera(e)} to node ${d(e, "to_node") || "?"}` +
-    (d(e, "seconds") !== undefined ? ` after ${fmtDuration(d(e, "seconds"))}` : ""),
-  "account.enrolled": (e) => `${who(e)} set the sign-in password${d(e, "totp") === "new" ? " and a new authenticator" : ""} of ${e.object}`,
-};
-
-function d(e, key) { return e.details ? e.details[key] : undefined; }
 function person(idOrNull) {
   if (!idOrNull || idOrNull === "system") return "Sightline";
   return names.people.get(idOrNull) ? `${names.people.get(idOrNull)} (${idOrNull})` : idOrNull;
 }
-function who(e) { return person(e.actor_id); }
 function agency(a) {
   const found = record && (record.agencies || []).find((x) => x.id === a);
   return found ? found.name : a || "an agency";
 }
-function camera(e) {
-  const cid = String(e.object || "").replace(/^camera:/, "");
-  return names.cameras.get(cid) ? `${names.cameras.get(cid)} (${cid})` : cid || "a camera";
-}
-export function describe(e) {
-  const label = LABELS[e.event_type];
-  return label ? label(e) : `${who(e)}: ${words(e.event_type.replaceAll(".", " "))}`;
-}
-
 // ---- summary and notices
 function fact(dl, term, value) {
   dl.append(el("dt", {}, term), el("dd", {}, value ?? "—"));
@@ -189,7 +137,9 @@ async function loadTimeline(reset) {
   for (const e of page.entries || []) {
     const item = el("li", { class: e.outcome, "data-seq": e.seq, "data-event": e.event_type },
       el("span", { class: "when" }, `${fmtTime(e.ts)} · entry ${e.seq}`),
-      el("span", { class: "what" }, describe(e)),
+      // the plain words come with each entry, from the audit event catalogue
+      // (emergency/audit/events.py): the same words the PDF and CSV exports print
+      el("span", { class: "what" }, e.text),
       e.reason ? el("span", { class: "why" }, `Reason: ${e.reason}`) : null,
       e.outcome && e.outcome !== "success" ? el("span", { class: "why" }, `Outcome: ${e.outcome}`) : null,
     );
@@ -217,7 +167,6 @@ filters.addEventListener("reset", () => {
 try {
   record = await api(`/api/v1/emergencies/${encodeURIComponent(id)}/disclosure`);
   for (const v of record.viewers || []) names.people.set(v.officer, v.name);
-  for (const c of record.cameras || []) names.cameras.set(c.camera, c.name);
   renderSummary();
   fillFilterChoices();
   renderTables();

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from emergency.audit import AuditEntry
-from emergency.checkpoints import Checkpoint
+from emergency.audit.checkpoints import Checkpoint
+from emergency.audit.entry import AuditEntry
 
 log = logging.getLogger(__name__)
 
