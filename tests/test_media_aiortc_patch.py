@@ -1,9 +1,11 @@
 """aiortc is patched in one place (camera_adapters.aiortc_patch), only when the gateway
-starts, and the start-up line says which RTP sender runs and why. No servers here."""
+starts, and the start-up line says which RTP sender runs and why. Only the last test starts
+a server."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from camera_adapters import fastsend
+from camera_adapters import aiortc_patch, fastsend
 from camera_adapters.aiortc_patch import SUPPORTED_AIORTC, choose_sender
 
 from .system_deps import missing
@@ -149,3 +151,17 @@ def test_the_guard_sees_what_it_guards_against() -> None:
     for line in ('ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)', "_sender.get_encoder = get_encoder",
                  "RTCRtpSender._run_rtp = _run_rtp", "pair = connection._nominated.get(1)", "_h264.PACKET_MAX = 1200"):
         assert PRIVATE.search(line), line
+
+
+async def test_gateway_start_says_which_sender_runs(site_file, run_gateway, caplog) -> None:
+    """The one real server here: start-up logs the choice and /healthz reports it."""
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="gateway.runtime")
+    gw = await run_gateway(site_file())
+    choice = aiortc_patch.install()
+    assert gw.gateway.rtp_sender is choice
+    assert f"[gateway] {choice.message}" in caplog.messages
+    async with httpx.AsyncClient(base_url=gw.base_url) as client:
+        health = (await client.get("/healthz")).json()
+    assert health["rtp_sender"] == choice.name
