@@ -141,7 +141,8 @@ _lean_of: weakref.WeakKeyDictionary[RTCRtpSender, LeanSender] = weakref.WeakKeyD
 
 
 def install() -> SenderChoice:
-    """Apply Sightline's changes to aiortc (once; later calls return the first choice)."""
+    """Apply Sightline's changes to aiortc (once; later calls return the first choice).
+    The caller says which sender runs: the gateway logs ``message`` at start."""
     global _choice, _make_lean
     if _choice is not None:
         return _choice
@@ -158,7 +159,6 @@ def install() -> SenderChoice:
         setattr(RTCRtpSender, "_run_rtp", _run_rtp)  # noqa: B010  (mypy: method-assign)
         setattr(RTCRtpSender, "_retransmit", _retransmit)  # noqa: B010
         setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
-    (log.info if choice.lean else log.warning)("%s", choice.message)
     _choice = choice
     return choice
 
@@ -174,16 +174,6 @@ def uninstall() -> None:
     setattr(RTCRtpSender, "_send_keyframe", _STOCK_SEND_KEYFRAME)  # noqa: B010
     _choice = None
     _make_lean = None
-
-
-def current() -> SenderChoice | None:
-    """What :func:`install` chose, or None before it ran."""
-    return _choice
-
-
-def lean_installed() -> bool:
-    """Whether aiortc's sender is wrapped now (tests)."""
-    return getattr(RTCRtpSender, "_run_rtp") is _run_rtp  # noqa: B009
 
 
 def lean_sender_of(sender: RTCRtpSender) -> LeanSender | None:
