@@ -1,5 +1,6 @@
-"""The lean RTP send path for PacketTrack viewers: every aiortc/aioice/pylibsrtp internal
-the gateway relies on lives in this one module.
+"""The lean RTP send path for PacketTrack viewers. It reaches aiortc's private state only
+through :class:`camera_adapters.aiortc_patch.SenderLink`, and runs only where
+:func:`camera_adapters.aiortc_patch.install` wrapped aiortc's sender for it.
 
 Why
 ---
@@ -13,7 +14,7 @@ the target is 0.18 % (~11 µs of CPU per packet in total).
 What this module does instead (only for a :class:`~camera_adapters.track.PacketTrack`
 sender whose peer is connected over a plain UDP candidate pair):
 
-* ``RTCRtpSender._run_rtp`` is wrapped. For a PacketTrack it builds a :class:`LeanSender`
+* ``RTCRtpSender._run_rtp`` is wrapped (in aiortc_patch). For a PacketTrack it builds a :class:`LeanSender`
   and hands it to ``track.run_lean``; the hub then pushes every access unit to all its
   viewers' lean senders synchronously from one callback (no per-viewer task wakeups).
 * Per unit and viewer, one call into C (``camera_adapters/_rtpsend.c``): the RTP header
@@ -44,109 +45,80 @@ second of video fast-forward. With a 1 s camera GOP and a NACK history that hold
 keyframe, the next IDR is the recovery; lean senders count PLIs (``plis``) for stats.
 
 Checked against aiortc 1.16.0, aioice 0.13.0, pylibsrtp 1.0.0 on CPython 3.11 (asyncio's
-selector datagram transport). :func:`install` refuses (stock path everywhere) on other
-versions unless ``SIGHTLINE_FASTSEND=force``; ``SIGHTLINE_FASTSEND=0`` disables it.
+selector datagram transport); :func:`camera_adapters.aiortc_patch.choose_sender` keeps
+aiortc's own sender on other versions unless ``SIGHTLINE_FASTSEND=force``, and
+``SIGHTLINE_FASTSEND=0`` turns this path off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import importlib
 import logging
 import os
 import struct
 import sys
 import time
 from collections import deque
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import aioice
-import aiortc
-import pylibsrtp
-from aiortc import rtcrtpsender as _rtcrtpsender
-from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import State as _DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
 from aiortc.utils import random32
 
+from .aiortc_patch import NTP_DELTA, SenderLink, UdpTransport, plain_udp_socket, report_send_error
 from .sendpath import RTP_HISTORY_PACKETS
 
+if TYPE_CHECKING:
+    from aioice.ice import CandidatePair
+
+_rtpsend: ModuleType | None
 try:
-    from . import _rtpsend
+    _rtpsend = importlib.import_module(f"{__package__}._rtpsend")
 except ImportError:  # not built (no C compiler at install time): aiortc's own sender
     _rtpsend = None
 
 log = logging.getLogger(__name__)
 
-CHECKED = {"aiortc": "1.16.", "aioice": "0.13.", "pylibsrtp": "1.0."}
-
 # Treat a viewer as congested (drop to the next keyframe) when this much is queued in
 # asyncio's transport buffer for its socket.
 CONGESTED_BYTES = 1 << 20
-NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
-_installed = False
-_stock_run_rtp = RTCRtpSender._run_rtp
-_stock_retransmit = RTCRtpSender._retransmit
 _gso_supported = sys.platform.startswith("linux")  # UDP_SEGMENT
 stats = {"lean": 0, "stock": 0, "gso_disabled": 0}
 
 
-def _versions_ok() -> tuple[bool, str]:
-    found = {"aiortc": aiortc.__version__, "aioice": aioice.__version__,
-             "pylibsrtp": pylibsrtp.__version__}
-    bad = [f"{k} {v} (checked {CHECKED[k]}x)" for k, v in found.items() if not v.startswith(CHECKED[k])]
-    return (not bad, ", ".join(bad))
-
-
-def _selector_transport_type() -> type | None:
-    try:
-        from asyncio.selector_events import _SelectorDatagramTransport
-    except ImportError:  # pragma: no cover
-        return None
-    return _SelectorDatagramTransport
-
-
-_SELECTOR_DGRAM = _selector_transport_type()
-
-
-def _srtp_protect(session: Any) -> tuple[int, int]:
-    """Addresses of libsrtp's ``srtp_protect`` and of ``session``'s context (pylibsrtp 1.0
-    internals), for the C loop to protect packets in place without a Python call each."""
-    from pylibsrtp._binding import ffi, lib
-
-    protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
-    return protect, int(ffi.cast("uintptr_t", session._srtp[0]))
+def extension_built() -> bool:
+    """Whether the C send loop camera_adapters/_rtpsend.c is built."""
+    return _rtpsend is not None
 
 
 class LeanSender:
     """One viewer's RTP stream, sent synchronously by the hub's fan-out."""
 
-    def __init__(self, sender: RTCRtpSender, codec: Any, dtls: Any, connection: Any,
-                 pair: Any, ext_ids: tuple[int | None, int | None], mid: str | None) -> None:
-        self._sender = sender
-        self._dtls = dtls
-        self._connection = connection
-        self._pt = codec.payloadType
-        self._ssrc = sender._ssrc
+    def __init__(self, link: SenderLink, pair: CandidatePair) -> None:
+        self._link = link
+        self._pt = link.payload_type
+        self._ssrc = link.ssrc
         self._seq = random_sequence_number()
         self._ts_origin = random32()
-        self._protect, self._ctx = _srtp_protect(dtls._tx_srtp)
+        self._protect, self._ctx = link.srtp_protect, link.srtp_context
         self._history: deque[tuple[int, int, list[bytes]]] = deque()
         self._held = 0
-        self._rtx_pt = sender._RTCRtpSender__rtx_payload_type
-        self._rtx_ssrc = sender._rtx_ssrc
+        self._rtx_pt = link.rtx_payload_type
+        self._rtx_ssrc = link.rtx_ssrc
         self._gso = _gso_supported
-        self._pair = None
-        self._transport = None
+        self._pair: CandidatePair | None = None
+        self._transport: UdpTransport | None = None
         self._fd = -1
-        self._addr = None
+        self._addr: tuple[str, int] = ("", 0)
         self.closed = False
         self.plis = 0
         self.packets = 0
         self.retransmits = 0
         # header extensions: one-byte form (RFC 8285), in aiortc's order (mid, abs-send-time)
-        mid_id, abs_id = ext_ids
+        mid_id, abs_id, mid = link.mid_id, link.abs_send_time_id, link.mid
         ext = b""
         self._abs_at = -1
         if mid_id and mid:
@@ -170,29 +142,29 @@ class LeanSender:
 
     # -------------------------------------------------------------- plumbing
 
-    def _bind(self, pair: Any) -> None:
+    def _bind(self, pair: CandidatePair | None) -> UdpTransport:
         if pair is None:
             raise ConnectionError("ICE connection has no nominated pair")
-        transport = pair.protocol.transport
-        sock = getattr(transport, "_sock", None) if type(transport) is _SELECTOR_DGRAM else None
-        if sock is None:
-            raise ConnectionError("nominated pair is not a plain UDP socket")
-        self._pair, self._transport, self._addr = pair, transport, pair.remote_addr
-        self._fd = sock.fileno()
+        transport, fd = plain_udp_socket(pair)
+        self._pair, self._transport, self._addr, self._fd = pair, transport, pair.remote_addr, fd
+        return transport
 
     def close(self) -> None:
         self.closed = True
         self._history.clear()
         self._held = 0
 
-    def _check(self) -> None:
-        if self.closed or self._dtls._state is not _DtlsState.CONNECTED:
-            raise ConnectionError("DTLS transport is not connected")
-        pair = self._connection._nominated.get(1)
-        if pair is not self._pair:
-            self._bind(pair)
-        if self._transport.is_closing():
+    def _check(self) -> UdpTransport:
+        """The transport to send on; ConnectionError when the peer is gone."""
+        if self.closed:
+            raise ConnectionError("lean sender closed")
+        pair = self._link.connected_pair()
+        transport = self._transport
+        if pair is not self._pair or transport is None:
+            transport = self._bind(pair)
+        if transport.is_closing():
             raise ConnectionError("ICE socket closed")
+        return transport
 
     # -------------------------------------------------------------- sending
 
@@ -208,14 +180,14 @@ class LeanSender:
     def send_unit(self, payloads: list[bytes], pts: int, payload_bytes: int) -> bool:
         """Send one access unit's payloads. False if the viewer is congested (the caller
         drops to the next keyframe); ConnectionError when the peer is gone."""
-        self._check()
-        sender = self._sender
-        if not sender._enabled:
+        transport = self._check()
+        link = self._link
+        if not link.enabled():
             return True
-        transport = self._transport
         buffered = transport.get_write_buffer_size()
         if buffered > CONGESTED_BYTES:
             return False
+        assert _rtpsend is not None  # aiortc_patch installs this path only when it is built
         now = time.time()
         ts = (self._ts_origin + pts) & 0xFFFFFFFF
         first = self._seq
@@ -233,18 +205,10 @@ class LeanSender:
             for datagram in unsent:  # keeps order behind what asyncio already buffered
                 sendto(datagram, addr)
         elif err:
-            # as asyncio's transport does: a lost datagram, not a dead peer
-            transport._protocol.error_received(OSError(err, os.strerror(err)))
+            report_send_error(transport, err)
         n = len(payloads)
         self.packets += n
-        # what aiortc's loop would have counted (stats, RTCP SR)
-        sender._RTCRtpSender__ntp_timestamp = int((now + NTP_DELTA) * 4294967296)
-        sender._RTCRtpSender__rtp_timestamp = ts
-        sender._RTCRtpSender__octet_count += payload_bytes
-        sender._RTCRtpSender__packet_count += n
-        dtls = self._dtls
-        dtls._RTCDtlsTransport__tx_bytes += wire
-        dtls._RTCDtlsTransport__tx_packets += n
+        link.count_sent(now, ts, payload_bytes, n, wire)  # what aiortc's loop would have counted
         return True
 
     def _remember(self, first: int, ts: int, payloads: list[bytes]) -> None:
@@ -257,154 +221,71 @@ class LeanSender:
 
     # -------------------------------------------------------------- RTCP answers
 
-    def retransmit(self, seq: int) -> None:
-        """Answer a NACK for ``seq`` from the history (RTX if negotiated)."""
-        if self.closed:
-            return
+    def _lookup(self, seq: int) -> tuple[int, bytes, bool] | None:
+        """(RTP timestamp, payload, last of its unit) of packet ``seq`` if still held."""
         for first, ts, payloads in reversed(self._history):
             index = (seq - first) & 0xFFFF
             if index < len(payloads):
-                break
-        else:
+                return ts, payloads[index], index == len(payloads) - 1
+        return None
+
+    def retransmit(self, seq: int) -> None:
+        """Answer a NACK for ``seq`` from the history (RTX if negotiated)."""
+        found = None if self.closed else self._lookup(seq)
+        if found is None:
             return
         try:
-            self._check()
+            transport = self._check()
         except ConnectionError:
             return
-        payload = payloads[index]
-        marker = 0x80 if index == len(payloads) - 1 else 0
+        ts, payload, last = found
+        marker = 0x80 if last else 0
         head = bytearray(self._header(ts, time.time()))
         head[1] |= marker
-        sender = self._sender
+        link = self._link
         if self._rtx_pt is not None:
-            rtx_seq = sender._RTCRtpSender__rtx_sequence_number
-            sender._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF
             head[1] = (head[1] & 0x80) | self._rtx_pt
-            struct.pack_into("!H", head, 2, rtx_seq)
+            struct.pack_into("!H", head, 2, link.next_rtx_sequence_number())
             struct.pack_into("!I", head, 8, self._rtx_ssrc)
             packet = bytes(head) + struct.pack("!H", seq) + payload
         else:
             struct.pack_into("!H", head, 2, seq)
             packet = bytes(head) + payload
-        data = self._dtls._tx_srtp.protect(packet)
-        self._transport.sendto(data, self._addr)
+        data = link.protect(packet)
+        transport.sendto(data, self._addr)
         self.retransmits += 1
-        dtls = self._dtls
-        dtls._RTCDtlsTransport__tx_bytes += len(data)
-        dtls._RTCDtlsTransport__tx_packets += 1
+        link.count_retransmit(len(data))
 
 
-# ------------------------------------------------------------------ aiortc hooks
-
-
-def _make_lean(sender: RTCRtpSender, codec: Any) -> LeanSender | None:
+def make_lean(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> LeanSender | None:
     """A lean sender for this aiortc sender, or None (with the reason logged) for stock."""
     try:
-        if codec.mimeType.lower() != "video/h264":
-            return _no("codec %s", codec.mimeType)
-        dtls = sender.transport
-        if dtls._state is not _DtlsState.CONNECTED or dtls._tx_srtp is None:
-            return _no("DTLS not connected")
-        connection = dtls.transport._connection
-        pair = connection._nominated.get(1)
-        if pair is None:
-            return _no("no nominated ICE pair")
-        if pair.local_candidate.type not in ("host", "srflx", "prflx"):
-            return _no("local candidate type %s", pair.local_candidate.type)
-        if type(pair.protocol.transport) is not _SELECTOR_DGRAM:
-            return _no("transport %s", type(pair.protocol.transport).__name__)
-        ids = sender._RTCRtpSender__rtp_header_extensions_map._HeaderExtensionsMap__ids
-        mid = sender._RTCRtpSender__mid
-        for x_id in (ids.mid, ids.abs_send_time):
-            if x_id is not None and not 0 < x_id <= 14:
-                return _no("two-byte header extension id %s", x_id)
-        if mid is not None and not 0 < len(mid.encode("utf8")) <= 16:
-            return _no("mid %r does not fit a one-byte extension", mid)
-        return LeanSender(sender, codec, dtls, connection, pair, (ids.mid, ids.abs_send_time), mid)
-    except (AttributeError, TypeError, ConnectionError) as exc:  # internals differ
-        return _no("internals differ: %r", exc)
-
-
-def _no(reason: str, *args: Any) -> None:
-    log.debug("stock aiortc send path: " + reason, *args)
-    stats["stock"] += 1
-    return None
-
-
-async def _run_rtp(self: RTCRtpSender, codec: Any) -> None:
-    track = self.track
-    run_lean = getattr(track, "run_lean", None)
-    lean = _make_lean(self, codec) if run_lean is not None else None
-    if lean is None:
-        return await _stock_run_rtp(self, codec)
+        lean = _lean_or_why_not(sender, codec)
+    except ConnectionError as exc:
+        lean = str(exc)
+    except (AttributeError, TypeError) as exc:
+        lean = f"internals differ: {exc!r}"
+    if isinstance(lean, str):
+        log.debug("stock aiortc send path: %s", lean)
+        stats["stock"] += 1
+        return None
     stats["lean"] += 1
-    self._sightline_lean = lean
-    self._RTCRtpSender__rtp_started.set()
-    try:
-        await run_lean(lean)
-    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
-        pass
-    except Exception:
-        log.exception("lean RTP sender failed")
-    finally:
-        lean.close()
-        self._sightline_lean = None
-        # as aiortc's loop does on exit: stop the track, drop it
-        if self._RTCRtpSender__track is not None:
-            self._RTCRtpSender__track.stop()
-            self._RTCRtpSender__track = None
-        self._RTCRtpSender__rtp_exited.set()
+    return lean
 
 
-async def _retransmit(self: RTCRtpSender, sequence_number: int) -> None:
-    lean = getattr(self, "_sightline_lean", None)
-    if lean is None:
-        return await _stock_retransmit(self, sequence_number)
-    lean.retransmit(sequence_number)
-
-
-def _send_keyframe(self: RTCRtpSender) -> None:
-    lean = getattr(self, "_sightline_lean", None)
-    if lean is not None:
-        lean.plis += 1
-    _stock_send_keyframe(self)
-
-
-_stock_send_keyframe = RTCRtpSender._send_keyframe
-
-
-def install() -> bool:
-    """Wrap aiortc's sender for PacketTrack senders. Returns whether the lean path is on."""
-    global _installed
-    if _installed:
-        return True
-    mode = os.environ.get("SIGHTLINE_FASTSEND", "1").lower()
-    if mode in ("0", "off", "false", "no"):
-        log.info("lean RTP send path disabled by SIGHTLINE_FASTSEND")
-        return False
-    ok, why = _versions_ok()
-    if not ok and mode != "force":
-        log.warning("lean RTP send path off: %s; using aiortc's own sender", why)
-        return False
-    if _rtpsend is None:
-        log.warning("lean RTP send path off: camera_adapters._rtpsend is not built "
-                    "(reinstall with a C compiler: pip install -e .); using aiortc's own sender")
-        return False
-    if _SELECTOR_DGRAM is None or not hasattr(RTCRtpSender, "_run_rtp") \
-            or not hasattr(_rtcrtpsender, "random_sequence_number"):
-        log.warning("lean RTP send path off: aiortc/asyncio internals differ")
-        return False
-    RTCRtpSender._run_rtp = _run_rtp
-    RTCRtpSender._retransmit = _retransmit
-    RTCRtpSender._send_keyframe = _send_keyframe
-    _installed = True
-    return True
-
-
-def uninstall() -> None:
-    """Back to aiortc's own sender (tests, A/B benchmarks)."""
-    global _installed
-    RTCRtpSender._run_rtp = _stock_run_rtp
-    RTCRtpSender._retransmit = _stock_retransmit
-    RTCRtpSender._send_keyframe = _stock_send_keyframe
-    _installed = False
+def _lean_or_why_not(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> LeanSender | str:
+    if codec.mimeType.lower() != "video/h264":
+        return f"codec {codec.mimeType}"
+    link = SenderLink(sender, codec)
+    pair = link.connected_pair()
+    if pair is None:
+        return "no nominated ICE pair"
+    if pair.local_candidate.type not in ("host", "srflx", "prflx"):
+        return f"local candidate type {pair.local_candidate.type}"
+    plain_udp_socket(pair)
+    for x_id in (link.mid_id, link.abs_send_time_id):
+        if x_id is not None and not 0 < x_id <= 14:
+            return f"two-byte header extension id {x_id}"
+    if link.mid is not None and not 0 < len(link.mid.encode("utf8")) <= 16:
+        return f"mid {link.mid!r} does not fit a one-byte extension"
+    return LeanSender(link, pair)

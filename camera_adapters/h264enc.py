@@ -44,4 +44,5 @@ class H264Encoder:
             frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
         frame.pts = pts
         frame.time_base = TIME_BASE
-        return [(bytes(p), int(p.pts), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]
+        # x264 stamps every packet; the frame's pts stands in if a build ever does not
+        return [(bytes(p), pts if p.pts is None else p.pts, bool(p.is_keyframe)) for p in self._ctx.encode(frame)]

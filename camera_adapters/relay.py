@@ -206,7 +206,7 @@ class RelaySource(Source):
                     unit = AccessUnit(unit.data, unit.pts, unit.keyframe, new_session=True)
                     first = False
                 yield unit
-        except socket.timeout:
+        except TimeoutError:
             raise SourceError(f"no video from relay for {WATCHDOG_SECONDS:g}s") from None
         finally:
             self._conn = None

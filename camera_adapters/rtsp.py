@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -117,7 +118,7 @@ class RtspSource(Source):
             container.close()
 
     def _video_packets(self, container: av.container.InputContainer,
-                       stream: av.video.stream.VideoStream) -> Iterator[av.Packet]:
+                       stream: av.video.stream.VideoStream) -> Iterator[av.Packet[Any]]:
         """Video packets only; audio is read and dropped but does not feed the watchdog."""
         last_video = time.monotonic()
         for packet in container.demux():
@@ -151,7 +152,7 @@ class RtspSource(Source):
             for frame in stream.codec_context.decode(packet):
                 if encoder is None:
                     encoder = H264Encoder(frame.width & ~1, frame.height & ~1, fps)
-                pts = (_to_clock(frame.pts, frame.time_base) if frame.pts is not None
+                pts = (_to_clock(frame.pts, frame.time_base) if frame.pts is not None and frame.time_base
                        else time.monotonic_ns() * VIDEO_CLOCK // 1_000_000_000)
                 for data, out_pts, key in encoder.encode(frame, pts):
                     yield AccessUnit(data, out_pts, key)

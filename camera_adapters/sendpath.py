@@ -8,25 +8,26 @@ for it, whose ``opaque`` carries a :class:`Packetization` that runs aiortc's own
 ``_split_bitstream`` + ``_packetize`` once and hands the same payload list (immutable
 ``bytes``) to every sender.
 
-The one integration point into aiortc is :func:`install`: it replaces the name
-``get_encoder`` inside ``aiortc.rtcrtpsender`` (where the sender creates its encoder)
-with one that returns :class:`SharedH264Packer` for H.264. Its ``pack`` uses the cached
-payloads when the packet carries them and otherwise falls back to aiortc's ``pack``
-unchanged, so a packet from anywhere else is still sent correctly.
-
-It also sets the sender's retransmission history (see :data:`RTP_HISTORY_PACKETS`).
+:func:`camera_adapters.aiortc_patch.install` makes :func:`get_encoder` the one
+``aiortc.rtcrtpsender`` creates its encoder with, so H.264 senders get a
+:class:`SharedH264Packer`. Its ``pack`` uses the cached payloads when the packet carries
+them and otherwise falls back to aiortc's ``pack`` unchanged, so a packet from anywhere
+else is still sent correctly. It also sets the sender's retransmission history to
+:data:`RTP_HISTORY_PACKETS`.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import aiortc.codecs.h264 as _h264
-import aiortc.rtcrtpsender as _sender
 import av
 from aiortc.codecs import get_encoder as _aiortc_get_encoder
 from aiortc.codecs.base import Encoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from .aiortc_patch import h264_packetize, h264_split_nal_units, h264_stap_a
 from .units import VIDEO_CLOCK, AccessUnit
 
 TIME_BASE = Fraction(1, VIDEO_CLOCK)
@@ -63,16 +64,15 @@ class Packetization:
         whole NAL (equal-sized datagrams, the last one shorter)."""
         limit = _h264.PACKET_MAX
         if self._lean_limit != limit:
-            coder = _h264.H264Encoder
             out: list[bytes] = []
-            nals = iter(coder._split_bitstream(self.data))
+            nals = iter(h264_split_nal_units(self.data))
             nal = next(nals, None)
             while nal is not None:
                 if len(nal) > limit:
                     out.extend(_fu_a_full(nal, limit))
                     nal = next(nals, None)
                 else:
-                    packed, nal = coder._packetize_stap_a(nal, nals)
+                    packed, nal = h264_stap_a(nal, nals)
                     out.append(packed)
             self._lean = out
             self.lean_bytes = sum(map(len, out))
@@ -82,8 +82,7 @@ class Packetization:
     def payloads(self) -> list[bytes]:
         limit = _h264.PACKET_MAX  # aiortc reads it at call time; so do we
         if self._limit != limit:
-            coder = _h264.H264Encoder
-            self._payloads = coder._packetize(coder._split_bitstream(self.data))
+            self._payloads = h264_packetize(h264_split_nal_units(self.data))
             self.payload_bytes = sum(map(len, self._payloads))
             self._limit = limit
         return self._payloads
@@ -110,7 +109,7 @@ class SharedUnit:
 
     def __init__(self, unit: AccessUnit) -> None:
         self.unit = unit
-        self._packet: av.Packet | None = None
+        self._packet: av.Packet[Any] | None = None
         self._packetization: Packetization | None = None
 
     def packetization(self) -> Packetization:
@@ -137,7 +136,7 @@ class SharedUnit:
     def size(self) -> int:
         return len(self.unit.data)
 
-    def packet(self) -> av.Packet:
+    def packet(self) -> av.Packet[Any]:
         """The shared packet; callers must not modify it (aiortc only reads it)."""
         packet = self._packet
         if packet is None:
@@ -155,21 +154,16 @@ class SharedUnit:
 class SharedH264Packer(_h264.H264Encoder):
     """aiortc's H.264 encoder whose ``pack`` reuses a packet's shared packetisation."""
 
-    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
         shared = packet.opaque
-        if type(shared) is Packetization and packet.time_base == TIME_BASE:
+        if type(shared) is Packetization and packet.time_base == TIME_BASE and packet.pts is not None:
             return shared.payloads(), packet.pts
         return super().pack(packet)
 
 
-def get_encoder(codec) -> Encoder:
+def get_encoder(codec: RTCRtpCodecParameters) -> Encoder:
     """Drop-in for ``aiortc.codecs.get_encoder`` as the sender uses it."""
     if codec.mimeType.lower() == "video/h264":
         return SharedH264Packer()
     return _aiortc_get_encoder(codec)
 
-
-def install() -> None:
-    """Route aiortc's senders through the shared packer and size their NACK history."""
-    _sender.get_encoder = get_encoder
-    _sender.RTP_HISTORY_SIZE = RTP_HISTORY_PACKETS

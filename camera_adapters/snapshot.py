@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 
 from .units import AccessUnit
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .sendpath import SharedUnit
 
 JPEG_QUALITY = 80
 
@@ -30,7 +35,7 @@ class Snapshot:
     height: int
 
 
-def decode_keyframe(unit: AccessUnit) -> tuple[bytes, int, int]:
+def decode_keyframe(unit: AccessUnit | SharedUnit) -> tuple[bytes, int, int]:
     """Decode one IDR access unit (SPS/PPS in front) with a fresh decoder and encode JPEG."""
     codec = av.CodecContext.create("h264", "r")
     frames = list(codec.decode(av.Packet(unit.data)))
@@ -52,7 +57,7 @@ class Snapshotter:
         self._lock = asyncio.Lock()
         self.decodes = 0
 
-    async def get(self, hub, timeout: float) -> Snapshot:
+    async def get(self, hub: Hub, timeout: float) -> Snapshot:
         async with self._lock:
             if self._cached and time.monotonic() - self._decoded_at < self._min_interval:
                 return self._cached
@@ -63,7 +68,7 @@ class Snapshotter:
             self._cached = Snapshot(jpeg, captured, width, height)
             return self._cached
 
-    async def _keyframe(self, hub, timeout: float) -> tuple[AccessUnit, float]:
+    async def _keyframe(self, hub: Hub, timeout: float) -> tuple[SharedUnit, float]:
         latest = hub.latest_keyframe()
         if latest is not None:
             return latest

@@ -7,7 +7,7 @@ measure glass-to-glass latency from any decoded frame.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import av
 import cv2
@@ -46,7 +46,7 @@ class Scene:
         phase = (index * 4) % (2 * span)
         x = 20 + (phase if phase < span else 2 * span - phase)
         cv2.circle(img, (x, h // 2), max(8, h // 12), (30, 200, 250), -1, cv2.LINE_AA)
-        stamp = datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        stamp = datetime.fromtimestamp(millis / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
         for text, y in ((self.spec.label, 0.1), (f"{stamp} UTC", 0.95)):
             org = (10, int(h * y) + 6)
             cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale,
@@ -78,7 +78,7 @@ class SyntheticSource(Source):
         while not self.stopping:
             millis = time.time_ns() // 1_000_000
             bgr = scene.render(slot, millis)
-            i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+            i420 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
             for data, pts, key in encoder.encode(frame, slot * VIDEO_CLOCK // spec.fps):
                 self.sink.on_unit(AccessUnit(data, pts, key, new_session=first))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from . import fastsend
-from .sendpath import SharedUnit, install
+from .sendpath import SharedUnit
 from .units import VIDEO_CLOCK, AccessUnit
 
 if TYPE_CHECKING:
@@ -20,19 +19,13 @@ if TYPE_CHECKING:
 
 TIME_BASE = Fraction(1, VIDEO_CLOCK)
 
-# PacketTrack's packets are packetised once per hub, not per viewer, by the packer this
-# installs into aiortc's RTCRtpSender (and it sizes the NACK history for whole keyframes).
-install()
-# ...and, for PacketTrack senders on a plain UDP pair, aiortc's per-packet RTP loop is
-# replaced by the hub pushing units to lean senders (see camera_adapters.fastsend).
-fastsend.install()
-
 
 class PacketTrack(MediaStreamTrack):
     """A viewer's bounded queue of H.264 access units (Annex-B, pts on a 90 kHz clock).
 
     Every viewer of a hub yields the same ``av.Packet`` per access unit, packetised once
-    for all of them (see :mod:`camera_adapters.sendpath`). A viewer that
+    for all of them (see :mod:`camera_adapters.sendpath`; :func:`camera_adapters.aiortc_patch.install`
+    puts that packer into aiortc's sender). A viewer that
     falls ``queue_frames`` behind loses its backlog and resumes at the next keyframe:
     live video is worthless late, and a P-frame without its reference is garbage.
 
@@ -61,7 +54,7 @@ class PacketTrack(MediaStreamTrack):
 
     def offer(self, unit: SharedUnit | AccessUnit) -> None:
         """Queue a unit from the hub (event-loop thread only)."""
-        if type(unit) is not SharedUnit:
+        if not isinstance(unit, SharedUnit):
             unit = SharedUnit(unit)
         if self._dropping:
             if not unit.keyframe:
@@ -132,7 +125,7 @@ class PacketTrack(MediaStreamTrack):
         self._wakeup.set()
         super().stop()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         while not self._queue:
             if self.readyState != "live" or self._closed:
                 raise MediaStreamError

@@ -58,6 +58,8 @@ from . import signing
 from .auth import load_or_create_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .config import GatewayConfig
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ return 0
 """
 
 
-def relay_key(secrets_dir) -> bytes:
+def relay_key(secrets_dir: Path) -> bytes:
     """The node-to-node key: derived from the token signing key every node shares."""
     return hmac.new(load_or_create_key(secrets_dir), _KEY_LABEL, hashlib.sha256).digest()
 
@@ -162,7 +164,8 @@ class CameraLeases:
         return str(self._claim(keys=[self.lease_key(camera_id, stream)], args=[self.me, self.ttl_ms]))
 
     def holder(self, camera_id: str, stream: str) -> str | None:
-        return self.client.get(self.lease_key(camera_id, stream))
+        value = self.client.get(self.lease_key(camera_id, stream))
+        return value.decode() if isinstance(value, bytes) else value
 
     def release(self, camera_id: str, stream: str) -> None:
         try:

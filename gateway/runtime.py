@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 
-from camera_adapters import MediaHubs
+from camera_adapters import MediaHubs, SenderChoice, install_aiortc_patch
 from camera_adapters.registry import CameraConnection
 from emergency.audit import AuditEvent, AuditLog
 from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
@@ -120,6 +120,7 @@ class Gateway:
             self.leases = CameraLeases.for_config(config)
         self.relay_tracks: set = set()  # viewer tracks of relay connections this node serves
         self.relay_closing = False
+        self.rtp_sender: SenderChoice | None = None  # set by start()
         self.media = MediaHubs(idle_timeout=config.idle_timeout,
                                source_factory=self.leases.source_factory() if self.leases else None)
         self.metrics = Metrics(camera_stats=self.media.all_stats)
@@ -144,6 +145,8 @@ class Gateway:
 
     async def start(self) -> None:
         """Apply whatever the clock says happened while we were down, then keep ticking."""
+        self.rtp_sender = install_aiortc_patch()  # before any viewer's sender exists
+        (log.info if self.rtp_sender.lean else log.warning)("[gateway] %s", self.rtp_sender.message)
         self.bus.bind(asyncio.get_running_loop())
         self.records.refresh_holds()
         await self._enforce_store()  # applies the clock, starts the preloads

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -96,7 +97,7 @@ class SessionRegistry:
         )
         return True
 
-    async def close_where(self, reason: str, predicate) -> int:
+    async def close_where(self, reason: str, predicate: Callable[[ViewSession], bool]) -> int:
         ids = [s.id for s in self._sessions.values() if predicate(s)]
         results = await asyncio.gather(*(self.close(i, reason) for i in ids))
         return sum(results)

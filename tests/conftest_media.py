@@ -29,6 +29,15 @@ DEBIAN_PACKAGES = (
 ELEMENTS = ("videotestsrc", "clockoverlay", "videoconvert", "x264enc", "x265enc", "rtph264pay", "rtph265pay")
 
 
+
+@pytest.fixture(autouse=True, scope="session")
+def aiortc_patched() -> None:
+    """aiortc as the gateway runs it: ``Gateway.start`` installs the patch, and media tests
+    that build hubs and peers without a gateway need the same."""
+    from camera_adapters import aiortc_patch
+
+    aiortc_patch.install()
+
 @functools.cache
 def _gst_problem() -> str | None:
     """Why the RTSP server cannot run here, or None if it can."""

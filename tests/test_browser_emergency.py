@@ -23,7 +23,18 @@ import numpy as np
 
 from camera_adapters.qrtime import read_qr_millis
 
-from .browser_helpers import ARGS, CHROMIUM, LAPTOP, PHONE, SHOTS, check_layout, needs_chromium, playwright_api, sign_in, wait_js
+from .browser_helpers import (
+    ARGS,
+    CHROMIUM,
+    LAPTOP,
+    PHONE,
+    SHOTS,
+    check_layout,
+    needs_chromium,
+    playwright_api,
+    sign_in,
+    wait_js,
+)
 from .web_helpers import WebGateway, start_web_gateway, stop
 
 pytestmark = needs_chromium

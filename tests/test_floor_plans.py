@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emergency.sample import FLOOR_PLAN_SIZE, _CAMERAS, sample_floor_plans
+from emergency.sample import _CAMERAS, FLOOR_PLAN_SIZE, sample_floor_plans
 from gateway.config import ConfigError, load_config
 from gateway.floor_plans import MAX_BYTES
 

@@ -23,10 +23,10 @@ from gateway.config import ConfigError, load_config
 from gateway.credentials import CredentialBox
 from gateway.ice import IceConfigError, parse_ice_servers, turn_credentials
 
-from .system_deps import missing
 from .conftest import free_port
-from .whep_client import WhepViewer
+from .system_deps import missing
 from .web_helpers import LOCKDOWN
+from .whep_client import WhepViewer
 
 TURN_SECRET = "coturn-shared-secret-for-tests"
 

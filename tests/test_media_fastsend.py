@@ -13,7 +13,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
-from camera_adapters import fastsend
+from camera_adapters import aiortc_patch, fastsend
 from camera_adapters.h264enc import H264Encoder
 from camera_adapters.hub import Hub
 from camera_adapters.rtp_mtu import RTP_PAYLOAD_MAX
@@ -163,7 +163,7 @@ class Rig:
         self.gateways.append(gateway)
         self.tracks.append(track)
         sender = gateway.getTransceivers()[0].sender
-        await wait_until(lambda: getattr(sender, "_sightline_lean", None) is not None or sender._RTCRtpSender__rtp_started.is_set())
+        await wait_until(lambda: aiortc_patch.lean_sender_of(sender) is not None or sender._RTCRtpSender__rtp_started.is_set())
         return gateway, sender, track
 
     async def play(self, count: int, interval: float = 1 / 30, new_session: bool = False, pts_jump: int = 0) -> None:
@@ -197,7 +197,7 @@ async def test_real_viewer_decodes_lean_sender(rig, monkeypatch, gso) -> None:
     monkeypatch.setattr(fastsend, "_gso_supported", gso)
     viewer = Viewer()
     gateway, sender, track = await rig.connect(viewer)
-    lean = sender._sightline_lean
+    lean = aiortc_patch.lean_sender_of(sender)
     assert lean is not None, "PacketTrack over a host pair must use the lean path"
     assert lean._gso is gso
     await rig.play(30)
@@ -246,7 +246,7 @@ async def test_nacked_packet_is_retransmitted(rig, rtx) -> None:
     viewer = Viewer()
     viewer.hook_drops()
     gateway, sender, _ = await rig.connect(viewer, rtx=rtx)
-    lean = sender._sightline_lean
+    lean = aiortc_patch.lean_sender_of(sender)
     await rig.play(5)
     await wait_until(lambda: len(viewer.media(sender._ssrc)) >= 10)
     viewer.drop_seq = (lean._seq + 3) & 0xFFFF  # the 4th packet of what comes next
@@ -278,11 +278,11 @@ async def test_sequence_and_timestamps_continue_across_reconnect(rig) -> None:
     seqs = [p[2] for p in media]
     # Loopback UDP may drop a packet under load (a gap of a few); a reset across the
     # reconnect would show as a step back or a leap of thousands.
-    steps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:])]
+    steps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:], strict=False)]
     assert all(1 <= step <= 8 for step in steps), f"RTP sequence numbers jumped: {steps}"
     assert sum(step == 1 for step in steps) >= 0.9 * len(steps)
     stamps = [p[3] for p in media]
-    steps = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:], strict=False)]
     assert all(s < 0x80000000 for s in steps), "RTP timestamps went backwards"
 
 
@@ -290,7 +290,7 @@ async def test_sequence_and_timestamps_continue_across_reconnect(rig) -> None:
 async def test_closing_stops_sending_immediately(rig, how) -> None:
     viewer = Viewer()
     gateway, sender, track = await rig.connect(viewer)
-    lean = sender._sightline_lean
+    lean = aiortc_patch.lean_sender_of(sender)
     await rig.play(5)
     await wait_until(lambda: lean.packets > 0)
     if how == "track.stop":
@@ -315,30 +315,32 @@ async def test_other_viewers_unaffected_when_one_leaves(rig) -> None:
 
 
 async def test_falls_back_to_aiortc_when_disabled(rig, monkeypatch) -> None:
-    fastsend.uninstall()
+    aiortc_patch.uninstall()
     try:
         viewer = Viewer()
         gateway, sender, _ = await rig.connect(viewer)
-        assert getattr(sender, "_sightline_lean", None) is None
+        assert aiortc_patch.lean_sender_of(sender) is None
         await rig.play(15)
         await wait_until(lambda: len(viewer.frames) >= 10)
     finally:
-        assert fastsend.install()
+        assert aiortc_patch.install().lean
 
 
 def test_hooks_installed() -> None:
     from aiortc.rtcrtpsender import RTCRtpSender as S
 
-    assert S._run_rtp is fastsend._run_rtp
-    assert fastsend._versions_ok()[0]
+    assert S._run_rtp is aiortc_patch._run_rtp
+    assert not aiortc_patch.version_problems(aiortc_patch.installed_versions())
     assert threading.current_thread()  # scratch buffers are per thread
 
 
 def test_lean_packetization_full_size_fragments_same_nals() -> None:
     """The lean sender's FU-A fragments are full size (GSO-friendly) and reassemble to
     exactly the NAL units aiortc's equal split carries."""
-    from aiortc.codecs.h264 import H264Decoder  # noqa: F401  (depacketizer below)
-    from aiortc.codecs.h264 import H264PayloadDescriptor
+    from aiortc.codecs.h264 import (
+        H264Decoder,  # noqa: F401  (depacketizer below)
+        H264PayloadDescriptor,
+    )
 
     from camera_adapters.sendpath import Packetization
 
@@ -356,6 +358,6 @@ def test_lean_packetization_full_size_fragments_same_nals() -> None:
         assert max(map(len, lean)) <= RTP_PAYLOAD_MAX
         assert p.lean_bytes == sum(map(len, lean))
         fu = [x for x in lean if x[0] & 0x1F == 28]
-        for a, b in zip(fu, fu[1:]):
+        for a in fu[:-1]:
             if not a[1] & 0x40:  # not the last fragment of its NAL
                 assert len(a) == RTP_PAYLOAD_MAX

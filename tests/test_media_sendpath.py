@@ -85,7 +85,9 @@ def test_packetization_follows_payload_limit(monkeypatch) -> None:
 
 
 def test_aiortc_sender_uses_shared_packer() -> None:
-    import camera_adapters  # noqa: F401  (installs on import)
+    from camera_adapters import aiortc_patch
+
+    aiortc_patch.install()  # what the gateway does at start (tests: conftest_media)
 
     assert aiortc_sender.get_encoder is get_encoder
     assert isinstance(aiortc_sender.get_encoder(H264), SharedH264Packer)

@@ -62,7 +62,9 @@ async def test_loopback_passthrough_decodes_frames() -> None:
 
 
 def test_rtp_payloads_fit_public_safety_lte_mtu() -> None:
-    import camera_adapters  # noqa: F401  (applies the limit on import)
+    from camera_adapters import aiortc_patch
+
+    aiortc_patch.install()  # what the gateway does at start (tests: conftest_media)
 
     assert aiortc_h264.PACKET_MAX == 1200
     keyframe = av.Packet(b"\x00\x00\x00\x01\x65" + bytes(range(256)) * 40)

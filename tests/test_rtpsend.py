@@ -13,14 +13,14 @@ import struct
 import pytest
 from pylibsrtp import Policy, Session
 
-from camera_adapters import fastsend
+from camera_adapters import aiortc_patch, fastsend
 
 from .system_deps import missing
 
 if fastsend._rtpsend is None:
     missing("camera_adapters._rtpsend is not built; run scripts/test (it installs gcc and builds it)", module=True)
 
-from camera_adapters._rtpsend import send_unit  # noqa: E402
+from camera_adapters._rtpsend import send_unit
 
 KEY = bytes(range(44))  # AES-256-GCM: 32-byte key + 12-byte salt
 SSRC = 0x11223344
@@ -54,7 +54,7 @@ def link():
 
 def call(tx_session: Session, tx: socket.socket, rx: socket.socket, payloads: list[bytes], *,
          seq: int = 100, gso: bool = True, direct: bool = True):
-    protect, ctx = fastsend._srtp_protect(tx_session)
+    protect, ctx = aiortc_patch.srtp_protect_addresses(tx_session)
     return send_unit(protect, ctx, tx.fileno(), rx.getsockname(), header(), seq, payloads, gso, direct)
 
 
@@ -113,7 +113,7 @@ def test_not_direct_returns_every_datagram_unsent(link) -> None:
 def test_send_error_is_returned_not_raised(link) -> None:
     tx, rx = link
     tx_session, _ = sessions()
-    protect, ctx = fastsend._srtp_protect(tx_session)
+    protect, ctx = aiortc_patch.srtp_protect_addresses(tx_session)
     closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     fd = closed.fileno()
     closed.close()
@@ -134,7 +134,7 @@ def test_send_error_is_returned_not_raised(link) -> None:
 def test_bad_arguments_raise_and_send_nothing(link, change: dict, error: type) -> None:
     tx, rx = link
     tx_session, _ = sessions()
-    protect, ctx = fastsend._srtp_protect(tx_session)
+    protect, ctx = aiortc_patch.srtp_protect_addresses(tx_session)
     args = {"protect": protect, "ctx": ctx, "fd": tx.fileno(), "addr": rx.getsockname(),
             "header": header(), "seq": 1, "payloads": [b"p" * 10], "gso": True, "direct": True}
     args.update(change)

@@ -11,7 +11,7 @@ from gateway import totp
 from gateway.logins import hash_password, verify_password
 from gateway.signin import SESSION_COOKIE
 
-from .web_helpers import lockdown_and_offer, CSRF, LOCKDOWN, start_web_gateway, stop
+from .web_helpers import CSRF, LOCKDOWN, lockdown_and_offer, start_web_gateway, stop
 
 
 @pytest.fixture

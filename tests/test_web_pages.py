@@ -8,7 +8,7 @@ import pytest
 
 from gateway.signin import SESSION_COOKIE
 
-from .web_helpers import lockdown_and_offer, CSRF, LOCKDOWN, start_web_gateway, stop
+from .web_helpers import CSRF, LOCKDOWN, lockdown_and_offer, start_web_gateway, stop
 
 PAGES = {"admin": "/admin", "principal": "/admin", "officer": "/view", "dispatcher": "/dispatch",
          "auditor": "/audit"}

@@ -18,8 +18,8 @@ from gateway.demo import demo_logins, ensure_demo_site
 from gateway.runtime import Gateway
 from gateway.signin import CSRF_HEADER, CSRF_VALUE
 
-from .system_deps import missing
 from .conftest import serve_app
+from .system_deps import missing
 
 CSRF = {CSRF_HEADER: CSRF_VALUE}
 LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",

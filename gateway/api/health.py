@@ -15,7 +15,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", dependencies=[Depends(public("liveness for the operator's monitoring"))])
 def healthz(gw: GatewayDep) -> dict[str, Any]:
-    return {"status": "ok", "node": gw.config.node, "cameras": len(gw.config.site.cameras), "sessions": len(gw.sessions)}
+    sender = gw.rtp_sender.name if gw.rtp_sender is not None else None  # "lean" or "aiortc"
+    return {"status": "ok", "node": gw.config.node, "cameras": len(gw.config.site.cameras), "sessions": len(gw.sessions),
+            "rtp_sender": sender}
 
 
 @router.get("/metrics", dependencies=[Depends(public("Prometheus metrics (counts only) for the operator's monitoring"))])

@@ -75,7 +75,7 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
             while True:
                 try:
                     packet = await asyncio.wait_for(track.recv(), HEARTBEAT_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if not leases.owns(camera_id, stream):
                         # gave the camera up (it sent nothing): the other node takes it over
                         why = "this node no longer ingests the camera"
@@ -88,7 +88,7 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
                 data = bytes(packet)
                 units += 1
                 sent += len(data)
-                yield encode_unit(packet.pts, bool(packet.is_keyframe), data)
+                yield encode_unit(packet.pts or 0, bool(packet.is_keyframe), data)  # PacketTrack stamps every one
         finally:
             track.stop()
             gw.relay_tracks.discard(track)

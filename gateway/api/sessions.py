@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from camera_adapters.aiortc_patch import sent_sample
 from emergency.permissions import Permission, may
 
 from ..errors import ApiError
@@ -41,10 +42,9 @@ VIDEO_CLOCK = 90000
 def _sent_sample(session: ViewSession) -> tuple[int, float] | None:
     """(RTP timestamp, Unix ms) of the last unit sent to this viewer, or None before the first."""
     for sender in session.pc.getSenders():
-        ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)
-        rtp = getattr(sender, "_RTCRtpSender__rtp_timestamp", 0)
+        rtp, ntp = sent_sample(sender)
         if ntp:
-            return int(rtp), ((ntp >> 32) - NTP_DELTA + (ntp & 0xFFFFFFFF) / 4294967296) * 1000
+            return rtp, ((ntp >> 32) - NTP_DELTA + (ntp & 0xFFFFFFFF) / 4294967296) * 1000
     return None
 
 
