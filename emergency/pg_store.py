@@ -45,7 +45,7 @@ from emergency import migrations
 from emergency.audit import AuditEntry
 from emergency.errors import Invalid
 from emergency.migrations import guards
-from emergency.sql_store import AUDIT_COLUMNS, Row, SqlStore, insert_sql
+from emergency.sql_store import AUDIT_COLUMNS, Params, Row, SqlStore, insert_sql
 
 # pg_advisory_xact_lock key serialising writers ("sightlin" as a big-endian int64).
 WRITER_LOCK = int.from_bytes(b"sightlin", "big", signed=True)
@@ -68,7 +68,7 @@ def _parsed(value: Any) -> Any:
     return value
 
 
-def _refuse_nul(params: tuple) -> None:
+def _refuse_nul(params: Params) -> None:
     for value in params:
         if isinstance(value, str) and "\x00" in value:
             raise Invalid("text must not contain NUL characters")
@@ -78,6 +78,7 @@ class PgStore(SqlStore):
     """One connection shared by threads behind a lock; outermost transactions take the
     writer advisory lock (see the module notes)."""
 
+    _conn: psycopg.Connection[dict[str, Any]]
     _constraint_error = psycopg.IntegrityError
     _duplicate_error = psycopg.errors.UniqueViolation
     _BYTEWISE = '"C"'
@@ -101,7 +102,7 @@ class PgStore(SqlStore):
             self._conn.close()
             raise
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
         conn = psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
                                connect_timeout=max(1, int(self._connect_timeout)),
                                application_name="sightline")
@@ -131,13 +132,13 @@ class PgStore(SqlStore):
         for sql in statements:
             self._conn.execute(sql)
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         with self._lock:
             if self._depth == 0:
                 self._ensure_connected()
             return self._conn.execute(_pg(sql), params).fetchall()
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: Params) -> int:
         _refuse_nul(params)
         with self.transaction():
             return self._conn.execute(_pg(sql), params).rowcount
@@ -153,7 +154,7 @@ class PgStore(SqlStore):
             with self._conn.cursor() as cur:
                 cur.executemany(_AUDIT_INSERT, [self._audit_row(e) for e in entries])
 
-    def _audit_row(self, e: AuditEntry) -> tuple:
+    def _audit_row(self, e: AuditEntry) -> Params:
         """As SQLite stores it, but with the text fields JSON-encoded, and nul_escaped set,
         when any holds a NUL character."""
         values = dict(zip(AUDIT_COLUMNS, super()._audit_row(e), strict=True))
@@ -177,7 +178,7 @@ class PgStore(SqlStore):
                 (r["seq"], *(json.loads(r[c]) if c in _AUDIT_TEXT else r[c] for c in ("prev_hash", "hash")), None)
                 for r in rows]
 
-    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> tuple | None:
+    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> Params | None:
         """A page of the chain for bulk verification, aggregated by the server (as
         ``SqliteStore.audit_chain_page``): (rows, last seq, seqs joined by ',', prev_hashes
         and hashes each joined by '', canonical texts joined by '\\n', how many of those,

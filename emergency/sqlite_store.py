@@ -20,12 +20,13 @@ from pathlib import Path
 from emergency import migrations
 from emergency.audit import AuditEntry
 from emergency.migrations import guards
-from emergency.sql_store import AUDIT_COLUMNS, SqlStore, from_iso, iso_utc
+from emergency.sql_store import AUDIT_COLUMNS, Params, SqlStore, from_iso, iso_utc
 
 
 class SqliteStore(SqlStore):
     """One connection shared by threads behind a lock; writers use BEGIN IMMEDIATE."""
 
+    _conn: sqlite3.Connection
     _constraint_error = sqlite3.IntegrityError
     _duplicate_error = sqlite3.IntegrityError
     _BYTEWISE = "BINARY"
@@ -67,11 +68,11 @@ class SqliteStore(SqlStore):
         for sql in statements:
             self._conn.execute(sql)
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: Params) -> int:
         with self.transaction():
             return self._conn.execute(sql, params).rowcount
 
@@ -106,7 +107,7 @@ class SqliteStore(SqlStore):
             cur.row_factory = None
             return cur.fetchall()
 
-    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> tuple | None:
+    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> Params | None:
         """A page of the chain for bulk verification, aggregated by SQLite in one step (the
         GIL is free meanwhile): (rows, last seq, the seqs joined by ',', the prev_hashes and
         the hashes each joined by '', the canonical JSON texts as ``audit_chain_rows`` has

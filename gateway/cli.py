@@ -275,9 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)  # several lines per ICE check per viewer
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # db upgrade and start-up say what changed
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except (ConfigError, SchemaError) as exc:
         print(f"sightline: {exc}", file=sys.stderr)
         return 2

@@ -222,7 +222,8 @@ def postgres_release(tmp_path: Path, pg_url: str) -> PostgresRelease:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def release(request: pytest.FixtureRequest) -> Release:
-    return request.getfixturevalue(f"{request.param}_release")
+    chosen: Release = request.getfixturevalue(f"{request.param}_release")
+    return chosen
 
 
 @pytest.fixture

@@ -326,7 +326,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         # psycopg itself, without parameters: it runs the script whole and leaves its '%' alone
-        bind.connection.driver_connection.execute(POSTGRES)
+        driver = bind.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("no driver connection to run the baseline on")
+        driver.execute(POSTGRES)
         return
     for table, columns in _SQLITE_ADDED_COLUMNS.items():
         present = {r[1] for r in bind.exec_driver_sql(f"PRAGMA table_info({table})")}
