@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,21 @@ def test_postgres_migrations_on_an_empty_database_give_the_upgraded_release_sche
     assert pg_schema(second_pg_url) == postgres_release.schema()
 
 
+def test_a_first_release_sqlite_database_gets_the_columns_release_01_added(
+        sqlite_release: SqliteRelease, tmp_path: Path) -> None:
+    """Revision 0001 adopts a database from before migrations by creating only what it
+    lacks: for the first release, four columns of ``emergencies`` (with their defaults)."""
+    added = ("trigger", "activation", "pending_extension", "extensions")
+    for column in reversed(added):
+        sqlite_release.execute(f"ALTER TABLE emergencies DROP COLUMN {column}")
+    upgraded = cli("db", "upgrade", "--config", str(sqlite_release.config))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert sqlite_release.rows("SELECT DISTINCT trigger, activation, pending_extension, extensions"
+                               " FROM emergencies") == [("panel", "window", None, 0)]
+    SqliteStore(tmp_path / "head.db").close()
+    assert sqlite_release.schema()["columns"] == sqlite_schema(tmp_path / "head.db")["columns"]
+
+
 def test_guards_put_back_exactly_the_triggers_the_migrations_made(release: Release) -> None:
     """emergency.migrations.guards must follow the head revision: dropping every guard and
     opening a store gives back the very schema the migrations made."""
@@ -403,6 +419,66 @@ def test_guards_put_back_exactly_the_triggers_the_migrations_made(release: Relea
     assert release.schema() != at_head
     release.open_store().close()
     assert release.schema() == at_head
+
+
+PROBE_REVISION = '''"""A later schema change, for the test: one column more."""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE access_requests ADD COLUMN probe TEXT NOT NULL DEFAULT 'added by 0002'")
+'''
+
+
+@contextmanager
+def _knowing_revision_0002(tmp_path: Path) -> Iterator[None]:
+    """Meanwhile this process's code knows one revision more than the shipped ones."""
+    from emergency.migrations import runner
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(runner.HERE, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "v0002_probe.py").write_text(PROBE_REVISION)
+    shipped = runner.HERE
+    runner.HERE = scripts
+    runner._script.cache_clear()
+    runner.known_revisions.cache_clear()
+    try:
+        yield
+    finally:
+        runner.HERE = shipped
+        runner._script.cache_clear()
+        runner.known_revisions.cache_clear()
+
+
+def test_a_later_revision_upgrades_a_database_at_0001_after_a_copy(sqlite_release: SqliteRelease) -> None:
+    """The path every later schema change takes: a store refuses the older revision, and
+    the upgrade serve runs copies the file, then applies the new revision."""
+    assert cli("db", "upgrade", "--config", str(sqlite_release.config)).returncode == 0  # to 0001, in another process
+    first_copy = set(sqlite_release.site_dir.glob("sightline.db.before-*"))
+    requests = sqlite_release.rows("SELECT * FROM access_requests")
+    from emergency.migrations import runner
+    from gateway.config import load_config
+    from gateway.db import upgrade_database
+
+    with _knowing_revision_0002(sqlite_release.site_dir.parent):
+        assert runner.head() == "0002"
+        with pytest.raises(SchemaBehind, match="at schema revision 0001; this Sightline needs 0002"):
+            sqlite_release.open_store()
+        done = upgrade_database(load_config(sqlite_release.config))
+        assert (done.before, done.after) == ("0001", "0002")
+        assert done.copy is not None and done.copy.name.startswith("sightline.db.before-0002-")
+        assert done.copy not in first_copy and done.copy.exists()
+        sqlite_release.open_store().close()
+    assert sqlite_release.rows("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert sqlite_release.rows("SELECT * FROM access_requests") == [(*r, "added by 0002") for r in requests]
+    with pytest.raises(SchemaTooNew, match="'0002'"):
+        sqlite_release.open_store()  # and the code that knows only 0001 refuses it
 
 
 def test_store_open_at_head_skips_alembic(sqlite_release: SqliteRelease, monkeypatch: pytest.MonkeyPatch) -> None:
