@@ -23,8 +23,8 @@ Choices worth knowing:
 - The schema comes from :mod:`emergency.migrations`: opening an empty database brings
   it to the head revision; any other must be at head already (``sightline db upgrade``).
 - audit_log refuses UPDATE, DELETE (row triggers) and TRUNCATE (statement trigger);
-  opening the store recreates dropped triggers (:mod:`emergency.migrations.guards`). A role that owns the table can still
-  drop them: the hash chain catches what happens then.
+  opening the store recreates dropped triggers (:mod:`emergency.migrations.guards`). A
+  role that owns the table can still drop them: the hash chain catches what happens then.
 - PostgreSQL text cannot hold NUL characters. In audit_log an entry whose text fields
   hold one is stored with those fields JSON-encoded and ``nul_escaped`` set, and read
   back exactly (the audit record is never lost); elsewhere such a value is refused as

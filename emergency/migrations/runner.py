@@ -35,7 +35,6 @@ PRE_MIGRATIONS = "release 0.1 (before migrations)"
 SCHEMA_LOCK = int.from_bytes(b"sightlin", "big", signed=True) + 1
 EMPTY = ""
 """The revision of an empty database (no tables at all)."""
-_EMPTY = EMPTY
 
 
 class SchemaError(Exception):
@@ -58,10 +57,6 @@ class Upgrade:
     before: str | None
     after: str
 
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
-
 
 @cache
 def _script() -> ScriptDirectory:
@@ -71,7 +66,8 @@ def _script() -> ScriptDirectory:
 def head() -> str:
     """The newest revision this code knows."""
     current = _script().get_current_head()
-    assert current is not None
+    if current is None:
+        raise RuntimeError(f"no schema revisions in {HERE / 'versions'}")
     return current
 
 
@@ -81,14 +77,14 @@ def known_revisions() -> frozenset[str]:
 
 
 def describe(revision: str | None) -> str:
-    if revision == _EMPTY:
+    if revision == EMPTY:
         return "none (an empty database)"
     return PRE_MIGRATIONS if revision is None else revision
 
 
 def refuse_unknown(revision: str | None, where: str) -> None:
     """SchemaTooNew when ``revision`` is not one of ours."""
-    if revision is not None and revision != _EMPTY and revision not in known_revisions():
+    if revision is not None and revision != EMPTY and revision not in known_revisions():
         raise SchemaTooNew(
             f"{where} is at schema revision {revision!r}, which this Sightline does not know (it knows up to "
             f"{head()!r}): a newer Sightline upgraded it. Install that newer Sightline (or a later one) and run it "
@@ -100,7 +96,7 @@ def _check_opened(revision: str | None, where: str) -> bool:
     if revision == head():
         return False
     refuse_unknown(revision, where)
-    if revision == _EMPTY:
+    if revision == EMPTY:
         return True
     raise SchemaBehind(
         f"{where} is at schema revision {describe(revision)}; this Sightline needs {head()}. Run "
@@ -127,8 +123,9 @@ def sqlite_revision(conn: sqlite3.Connection) -> str | None:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "alembic_version" in names:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return str(row[0]) if row else _EMPTY
-    return None if names else _EMPTY
+        if row:
+            return str(row[0])
+    return None if names - {"alembic_version"} else EMPTY
 
 
 def sqlite_engine(conn: sqlite3.Connection) -> Engine:
@@ -183,15 +180,16 @@ def _upgrade_sqlite(conn: sqlite3.Connection) -> None:
 
 
 def pg_revision(conn: Any) -> str | None:
-    """As ``sqlite_revision``, for a psycopg connection in autocommit mode (any row factory)."""
+    """As ``sqlite_revision``, for a psycopg connection (any row factory)."""
     cur = conn.execute(
         "SELECT to_regclass('alembic_version') IS NOT NULL AS versioned, EXISTS (SELECT 1 FROM pg_tables"
         " WHERE schemaname = current_schema() AND tablename <> 'alembic_version') AS tables")
     versioned, tables = _values(cur.fetchone())
     if versioned:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return str(_values(row)[0]) if row else _EMPTY
-    return None if tables else _EMPTY
+        if row:
+            return str(_values(row)[0])
+    return None if tables else EMPTY
 
 
 def _values(row: Any) -> tuple[Any, ...]:
