@@ -20,9 +20,11 @@ Choices worth knowing:
   The audit log keeps its fields exactly as hashed: ``ts`` and ``details`` are text,
   so ``AuditLog.verify()`` recomputes identical hashes (jsonb would reorder keys and
   rewrite numbers like 1e20).
+- The schema comes from :mod:`emergency.migrations`: opening an empty database brings
+  it to the head revision; any other must be at head already (``sightline db upgrade``).
 - audit_log refuses UPDATE, DELETE (row triggers) and TRUNCATE (statement trigger);
-  opening the store recreates dropped triggers. A role that owns the table can still
-  drop them: the hash chain catches what happens then.
+  opening the store recreates dropped triggers (:mod:`emergency.migrations.guards`). A
+  role that owns the table can still drop them: the hash chain catches what happens then.
 - PostgreSQL text cannot hold NUL characters. In audit_log an entry whose text fields
   hold one is stored with those fields JSON-encoded and ``nul_escaped`` set, and read
   back exactly (the audit record is never lost); elsewhere such a value is refused as
@@ -39,164 +41,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from emergency import migrations
 from emergency.audit import AuditEntry
 from emergency.errors import Invalid
-from emergency.sql_store import AUDIT_COLUMNS, Row, SqlStore, insert_sql
+from emergency.migrations import guards
+from emergency.sql_store import AUDIT_COLUMNS, Params, Row, SqlStore, insert_sql
 
 # pg_advisory_xact_lock key serialising writers ("sightlin" as a big-endian int64).
 WRITER_LOCK = int.from_bytes(b"sightlin", "big", signed=True)
-SCHEMA_LOCK = WRITER_LOCK + 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS emergencies (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    building TEXT NOT NULL,
-    state TEXT NOT NULL,
-    action TEXT NOT NULL,
-    incident_type TEXT NOT NULL,
-    drill BOOLEAN NOT NULL,
-    threat_basis TEXT,
-    declared_by TEXT NOT NULL,
-    declared_at TIMESTAMPTZ NOT NULL,
-    confirm_deadline TIMESTAMPTZ NOT NULL,
-    activated_at TIMESTAMPTZ,
-    expires_at TIMESTAMPTZ,
-    ended_at TIMESTAMPTZ,
-    end_reason TEXT,
-    trigger TEXT NOT NULL DEFAULT 'panel',
-    activation TEXT NOT NULL DEFAULT 'window',
-    pending_extension JSON,
-    extensions INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS emergencies_one_open_per_building
-    ON emergencies (building) WHERE state IN ('pending', 'active');
-
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    emergency_id TEXT NOT NULL REFERENCES emergencies (id),
-    agency TEXT NOT NULL,
-    camera_ids JSONB NOT NULL,
-    starts TIMESTAMPTZ NOT NULL,
-    expires TIMESTAMPTZ NOT NULL,
-    ended_at TIMESTAMPTZ,
-    end_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS grants_by_emergency ON grants (emergency_id);
-CREATE INDEX IF NOT EXISTS grants_unended ON grants (agency) WHERE ended_at IS NULL;
-
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq BIGINT PRIMARY KEY,
-    ts TEXT NOT NULL,
-    node TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    actor_id TEXT,
-    actor_role TEXT,
-    actor_agency TEXT,
-    object TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    source TEXT,
-    reason TEXT,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    nul_escaped BOOLEAN NOT NULL DEFAULT false
-);
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-CREATE OR REPLACE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-
--- Ed25519-signed checkpoints of the audit chain and the nodes' public keys; append-only too.
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq BIGINT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    count BIGINT NOT NULL,
-    ts TEXT NOT NULL,
-    node TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    signature TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_keys (
-    key_id TEXT PRIMARY KEY,
-    node TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE OR REPLACE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_keys_no_update BEFORE UPDATE ON audit_keys
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_keys_no_delete BEFORE DELETE ON audit_keys
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_keys_no_truncate BEFORE TRUNCATE ON audit_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-
-CREATE TABLE IF NOT EXISTS outbox (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    topic TEXT NOT NULL,
-    subscriber TEXT NOT NULL,
-    payload JSON NOT NULL,
-    created TIMESTAMPTZ NOT NULL,
-    attempts INTEGER NOT NULL,
-    next_attempt TIMESTAMPTZ NOT NULL,
-    delivered_at TIMESTAMPTZ,
-    dead_at TIMESTAMPTZ,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending_by_subscriber
-    ON outbox (subscriber, seq) WHERE delivered_at IS NULL AND dead_at IS NULL;
-
-CREATE TABLE IF NOT EXISTS access_requests (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    building TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    agency TEXT,
-    call_type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    action TEXT NOT NULL,
-    incident_type TEXT NOT NULL,
-    created TIMESTAMPTZ NOT NULL,
-    state TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TIMESTAMPTZ,
-    decision_reason TEXT,
-    emergency_id TEXT
-);
-
--- Links to records kept in the district's own systems (threats, restraint episodes, reports).
-CREATE TABLE IF NOT EXISTS record_links (
-    kind TEXT NOT NULL,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    building TEXT NOT NULL,
-    fields JSON NOT NULL,
-    received TIMESTAMPTZ NOT NULL,
-    updated TIMESTAMPTZ NOT NULL,
-    emergency_id TEXT,
-    review TEXT,
-    PRIMARY KEY (kind, source, external_id)
-);
-
--- Signed webhook deliveries already acted on: a replayed one is refused.
-CREATE TABLE IF NOT EXISTS trigger_receipts (
-    origin TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    received TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (origin, event_id)
-);
-"""
+SCHEMA_LOCK = migrations.SCHEMA_LOCK
 
 _AUDIT_TEXT = tuple(c for c in AUDIT_COLUMNS if c != "seq")
 
@@ -215,7 +68,7 @@ def _parsed(value: Any) -> Any:
     return value
 
 
-def _refuse_nul(params: tuple) -> None:
+def _refuse_nul(params: Params) -> None:
     for value in params:
         if isinstance(value, str) and "\x00" in value:
             raise Invalid("text must not contain NUL characters")
@@ -225,6 +78,7 @@ class PgStore(SqlStore):
     """One connection shared by threads behind a lock; outermost transactions take the
     writer advisory lock (see the module notes)."""
 
+    _conn: psycopg.Connection[dict[str, Any]]
     _constraint_error = psycopg.IntegrityError
     _duplicate_error = psycopg.errors.UniqueViolation
     _BYTEWISE = '"C"'
@@ -238,11 +92,17 @@ class PgStore(SqlStore):
         self._url = url
         self._connect_timeout = connect_timeout
         self._conn = self._connect()
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            self._conn.execute(SCHEMA)
+        try:
+            migrations.ensure_postgres(self._conn, url, "the PostgreSQL database")
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                for statement in guards.POSTGRES:
+                    self._conn.execute(statement)
+        except BaseException:
+            self._conn.close()
+            raise
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
         conn = psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
                                connect_timeout=max(1, int(self._connect_timeout)),
                                application_name="sightline")
@@ -272,13 +132,13 @@ class PgStore(SqlStore):
         for sql in statements:
             self._conn.execute(sql)
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         with self._lock:
             if self._depth == 0:
                 self._ensure_connected()
             return self._conn.execute(_pg(sql), params).fetchall()
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: Params) -> int:
         _refuse_nul(params)
         with self.transaction():
             return self._conn.execute(_pg(sql), params).rowcount
@@ -294,10 +154,10 @@ class PgStore(SqlStore):
             with self._conn.cursor() as cur:
                 cur.executemany(_AUDIT_INSERT, [self._audit_row(e) for e in entries])
 
-    def _audit_row(self, e: AuditEntry) -> tuple:
+    def _audit_row(self, e: AuditEntry) -> Params:
         """As SQLite stores it, but with the text fields JSON-encoded, and nul_escaped set,
         when any holds a NUL character."""
-        values = dict(zip(AUDIT_COLUMNS, super()._audit_row(e)))
+        values = dict(zip(AUDIT_COLUMNS, super()._audit_row(e), strict=True))
         escaped = any(isinstance(values[c], str) and "\x00" in values[c] for c in _AUDIT_TEXT)
         if escaped:
             values.update({c: json.dumps(values[c]) for c in _AUDIT_TEXT if values[c] is not None})
@@ -318,7 +178,7 @@ class PgStore(SqlStore):
                 (r["seq"], *(json.loads(r[c]) if c in _AUDIT_TEXT else r[c] for c in ("prev_hash", "hash")), None)
                 for r in rows]
 
-    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> tuple | None:
+    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> Params | None:
         """A page of the chain for bulk verification, aggregated by the server (as
         ``SqliteStore.audit_chain_page``): (rows, last seq, seqs joined by ',', prev_hashes
         and hashes each joined by '', canonical texts joined by '\\n', how many of those,

@@ -51,6 +51,10 @@ _OUTBOX_STATES = {
 _DETAILS_TEXT = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
+Params = tuple[Any, ...]
+"""A statement's parameters, or a table row as written."""
+
+
 class Row(Protocol):
     """A fetched row, read by column name (``sqlite3.Row`` or a psycopg dict row)."""
 
@@ -111,31 +115,35 @@ class SqlStore(ABC):
         """Runs the statements that undo a failed transaction or savepoint."""
 
     @abstractmethod
-    def _rows(self, sql: str, params: tuple = ()) -> Sequence[Row]:
+    def _rows(self, sql: str, params: Params = ()) -> Sequence[Row]:
         """Runs a query (in the caller's transaction, if any); its rows."""
 
     @abstractmethod
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: Params) -> int:
         """Runs one statement in its own transaction (a savepoint inside the caller's); the rowcount."""
 
     @staticmethod
     @abstractmethod
-    def _ts(t: datetime | None) -> Any:
+    def _ts(t: datetime | None, /) -> Any:
         """A time as its column stores it."""
 
     @staticmethod
     @abstractmethod
-    def _dt(value: Any) -> datetime | None:
+    def _dt(value: Any, /) -> datetime | None:
         """A time column read back as an aware datetime."""
 
     @staticmethod
     @abstractmethod
-    def _from_json(value: Any) -> Any:
+    def _from_json(value: Any, /) -> Any:
         """A JSON column read back as Python values (the driver may have parsed it already)."""
 
     @abstractmethod
     def insert_audit_entries(self, entries: list[AuditEntry]) -> None:
         """Several entries at once (group commit); the caller's transaction, if any, holds them."""
+
+    def _at(self, value: Any) -> datetime:
+        """A NOT NULL time column read back."""
+        return _required(self._dt(value))
 
     def _storable(self, text: str | None) -> str | None:
         """Free text from outside (a delivery error) as the column can hold it."""
@@ -177,16 +185,16 @@ class SqlStore(ABC):
         finally:
             self._lock.release()
 
-    def _first(self, sql: str, params: tuple = ()) -> Row | None:
+    def _first(self, sql: str, params: Params = ()) -> Row | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def _update(self, table: str, columns: tuple[str, ...], row: tuple) -> None:
+    def _update(self, table: str, columns: tuple[str, ...], row: Params) -> None:
         """Rewrites the row whose id is ``row[0]``; KeyError if there is none."""
         if self._write(_update_sql(table, columns), row[1:] + row[:1]) != 1:
             raise KeyError(row[0])
 
-    def _insert_new(self, sql: str, params: tuple) -> bool:
+    def _insert_new(self, sql: str, params: Params) -> bool:
         """False when the key is there already."""
         try:
             self._write(sql, params)
@@ -375,7 +383,7 @@ class SqlStore(ABC):
 
     # rows <-> domain objects
 
-    def _emergency_row(self, e: Emergency) -> tuple:
+    def _emergency_row(self, e: Emergency) -> Params:
         ts = self._ts
         return (
             e.id, e.building, e.state.value, e.action.value, e.incident_type.value, bool(e.drill), e.threat_basis,
@@ -389,7 +397,8 @@ class SqlStore(ABC):
         return Emergency(
             id=r["id"], building=r["building"], state=State(r["state"]), action=Action(r["action"]),
             incident_type=IncidentType(r["incident_type"]), drill=bool(r["drill"]), threat_basis=r["threat_basis"],
-            declared_by=r["declared_by"], declared_at=dt(r["declared_at"]), confirm_deadline=dt(r["confirm_deadline"]),
+            declared_by=r["declared_by"], declared_at=self._at(r["declared_at"]),
+            confirm_deadline=self._at(r["confirm_deadline"]),
             activated_at=dt(r["activated_at"]), expires_at=dt(r["expires_at"]), ended_at=dt(r["ended_at"]),
             end_reason=r["end_reason"], trigger=Trigger(r["trigger"]), activation=Activation(r["activation"]),
             pending_extension=self._pending(r["pending_extension"]), extensions=r["extensions"],
@@ -399,9 +408,9 @@ class SqlStore(ABC):
         if not value:
             return None
         d = self._from_json(value)
-        return PendingExtension(d["minutes"], d["reason"], d["requested_by"], from_iso(d["requested_at"]))
+        return PendingExtension(d["minutes"], d["reason"], d["requested_by"], _required(from_iso(d["requested_at"])))
 
-    def _grant_row(self, g: Grant) -> tuple:
+    def _grant_row(self, g: Grant) -> Params:
         return (
             g.id, g.emergency_id, g.agency, json.dumps(sorted(g.camera_ids)), self._ts(g.starts), self._ts(g.expires),
             self._ts(g.ended_at), g.end_reason,
@@ -410,11 +419,11 @@ class SqlStore(ABC):
     def _grant(self, r: Row) -> Grant:
         return Grant(
             id=r["id"], emergency_id=r["emergency_id"], agency=r["agency"],
-            camera_ids=frozenset(self._from_json(r["camera_ids"])), starts=self._dt(r["starts"]),
-            expires=self._dt(r["expires"]), ended_at=self._dt(r["ended_at"]), end_reason=r["end_reason"],
+            camera_ids=frozenset(self._from_json(r["camera_ids"])), starts=self._at(r["starts"]),
+            expires=self._at(r["expires"]), ended_at=self._dt(r["ended_at"]), end_reason=r["end_reason"],
         )
 
-    def _request_row(self, r: AccessRequest) -> tuple:
+    def _request_row(self, r: AccessRequest) -> Params:
         return (r.id, r.building, r.requested_by, r.agency, r.call_type, r.reason, r.action.value,
                 r.incident_type.value, self._ts(r.created), r.state.value, r.decided_by, self._ts(r.decided_at),
                 r.decision_reason, r.emergency_id)
@@ -423,17 +432,17 @@ class SqlStore(ABC):
         return AccessRequest(
             id=r["id"], building=r["building"], requested_by=r["requested_by"], agency=r["agency"],
             call_type=r["call_type"], reason=r["reason"], action=Action(r["action"]),
-            incident_type=IncidentType(r["incident_type"]), created=self._dt(r["created"]),
+            incident_type=IncidentType(r["incident_type"]), created=self._at(r["created"]),
             state=RequestState(r["state"]), decided_by=r["decided_by"], decided_at=self._dt(r["decided_at"]),
             decision_reason=r["decision_reason"], emergency_id=r["emergency_id"],
         )
 
     def _record_link(self, r: Row) -> RecordLink:
         return RecordLink(RecordKind(r["kind"]), r["source"], r["external_id"], r["building"],
-                          self._from_json(r["fields"]), self._dt(r["received"]), self._dt(r["updated"]),
+                          self._from_json(r["fields"]), self._at(r["received"]), self._at(r["updated"]),
                           r["emergency_id"], r["review"])
 
-    def _notification_row(self, n: Notification) -> tuple:
+    def _notification_row(self, n: Notification) -> Params:
         return (
             n.id, n.topic, n.subscriber, json.dumps(n.payload, sort_keys=True), self._ts(n.created), n.attempts,
             self._ts(n.next_attempt), self._ts(n.delivered_at), self._ts(n.dead_at), n.last_error,
@@ -441,12 +450,12 @@ class SqlStore(ABC):
 
     def _notification(self, r: Row) -> Notification:
         return Notification(
-            id=r["id"], topic=r["topic"], payload=self._from_json(r["payload"]), created=self._dt(r["created"]),
-            attempts=r["attempts"], next_attempt=self._dt(r["next_attempt"]), delivered_at=self._dt(r["delivered_at"]),
+            id=r["id"], topic=r["topic"], payload=self._from_json(r["payload"]), created=self._at(r["created"]),
+            attempts=r["attempts"], next_attempt=self._at(r["next_attempt"]), delivered_at=self._dt(r["delivered_at"]),
             last_error=r["last_error"], subscriber=r["subscriber"], dead_at=self._dt(r["dead_at"]),
         )
 
-    def _audit_row(self, e: AuditEntry) -> tuple:
+    def _audit_row(self, e: AuditEntry) -> Params:
         """Details are stored as compact sorted JSON, the very text the entry's hash covers,
         so verification can hash what is stored (rows written before this stored
         ``", "``-separated JSON; they verify through the slower parse-and-redump path)."""
@@ -469,6 +478,12 @@ def _pending_json(p: PendingExtension | None) -> str | None:
         return None
     return json.dumps({"minutes": p.minutes, "reason": p.reason, "requested_by": p.requested_by,
                        "requested_at": iso_utc(p.requested_at)})
+
+
+def _required(t: datetime | None) -> datetime:
+    if t is None:
+        raise ValueError("a time the schema requires is missing")
+    return t
 
 
 def _checkpoint(r: Row) -> Checkpoint:

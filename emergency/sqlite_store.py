@@ -2,8 +2,10 @@
 
 The audit table refuses UPDATE and DELETE through triggers; the hash chain catches
 anyone who drops them first. The repository methods are :class:`emergency.sql_store.SqlStore`'s;
-this module holds the schema, the connections and what only SQLite does (group commit
-in multi-row INSERTs, chain verification aggregated in SQL on a second connection).
+this module holds the connections and what only SQLite does (group commit in multi-row
+INSERTs, chain verification aggregated in SQL on a second connection). The schema comes
+from :mod:`emergency.migrations`: opening an empty database brings it to the head
+revision; any other must be at head already (``sightline db upgrade``).
 """
 
 from __future__ import annotations
@@ -15,162 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from emergency import migrations
 from emergency.audit import AuditEntry
-from emergency.sql_store import AUDIT_COLUMNS, SqlStore, from_iso, iso_utc
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS emergencies (
-    id TEXT PRIMARY KEY,
-    building TEXT NOT NULL,
-    state TEXT NOT NULL,
-    action TEXT NOT NULL,
-    incident_type TEXT NOT NULL,
-    drill INTEGER NOT NULL,
-    threat_basis TEXT,
-    declared_by TEXT NOT NULL,
-    declared_at TEXT NOT NULL,
-    confirm_deadline TEXT NOT NULL,
-    activated_at TEXT,
-    expires_at TEXT,
-    ended_at TEXT,
-    end_reason TEXT,
-    trigger TEXT NOT NULL DEFAULT 'panel',
-    activation TEXT NOT NULL DEFAULT 'window',
-    pending_extension TEXT,
-    extensions INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS emergencies_one_open_per_building
-    ON emergencies (building) WHERE state IN ('pending', 'active');
-
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT PRIMARY KEY,
-    emergency_id TEXT NOT NULL REFERENCES emergencies (id),
-    agency TEXT NOT NULL,
-    camera_ids TEXT NOT NULL,
-    starts TEXT NOT NULL,
-    expires TEXT NOT NULL,
-    ended_at TEXT,
-    end_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS grants_by_emergency ON grants (emergency_id);
-CREATE INDEX IF NOT EXISTS grants_unended ON grants (agency) WHERE ended_at IS NULL;
-
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL,
-    node TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    actor_id TEXT,
-    actor_role TEXT,
-    actor_agency TEXT,
-    object TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    source TEXT,
-    reason TEXT,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    topic TEXT NOT NULL,
-    subscriber TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    next_attempt TEXT NOT NULL,
-    delivered_at TEXT,
-    dead_at TEXT,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending_by_subscriber
-    ON outbox (subscriber, seq) WHERE delivered_at IS NULL AND dead_at IS NULL;
-
-CREATE TABLE IF NOT EXISTS access_requests (
-    id TEXT PRIMARY KEY,
-    building TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    agency TEXT,
-    call_type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    action TEXT NOT NULL,
-    incident_type TEXT NOT NULL,
-    created TEXT NOT NULL,
-    state TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TEXT,
-    decision_reason TEXT,
-    emergency_id TEXT
-);
-
--- Links to records kept in the district's own systems (threats, restraint episodes, reports).
-CREATE TABLE IF NOT EXISTS record_links (
-    kind TEXT NOT NULL,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    building TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    received TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    emergency_id TEXT,
-    review TEXT,
-    PRIMARY KEY (kind, source, external_id)
-);
-
--- Signed webhook deliveries already acted on: a replayed one is refused.
-CREATE TABLE IF NOT EXISTS trigger_receipts (
-    origin TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    received TEXT NOT NULL,
-    PRIMARY KEY (origin, event_id)
-);
-
--- Ed25519-signed checkpoints of the audit chain and the nodes' public keys; append-only too.
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    ts TEXT NOT NULL,
-    node TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    signature TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
-    BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
-    BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
-CREATE TABLE IF NOT EXISTS audit_keys (
-    key_id TEXT PRIMARY KEY,
-    node TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_keys_no_update BEFORE UPDATE ON audit_keys
-    BEGIN SELECT RAISE(ABORT, 'audit_keys is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_keys_no_delete BEFORE DELETE ON audit_keys
-    BEGIN SELECT RAISE(ABORT, 'audit_keys is append-only'); END;
-"""
-
-# Columns added after the first release, with their definitions, for databases made before.
-_ADDED_COLUMNS = {
-    "emergencies": {
-        "trigger": "TEXT NOT NULL DEFAULT 'panel'",
-        "activation": "TEXT NOT NULL DEFAULT 'window'",
-        "pending_extension": "TEXT",
-        "extensions": "INTEGER NOT NULL DEFAULT 0",
-    },
-}
+from emergency.migrations import guards
+from emergency.sql_store import AUDIT_COLUMNS, Params, SqlStore, from_iso, iso_utc
 
 
 class SqliteStore(SqlStore):
     """One connection shared by threads behind a lock; writers use BEGIN IMMEDIATE."""
 
+    _conn: sqlite3.Connection
     _constraint_error = sqlite3.IntegrityError
     _duplicate_error = sqlite3.IntegrityError
     _BYTEWISE = "BINARY"
@@ -182,27 +38,21 @@ class SqliteStore(SqlStore):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-        self._conn.row_factory = sqlite3.Row
         text = str(path)
         self._path = None if text in ("", ":memory:") or text.startswith("file::memory:") else text
         self._read_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-        self._conn.executescript(SCHEMA)
-
-    def _migrate(self) -> None:
-        """Add columns that a database from an earlier version lacks (before the schema
-        script, whose indexes may name them)."""
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
-            if not present:
-                continue
-            for name, definition in columns.items():
-                if name not in present:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            migrations.ensure_sqlite(self._conn, f"the database {text}")
+            for statement in guards.SQLITE:
+                self._conn.execute(statement)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._conn.row_factory = sqlite3.Row
 
     def close(self) -> None:
         super().close()
@@ -218,11 +68,11 @@ class SqliteStore(SqlStore):
         for sql in statements:
             self._conn.execute(sql)
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _write(self, sql: str, params: Params) -> int:
         with self.transaction():
             return self._conn.execute(sql, params).rowcount
 
@@ -257,7 +107,7 @@ class SqliteStore(SqlStore):
             cur.row_factory = None
             return cur.fetchall()
 
-    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> tuple | None:
+    def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> Params | None:
         """A page of the chain for bulk verification, aggregated by SQLite in one step (the
         GIL is free meanwhile): (rows, last seq, the seqs joined by ',', the prev_hashes and
         the hashes each joined by '', the canonical JSON texts as ``audit_chain_rows`` has

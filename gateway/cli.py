@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from emergency.audit import AuditEvent
+from emergency.migrations import SchemaError
 
 from .config import ConfigError, GatewayConfig, load_config
 
@@ -35,6 +36,15 @@ def _serve(config: GatewayConfig, host: str, port: int, banner: str | None = Non
     if not server.started:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE
     return 0
+
+
+def _upgrade_at_start(config: GatewayConfig) -> None:
+    """``serve`` and ``demo`` bring the database to this code's schema first (or refuse)."""
+    from .db import upgrade_database
+
+    summary = upgrade_database(config).summary()
+    if summary:
+        print(summary, flush=True)
 
 
 def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, ...] | None = None) -> str:
@@ -73,6 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     config = load_config(ensure_demo_site(data_dir))
+    _upgrade_at_start(config)
     base = f"http://{args.host}:{args.port}"
     lines = [
         "Sightline demo",
@@ -91,7 +102,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return _serve(load_config(args.config), args.host, args.port)
+    config = load_config(args.config)
+    _upgrade_at_start(config)
+    return _serve(config, args.host, args.port)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Brings the database to this code's schema revision, printing from and to."""
+    from .db import upgrade_database
+
+    print("\n".join(upgrade_database(load_config(args.config)).lines()))
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -237,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--output", help="file to write (default sightline-ID.FORMAT; - for stdout)")
     export_cmd.set_defaults(func=cmd_audit_export)
 
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="bring the database to this version's schema (SQLite: copy first)")
+    upgrade.add_argument("--config", required=True)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
     from .cli_cameras import add_parser as add_camera_commands
 
     add_camera_commands(sub)
@@ -249,10 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)  # several lines per ICE check per viewer
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # db upgrade and start-up say what changed
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except ConfigError as exc:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, SchemaError) as exc:
         print(f"sightline: {exc}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emergency import migrations
 from emergency.clock import FakeClock
 from emergency.model import Action
 from emergency.outbox import Outbox
@@ -182,7 +183,8 @@ def test_rows_survive_reopening_the_database(tmp_path, clock):
 
 
 def test_schema_is_added_to_an_existing_database(tmp_path, clock):
-    """A database from before the outbox gains the table on open; reopening is harmless."""
+    """A database from before the outbox gains the table when upgraded (a store opening
+    it refuses until then: schema changes are migrations); reopening is harmless."""
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE emergencies (id TEXT PRIMARY KEY, building TEXT NOT NULL, state TEXT NOT NULL, "
@@ -190,6 +192,11 @@ def test_schema_is_added_to_an_existing_database(tmp_path, clock):
                  "declared_by TEXT NOT NULL, declared_at TEXT NOT NULL, confirm_deadline TEXT NOT NULL, "
                  "activated_at TEXT, expires_at TEXT, ended_at TEXT, end_reason TEXT)")
     conn.commit()
+    conn.close()
+    with pytest.raises(migrations.SchemaBehind):
+        SqliteStore(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.upgrade_sqlite(conn)
     conn.close()
     for _ in range(2):
         s = SqliteStore(path)
