@@ -11,6 +11,7 @@ first local codec of a profile, so the level is stated by rewriting the answer t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
 from aiortc.codecs import CODECS
@@ -27,7 +28,7 @@ def profile_of(profile_level_id: str) -> H264Profile | None:
         return None
 
 
-def _pli(params: dict) -> str:
+def _pli(params: Mapping[str, object]) -> str:
     return str(params.get("profile-level-id", "42e01f")).lower()
 
 
@@ -37,7 +38,7 @@ def _register_extra_profiles() -> None:
     for pli in _EXTRA_PROFILES:
         if pli in known:
             continue
-        payload_type = max(c.payloadType for c in CODECS["video"]) + 1
+        payload_type = max(c.payloadType or 0 for c in CODECS["video"]) + 1
         CODECS["video"] += [
             RTCRtpCodecParameters(
                 mimeType=H264, clockRate=90000, payloadType=payload_type, rtcpFeedback=list(base.rtcpFeedback),

@@ -331,7 +331,7 @@ def _audit(gw, request: Request, form: dict[str, str] | None, response: JSONResp
                         details={"token_id": issued["token_id"], "scope": issued["scope"],
                                  "ttl_seconds": CLIENT_TOKEN_TTL, "amr": [CLIENT_CREDENTIALS_AMR]})
         return
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     gw.metrics.auth_failures.inc()
     gw.audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=client, object=f"account:{client}", outcome="failure",
                     source=source, reason=f"{body.get('error')}: {body.get('error_description')}",

@@ -132,7 +132,9 @@ class Gateway:
                     self.media.register(connection.camera_id, stream, url)
         self._ticker: asyncio.Task[None] | None = None
         self._live_scope: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
-        self.outbox = self.emergencies.outbox
+        outbox = self.emergencies.outbox
+        assert outbox is not None, "open_domain gives the service its outbox"
+        self.outbox = outbox
         self.requests = AccessRequests(config.site, self.store, self.audit, self.clock, self.emergencies)
         self.records = RecordsService(config.site, self.store, self.audit, self.clock, self.emergencies)
         self.receipts = Receipts(self.store, self.clock)

@@ -418,7 +418,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     if not password_ok:
         raise refuse("bad password")
 
-    amr = AMR_PASSWORD
+    amr: tuple[str, ...] = AMR_PASSWORD
     if login_cfg.has_totp:
         if not body.totp:
             raise refuse("TOTP code missing")

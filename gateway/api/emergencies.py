@@ -87,7 +87,6 @@ def change(emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: 
            source: SourceDep) -> dict[str, Any]:
     if body.action is None and body.threat_basis is None:
         raise ApiError(422, "invalid_request", "send 'action' and/or 'threat_basis'")
-    emergency = None
     if body.threat_basis is not None:
         emergency = gw.emergencies.set_threat_basis(who, emergency_id, body.threat_basis, source=source)
     if body.action is not None:
