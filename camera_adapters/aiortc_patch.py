@@ -10,6 +10,9 @@ changes nothing):
   (each access unit packetised once per camera, not once per viewer) and its NACK history
   holds :data:`~camera_adapters.sendpath.RTP_HISTORY_PACKETS` packets
   (``aiortc.rtcrtpsender.get_encoder`` and ``RTP_HISTORY_SIZE``);
+* H.264 Main and High profiles (:data:`EXTRA_H264_PROFILES`) in aiortc's codec table beside
+  its constrained baseline, so an answer can announce a passthrough camera's real profile
+  (``aiortc.codecs.CODECS``; gateway/h264_profiles.py chooses among them);
 * only when :func:`choose_sender` allows it, ``RTCRtpSender._run_rtp``, ``_retransmit``
   and ``_send_keyframe`` are wrapped so that a PacketTrack's sender on a plain UDP pair
   is the lean C send loop (:mod:`camera_adapters.fastsend`, ``camera_adapters/_rtpsend.c``)
@@ -36,6 +39,7 @@ import aiortc
 import aiortc.codecs.h264 as _h264
 import aiortc.rtcrtpsender as _rtcrtpsender
 import pylibsrtp
+from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -61,11 +65,14 @@ _OFF = ("0", "off", "false", "no")
 
 LEAN_SENDER = "lean C send loop (camera_adapters/_rtpsend.c)"
 STOCK_SENDER = "aiortc's own sender"
+# Main and High at level 3.1; the answer rewrites the level to the stream's own.
+EXTRA_H264_PROFILES = ("4d001f", "64001f")
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 
 _STOCK_PACKET_MAX: int = _h264.PACKET_MAX
 _STOCK_GET_ENCODER = getattr(_rtcrtpsender, "get_encoder")  # noqa: B009  (not exported)
 _STOCK_HISTORY_SIZE: int = getattr(_rtcrtpsender, "RTP_HISTORY_SIZE")  # noqa: B009
+_STOCK_VIDEO_CODECS = list(CODECS["video"])
 _STOCK_RUN_RTP = RTCRtpSender._run_rtp
 _STOCK_RETRANSMIT = RTCRtpSender._retransmit
 _STOCK_SEND_KEYFRAME = RTCRtpSender._send_keyframe
@@ -150,6 +157,7 @@ def install() -> SenderChoice:
     from .sendpath import RTP_HISTORY_PACKETS, get_encoder
 
     _h264.PACKET_MAX = RTP_PAYLOAD_MAX
+    _register_h264_profiles()
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
     choice = choose_sender(installed_versions(), fastsend.extension_built(),
@@ -163,10 +171,30 @@ def install() -> SenderChoice:
     return choice
 
 
+def _register_h264_profiles() -> None:
+    video = CODECS["video"]
+    known = {str(c.parameters.get("profile-level-id", "")).lower() for c in video if c.mimeType == "video/H264"}
+    base = next(c for c in video if c.mimeType == "video/H264")
+    for pli in EXTRA_H264_PROFILES:
+        if pli in known:
+            continue
+        payload_type = max(c.payloadType or 0 for c in video) + 1
+        video += [
+            RTCRtpCodecParameters(
+                mimeType="video/H264", clockRate=90000, payloadType=payload_type,
+                rtcpFeedback=list(base.rtcpFeedback),
+                parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1", "profile-level-id": pli},
+            ),
+            RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=payload_type + 1,
+                                  parameters={"apt": payload_type}),
+        ]
+
+
 def uninstall() -> None:
     """aiortc as shipped again (tests; A/B benchmarks). Senders already running keep theirs."""
     global _choice, _make_lean
     _h264.PACKET_MAX = _STOCK_PACKET_MAX
+    CODECS["video"][:] = _STOCK_VIDEO_CODECS
     setattr(_rtcrtpsender, "get_encoder", _STOCK_GET_ENCODER)  # noqa: B010
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", _STOCK_HISTORY_SIZE)  # noqa: B010
     setattr(RTCRtpSender, "_run_rtp", _STOCK_RUN_RTP)  # noqa: B010

@@ -3,7 +3,7 @@
 Passthrough sends the camera's bitstream as is, so the answer must announce what the
 stream really is: a strict decoder may refuse a High-profile stream announced as
 baseline. aiortc negotiates only constrained baseline (42001f, 42e01f), so Main and High
-are registered with it once; the answer prefers the stream's profile when the offer
+are registered with it (camera_adapters.aiortc_patch.install); the answer prefers the stream's profile when the offer
 accepts it, and its fmtp carries the stream's exact profile-level-id (aiortc picks the
 first local codec of a profile, so the level is stated by rewriting the answer text).
 """
@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
-from aiortc.codecs import CODECS
+from aiortc import RTCRtpCodecCapability, RTCRtpSender
 from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
 
 H264 = "video/H264"
-_EXTRA_PROFILES = ("4d001f", "64001f")  # Main, High at level 3.1; the answer states the real level
 
 
 def profile_of(profile_level_id: str) -> H264Profile | None:
@@ -30,26 +28,6 @@ def profile_of(profile_level_id: str) -> H264Profile | None:
 
 def _pli(params: Mapping[str, object]) -> str:
     return str(params.get("profile-level-id", "42e01f")).lower()
-
-
-def _register_extra_profiles() -> None:
-    known = {_pli(c.parameters) for c in CODECS["video"] if c.mimeType == H264}
-    base = next(c for c in CODECS["video"] if c.mimeType == H264)
-    for pli in _EXTRA_PROFILES:
-        if pli in known:
-            continue
-        payload_type = max(c.payloadType or 0 for c in CODECS["video"]) + 1
-        CODECS["video"] += [
-            RTCRtpCodecParameters(
-                mimeType=H264, clockRate=90000, payloadType=payload_type, rtcpFeedback=list(base.rtcpFeedback),
-                parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1", "profile-level-id": pli},
-            ),
-            RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=payload_type + 1,
-                                  parameters={"apt": payload_type}),
-        ]
-
-
-_register_extra_profiles()
 
 
 def offered_profiles(offer_sdp: str) -> set[H264Profile]:

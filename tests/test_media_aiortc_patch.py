@@ -132,7 +132,7 @@ def test_install_on_another_aiortc_keeps_aiortcs_sender() -> None:
 PRIVATE = re.compile(
     r"_RTC\w+__|_HeaderExtensionsMap__|\._nominated\b|\._tx_srtp\b|\._state\b.*DtlsState|pylibsrtp\._binding"
     r"|\._split_bitstream\b|\._packetize\w*|_SelectorDatagramTransport|\.RTP_HISTORY_SIZE\b|PACKET_MAX\s*="
-    r"|\bget_encoder\s*=|RTCRtpSender\.\w+\s*=|setattr\(\s*(RTCRtpSender|_rtcrtpsender|_h264)"
+    r"|\bget_encoder\s*=|RTCRtpSender\.\w+\s*=|setattr\(\s*(RTCRtpSender|_rtcrtpsender|_h264)|\bCODECS\b"
 )
 
 
