@@ -5,5 +5,12 @@ Everything else is in pyproject.toml; setuptools reads both.
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("camera_adapters._rtpsend", ["camera_adapters/_rtpsend.c"],
-                             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"])])
+setup(
+    ext_modules=[
+        Extension(
+            "camera_adapters._rtpsend",
+            ["camera_adapters/_rtpsend.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ]
+)

@@ -43,8 +43,14 @@ OFFICER = Actor("officer-17", Role.OFFICER, "village-pd", (), mfa=True)
 def open_log(work: Path, mirror: bool, every: int = 1000) -> tuple[SqliteStore, AuditLog]:
     store = SqliteStore(work / "audit.db")
     signer = CheckpointSigner.load_or_create(work / "secrets", "bench")
-    audit = AuditLog(store, SystemClock(), "bench", signer=signer, checkpoint_every=every,
-                     mirror=FileMirror(work / "audit.jsonl") if mirror else None)
+    audit = AuditLog(
+        store,
+        SystemClock(),
+        "bench",
+        signer=signer,
+        checkpoint_every=every,
+        mirror=FileMirror(work / "audit.jsonl") if mirror else None,
+    )
     return store, audit
 
 
@@ -57,8 +63,14 @@ def bench_append(work: Path, threads: int, seconds: float, mirror: bool) -> None
         mine = latencies[i]
         n = 0
         while (t0 := time.perf_counter()) < stop:
-            audit.append("view.started", actor=OFFICER, object=f"camera:c{n % 40}", source="10.20.30.40",
-                         reason="live grant", details={"session": f"s-{i}-{n}", "grant": "g-1", "stream": "sub"})
+            audit.append(
+                "view.started",
+                actor=OFFICER,
+                object=f"camera:c{n % 40}",
+                source="10.20.30.40",
+                reason="live grant",
+                details={"session": f"s-{i}-{n}", "grant": "g-1", "stream": "sub"},
+            )
             mine.append(time.perf_counter() - t0)
             n += 1
 
@@ -72,12 +84,18 @@ def bench_append(work: Path, threads: int, seconds: float, mirror: bool) -> None
     all_lat = sorted(x for lat in latencies for x in lat)
     n = len(all_lat)
     result = audit.verify(mirror_grace_seconds=3600)
-    print(f"append: {threads} threads x {seconds:.0f} s, durable commits (WAL, synchronous=FULL)"
-          f"{', file mirror fsync per commit' if mirror else ''}")
-    print(f"  {n} entries in {elapsed:.2f} s = {n / elapsed:,.0f} entries/s; {audit.batches} commits "
-          f"({audit.batches / elapsed:,.0f}/s, {n / max(audit.batches, 1):.1f} entries/commit)")
-    print(f"  latency per append: p50 {statistics.median(all_lat) * 1e3:.2f} ms, "
-          f"p99 {all_lat[int(n * 0.99)] * 1e3:.2f} ms, max {all_lat[-1] * 1e3:.2f} ms")
+    print(
+        f"append: {threads} threads x {seconds:.0f} s, durable commits (WAL, synchronous=FULL)"
+        f"{', file mirror fsync per commit' if mirror else ''}"
+    )
+    print(
+        f"  {n} entries in {elapsed:.2f} s = {n / elapsed:,.0f} entries/s; {audit.batches} commits "
+        f"({audit.batches / elapsed:,.0f}/s, {n / max(audit.batches, 1):.1f} entries/commit)"
+    )
+    print(
+        f"  latency per append: p50 {statistics.median(all_lat) * 1e3:.2f} ms, "
+        f"p99 {all_lat[int(n * 0.99)] * 1e3:.2f} ms, max {all_lat[-1] * 1e3:.2f} ms"
+    )
     print(f"  checkpoints: {result.checkpoints}; verify ok={result.ok}")
     store.close()
 
@@ -87,23 +105,34 @@ def bench_verify(work: Path, entries: int, mirror: bool) -> None:
     t0 = time.perf_counter()
     chunk = 1000
     for start in range(0, entries, chunk):
-        audit.append_many([
-            {"event_type": "view.started", "actor": OFFICER, "object": f"camera:c{(start + i) % 40}",
-             "source": "10.20.30.40", "reason": "live grant",
-             "details": {"session": f"s-{start + i}", "grant": "g-1", "stream": "sub"}}
-            for i in range(min(chunk, entries - start))
-        ])
+        audit.append_many(
+            [
+                {
+                    "event_type": "view.started",
+                    "actor": OFFICER,
+                    "object": f"camera:c{(start + i) % 40}",
+                    "source": "10.20.30.40",
+                    "reason": "live grant",
+                    "details": {"session": f"s-{start + i}", "grant": "g-1", "stream": "sub"},
+                }
+                for i in range(min(chunk, entries - start))
+            ]
+        )
     fill = time.perf_counter() - t0
     size = (work / "audit.db").stat().st_size + (work / "audit.db-wal").stat().st_size
-    print(f"verify: {entries:,} entries written in bulk in {fill:.1f} s ({entries / fill:,.0f}/s); "
-          f"database {size / 1e6:.0f} MB" + (f", mirror {(work / 'audit.jsonl').stat().st_size / 1e6:.0f} MB"
-                                             if mirror else ""))
+    print(
+        f"verify: {entries:,} entries written in bulk in {fill:.1f} s ({entries / fill:,.0f}/s); "
+        f"database {size / 1e6:.0f} MB"
+        + (f", mirror {(work / 'audit.jsonl').stat().st_size / 1e6:.0f} MB" if mirror else "")
+    )
     for label in ("first run", "second run"):
         t0 = time.perf_counter()
         result = audit.verify(mirror_grace_seconds=3600)
         took = time.perf_counter() - t0
-        print(f"  verify ({label}): {took:.2f} s, {result.checked / took:,.0f} entries/s; ok={result.ok}, "
-              f"{result.checkpoints} checkpoints, mirror: {result.mirror}")
+        print(
+            f"  verify ({label}): {took:.2f} s, {result.checked / took:,.0f} entries/s; ok={result.ok}, "
+            f"{result.checkpoints} checkpoints, mirror: {result.mirror}"
+        )
     store.close()
 
 

@@ -75,8 +75,13 @@ if str(ROOT) not in sys.path:
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 CAMERA_ID = "hs-front"
-LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
-            "threat_basis": "Relay benchmark: simulated armed intruder.", "drill": True}
+LOCKDOWN = {
+    "building": "lincoln-hs",
+    "action": "LOCKDOWN",
+    "incident_type": "armed_intruder",
+    "threat_basis": "Relay benchmark: simulated armed intruder.",
+    "drill": True,
+}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -128,8 +133,8 @@ class RssSampler(threading.Thread):
 class FrameCounter:
     """Counts complete frames from clear RTP headers (see the module docstring)."""
 
-    t_post: float = 0.0          # perf_counter just before the WHEP POST
-    ttff: float | None = None    # seconds
+    t_post: float = 0.0  # perf_counter just before the WHEP POST
+    ttff: float | None = None  # seconds
     window: tuple[float, float] = (math.inf, math.inf)  # time.time() bounds
     ssrc: bytes | None = None
     last_seq: int = -1
@@ -142,8 +147,8 @@ class FrameCounter:
     in_window: int = 0
     broken_in_window: int = 0
     gaps: int = 0
-    skipped_in_window: int = 0   # frames never sent: RTP timestamp jumped (hub/source drop)
-    frame_ticks: int = 6000      # 90 kHz ticks per frame at the nominal rate
+    skipped_in_window: int = 0  # frames never sent: RTP timestamp jumped (hub/source drop)
+    frame_ticks: int = 6000  # 90 kHz ticks per frame at the nominal rate
 
     def packet(self, data: bytes) -> None:
         ssrc = data[8:12]
@@ -204,8 +209,9 @@ def _install_counter_hook(counters: dict) -> None:
     Connection.data_received = data_received
 
 
-async def _load(index: int, count: int, base_url: str, token: str, ramp_interval: float,
-                conn, probe_seconds: float) -> None:
+async def _load(
+    index: int, count: int, base_url: str, token: str, ramp_interval: float, conn, probe_seconds: float
+) -> None:
     import httpx
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -225,9 +231,11 @@ async def _load(index: int, count: int, base_url: str, token: str, ramp_interval
             await pc.setLocalDescription(await pc.createOffer())
             counters[transceiver.receiver.transport.transport._connection] = counter
             counter.t_post = time.perf_counter()
-            resp = await client.post(f"/whep/{CAMERA_ID}", content=pc.localDescription.sdp,
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/sdp"})
+            resp = await client.post(
+                f"/whep/{CAMERA_ID}",
+                content=pc.localDescription.sdp,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"},
+            )
             if resp.status_code != 201:
                 failures.append(f"{resp.status_code} {resp.text[:200]}")
                 return
@@ -250,19 +258,32 @@ async def _load(index: int, count: int, base_url: str, token: str, ramp_interval
         for _, counter in viewers:
             counter.window = (t0, t1)
         await asyncio.sleep(max(0.0, t1 - time.time()) + 0.5 + probe_seconds)
-        conn.send(("result", [
-            {"ttff": c.ttff, "in_window": c.in_window, "broken_in_window": c.broken_in_window,
-             "complete": c.complete, "incomplete": c.incomplete, "packets": c.packets, "gaps": c.gaps, "skipped_in_window": c.skipped_in_window}
-            for _, c in viewers
-        ]))
+        conn.send(
+            (
+                "result",
+                [
+                    {
+                        "ttff": c.ttff,
+                        "in_window": c.in_window,
+                        "broken_in_window": c.broken_in_window,
+                        "complete": c.complete,
+                        "incomplete": c.incomplete,
+                        "packets": c.packets,
+                        "gaps": c.gaps,
+                        "skipped_in_window": c.skipped_in_window,
+                    }
+                    for _, c in viewers
+                ],
+            )
+        )
         await loop.run_in_executor(None, conn.recv)  # "stop"
         counters.clear()
-        await asyncio.gather(*(asyncio.wait_for(pc.close(), 5) for pc, _ in viewers),
-                             return_exceptions=True)
+        await asyncio.gather(*(asyncio.wait_for(pc.close(), 5) for pc, _ in viewers), return_exceptions=True)
 
 
-def load_process(index: int, count: int, base_url: str, token: str, ramp_interval: float, conn,
-                 probe_seconds: float) -> None:
+def load_process(
+    index: int, count: int, base_url: str, token: str, ramp_interval: float, conn, probe_seconds: float
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_load(index, count, base_url, token, ramp_interval, conn, probe_seconds))
 
@@ -313,8 +334,9 @@ def write_site(work: Path, camera_url: str) -> Path:
 
 
 def sightline(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     if out.returncode != 0:
         raise RuntimeError(f"sightline {' '.join(args)} failed: {out.stderr}")
     return out.stdout.strip()
@@ -364,8 +386,11 @@ async def join_once(base: str, token: str, frames: int) -> FrameCounter:
     counter.t_post = time.perf_counter()
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         headers = {"Authorization": f"Bearer {token}"}
-        r = await client.post(f"/whep/{CAMERA_ID}", content=pc.localDescription.sdp,
-                              headers={**headers, "Content-Type": "application/sdp"})
+        r = await client.post(
+            f"/whep/{CAMERA_ID}",
+            content=pc.localDescription.sdp,
+            headers={**headers, "Content-Type": "application/sdp"},
+        )
         if r.status_code != 201:
             raise RuntimeError(f"warm-up WHEP failed: {r.status_code} {r.text}")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
@@ -381,8 +406,11 @@ async def warm_up(base: str, token: str) -> None:
     counter = await join_once(base, token, 15)
     if counter.complete == 0:
         raise RuntimeError("warm-up viewer got no frame in 30 s (camera or gateway broken)")
-    print(f"warm-up viewer: cold TTFF {counter.ttff * 1000:.0f} ms (includes RTSP connect), "
-          f"{counter.complete} frames, {counter.packets} packets", flush=True)
+    print(
+        f"warm-up viewer: cold TTFF {counter.ttff * 1000:.0f} ms (includes RTSP connect), "
+        f"{counter.complete} frames, {counter.packets} packets",
+        flush=True,
+    )
 
 
 async def probe_joins(base: str, token: str, count: int) -> list[float]:
@@ -438,17 +466,23 @@ class Report:
         t0, t1 = self.marks["window_start"], self.marks["window_end"]
         steady = [(t, m) for t, m in self.rss if t0 <= t <= t1]
         return {
-            "viewers": n, "connected": sum(1 for v in self.viewers if v["ttff"] is not None),
+            "viewers": n,
+            "connected": sum(1 for v in self.viewers if v["ttff"] is not None),
             "window_s": round(self.window_s, 1),
-            "cpu_idle_pct": round(self.idle_pct, 2), "cpu_window_pct": round(self.window_pct, 2),
+            "cpu_idle_pct": round(self.idle_pct, 2),
+            "cpu_window_pct": round(self.window_pct, 2),
             "cpu_per_viewer_pct": round((self.window_pct - self.idle_pct) / n, 4) if n else None,
-            "ttff_ms_p50": round(pct(ttff, 0.5)), "ttff_ms_p95": round(pct(ttff, 0.95)),
+            "ttff_ms_p50": round(pct(ttff, 0.5)),
+            "ttff_ms_p95": round(pct(ttff, 0.95)),
             "ttff_ms_max": round(max(ttff)) if ttff else None,
             "frames_expected_per_viewer": expected,
-            "frames_received_min": min(got, default=0), "frames_received_median": statistics.median(got) if got else 0,
+            "frames_received_min": min(got, default=0),
+            "frames_received_median": statistics.median(got) if got else 0,
             "frames_received_max": max(got, default=0),
-            "frames_lost_min": min(lost, default=0), "frames_lost_median": statistics.median(lost) if lost else 0,
-            "frames_lost_max": max(lost, default=0), "frames_lost_total": sum(lost),
+            "frames_lost_min": min(lost, default=0),
+            "frames_lost_median": statistics.median(lost) if lost else 0,
+            "frames_lost_max": max(lost, default=0),
+            "frames_lost_total": sum(lost),
             "frames_expected_total": expected * n,
             "incomplete_frames_total": sum(v["broken_in_window"] for v in self.viewers),
             "rtp_gaps_total": sum(v["gaps"] for v in self.viewers),
@@ -467,29 +501,51 @@ class Report:
         f = self.figures()
         a = self.args
         print()
-        print(f"Sightline relay benchmark: {a.viewers} non-decoding viewers of one {a.width}x{a.height} "
-              f"{a.fps} fps ~{a.kbps / 1000:g} Mbps H.264 camera ({a.source}), {a.procs} load processes")
+        print(
+            f"Sightline relay benchmark: {a.viewers} non-decoding viewers of one {a.width}x{a.height} "
+            f"{a.fps} fps ~{a.kbps / 1000:g} Mbps H.264 camera ({a.source}), {a.procs} load processes"
+        )
         print("-" * 78)
         rows = [
-            ("viewers connected", f"{f['connected']} / {a.viewers}" + (f"  ({f['failures']} failures)" if f["failures"] else "")),
+            (
+                "viewers connected",
+                f"{f['connected']} / {a.viewers}" + (f"  ({f['failures']} failures)" if f["failures"] else ""),
+            ),
             ("steady window", f"{f['window_s']} s (after ramp + {a.settle:g} s settle)"),
             ("gateway CPU, 0 viewers (camera pulled)", f"{f['cpu_idle_pct']:.2f} % of one core"),
             ("gateway CPU, window", f"{f['cpu_window_pct']:.2f} % of one core"),
             ("CPU per viewer-stream", f"{f['cpu_per_viewer_pct']:.3f} % of one core   (target <= 0.18)"),
-            ("TTFF, joins at steady load p50/p95/max", f"{f['probe_ttff_ms_p50']} / {f['probe_ttff_ms_p95']} / "
-                                                       f"{f['probe_ttff_ms_max']} ms  ({len(self.probes)} sequential probes;"
-                                                       " target p50 <= 250)"),
-            ("TTFF, during ramp p50/p95/max", f"{f['ttff_ms_p50']} / {f['ttff_ms_p95']} / {f['ttff_ms_max']} ms"
-                                              f"  ({a.ramp:g} joins/s)"),
+            (
+                "TTFF, joins at steady load p50/p95/max",
+                f"{f['probe_ttff_ms_p50']} / {f['probe_ttff_ms_p95']} / "
+                f"{f['probe_ttff_ms_max']} ms  ({len(self.probes)} sequential probes;"
+                " target p50 <= 250)",
+            ),
+            (
+                "TTFF, during ramp p50/p95/max",
+                f"{f['ttff_ms_p50']} / {f['ttff_ms_p95']} / {f['ttff_ms_max']} ms  ({a.ramp:g} joins/s)",
+            ),
             ("frames expected per viewer", f"{f['frames_expected_per_viewer']}  ({a.fps} fps x window)"),
-            ("frames received min/median/max", f"{f['frames_received_min']} / {f['frames_received_median']} / {f['frames_received_max']}"),
-            ("frames lost min/median/max", f"{f['frames_lost_min']} / {f['frames_lost_median']} / {f['frames_lost_max']}"),
-            ("frames lost total", f"{f['frames_lost_total']} of {f['frames_expected_total']}"
-                                  f"  (never sent {f['skipped_frames_total']}, incomplete "
-                                  f"{f['incomplete_frames_total']}, RTP seq gaps {f['rtp_gaps_total']})"),
+            (
+                "frames received min/median/max",
+                f"{f['frames_received_min']} / {f['frames_received_median']} / {f['frames_received_max']}",
+            ),
+            (
+                "frames lost min/median/max",
+                f"{f['frames_lost_min']} / {f['frames_lost_median']} / {f['frames_lost_max']}",
+            ),
+            (
+                "frames lost total",
+                f"{f['frames_lost_total']} of {f['frames_expected_total']}"
+                f"  (never sent {f['skipped_frames_total']}, incomplete "
+                f"{f['incomplete_frames_total']}, RTP seq gaps {f['rtp_gaps_total']})",
+            ),
             ("gateway RSS start -> end", f"{f['rss_mb_start']} -> {f['rss_mb_end']} MB"),
-            ("RSS growth (fit / last-first)", f"{f['rss_growth_mb_fit']} / {f['rss_growth_mb_last_minus_first']} MB "
-                                              f"over {f['window_s']} s   (target <= 5 MB / 600 s, 50 viewers)"),
+            (
+                "RSS growth (fit / last-first)",
+                f"{f['rss_growth_mb_fit']} / {f['rss_growth_mb_last_minus_first']} MB "
+                f"over {f['window_s']} s   (target <= 5 MB / 600 s, 50 viewers)",
+            ),
         ]
         for k, v in rows:
             print(f"{k:<40} {v}")
@@ -517,9 +573,26 @@ def run(args: argparse.Namespace) -> Report:
     try:
         if args.source == "rtsp":
             cam_port = free_port()
-            procs.append(Proc([SYSTEM_PYTHON, str(ROOT / "bench" / "rtsp_camera.py"), "--port", str(cam_port),
-                               "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),
-                               "--kbps", str(args.kbps)], work / "camera.log", ready="READY"))
+            procs.append(
+                Proc(
+                    [
+                        SYSTEM_PYTHON,
+                        str(ROOT / "bench" / "rtsp_camera.py"),
+                        "--port",
+                        str(cam_port),
+                        "--width",
+                        str(args.width),
+                        "--height",
+                        str(args.height),
+                        "--fps",
+                        str(args.fps),
+                        "--kbps",
+                        str(args.kbps),
+                    ],
+                    work / "camera.log",
+                    ready="READY",
+                )
+            )
             camera_url = f"rtsp://127.0.0.1:{cam_port}/cam"
         else:
             camera_url = f"synthetic://bench?w={args.width}&h={args.height}&fps={args.fps}"
@@ -529,8 +602,23 @@ def run(args: argparse.Namespace) -> Report:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        gw = Proc([sys.executable, "-m", "gateway.cli", "serve", "--config", str(site), "--host", "127.0.0.1",
-                   "--port", str(port)], work / "gateway.log", cwd=ROOT, env=env)
+        gw = Proc(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(site),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            work / "gateway.log",
+            cwd=ROOT,
+            env=env,
+        )
         procs.append(gw)
         wait_health(base, gw)
         pid = gw.p.pid
@@ -555,8 +643,11 @@ def run(args: argparse.Namespace) -> Report:
             if not count:
                 continue
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=load_process, args=(i, count, base, officer, ramp_interval, child,
-                                                                 args.probes * 2.0 + 5), daemon=True)
+            p = ctx.Process(
+                target=load_process,
+                args=(i, count, base, officer, ramp_interval, child, args.probes * 2.0 + 5),
+                daemon=True,
+            )
             p.start()
             loaders.append((p, parent))
         report.marks["ramp_start"] = time.time()
@@ -566,8 +657,11 @@ def run(args: argparse.Namespace) -> Report:
             _, n, failures = pipe.recv()
             report.failures += failures
         report.marks["ready"] = time.time()
-        print(f"{args.viewers} viewers started in {report.marks['ready'] - report.marks['ramp_start']:.1f} s "
-              f"({len(report.failures)} failures)", flush=True)
+        print(
+            f"{args.viewers} viewers started in {report.marks['ready'] - report.marks['ramp_start']:.1f} s "
+            f"({len(report.failures)} failures)",
+            flush=True,
+        )
 
         t0 = time.time() + args.settle
         t1 = t0 + args.duration
@@ -621,8 +715,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds between ramp and window")
     parser.add_argument("--baseline", type=float, default=15.0, help="seconds of 0-viewer CPU measurement")
     parser.add_argument("--rss-interval", type=float, default=5.0)
-    parser.add_argument("--probes", type=int, default=10,
-                        help="sequential extra viewers after the window, for TTFF under steady load")
+    parser.add_argument(
+        "--probes", type=int, default=10, help="sequential extra viewers after the window, for TTFF under steady load"
+    )
     parser.add_argument("--source", choices=("rtsp", "synthetic"), default="rtsp")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
@@ -637,8 +732,9 @@ def main() -> int:
     report = run(args)
     figures = report.print()
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "figures": figures,
-                                               "rss": report.rss, "viewers": report.viewers}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "figures": figures, "rss": report.rss, "viewers": report.viewers}, indent=1)
+        )
     return 0
 
 

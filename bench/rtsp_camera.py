@@ -24,7 +24,7 @@ def launch_line(width: int, height: int, fps: int, kbps: int, gop: int) -> str:
     return (
         "( videotestsrc is-live=true pattern=smpte horizontal-speed=4 "
         f"! video/x-raw,width={width},height={height},framerate={fps}/1 "
-        "! clockoverlay time-format=\"%H:%M:%S\" ! videoconvert "
+        '! clockoverlay time-format="%H:%M:%S" ! videoconvert '
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bframes=0 "
         f"bitrate={kbps} pass=cbr vbv-buf-capacity=1000 "
         "! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 )"

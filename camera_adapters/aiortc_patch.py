@@ -117,16 +117,18 @@ def version_problems(versions: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def choose_sender(versions: Mapping[str, str], extension_built: bool, mode: str = "1",
-                  selector_transport: bool = True) -> SenderChoice:
+def choose_sender(
+    versions: Mapping[str, str], extension_built: bool, mode: str = "1", selector_transport: bool = True
+) -> SenderChoice:
     """The lean sender if everything it relies on is here, else aiortc's own, with why."""
     mode = mode.strip().lower()
     if mode in _OFF:
         return SenderChoice(False, f"RTP sender: {STOCK_SENDER}, because {MODE_ENV}={mode} turns the lean sender off")
     reasons = []
     if not extension_built:
-        reasons.append("the C extension camera_adapters/_rtpsend is not built: "
-                       "run pip install -e . with a C compiler installed")
+        reasons.append(
+            "the C extension camera_adapters/_rtpsend is not built: run pip install -e . with a C compiler installed"
+        )
     problems = version_problems(versions)
     if problems and mode != "force":
         reasons += problems
@@ -160,8 +162,9 @@ def install() -> SenderChoice:
     _register_h264_profiles()
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
-    choice = choose_sender(installed_versions(), fastsend.extension_built(),
-                           os.environ.get(MODE_ENV, "1"), _SELECTOR_DGRAM is not None)
+    choice = choose_sender(
+        installed_versions(), fastsend.extension_built(), os.environ.get(MODE_ENV, "1"), _SELECTOR_DGRAM is not None
+    )
     if choice.lean:
         _make_lean = fastsend.make_lean
         setattr(RTCRtpSender, "_run_rtp", _run_rtp)  # noqa: B010  (mypy: method-assign)
@@ -181,12 +184,15 @@ def _register_h264_profiles() -> None:
         payload_type = max(c.payloadType or 0 for c in video) + 1
         video += [
             RTCRtpCodecParameters(
-                mimeType="video/H264", clockRate=90000, payloadType=payload_type,
+                mimeType="video/H264",
+                clockRate=90000,
+                payloadType=payload_type,
                 rtcpFeedback=list(base.rtcpFeedback),
                 parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1", "profile-level-id": pli},
             ),
-            RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=payload_type + 1,
-                                  parameters={"apt": payload_type}),
+            RTCRtpCodecParameters(
+                mimeType="video/rtx", clockRate=90000, payloadType=payload_type + 1, parameters={"apt": payload_type}
+            ),
         ]
 
 
@@ -258,8 +264,10 @@ def _send_keyframe(self: RTCRtpSender) -> None:
 def sent_sample(sender: RTCRtpSender) -> tuple[int, int]:
     """(RTP timestamp, NTP timestamp) of the last unit ``sender`` sent, as its RTCP sender
     report carries them; the NTP timestamp is 0 before the first."""
-    return (int(getattr(sender, "_RTCRtpSender__rtp_timestamp", 0)),
-            int(getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)))
+    return (
+        int(getattr(sender, "_RTCRtpSender__rtp_timestamp", 0)),
+        int(getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)),
+    )
 
 
 def srtp_protect_addresses(session: pylibsrtp.Session) -> tuple[int, int]:
@@ -350,6 +358,7 @@ class SenderLink:
 
 
 # aiortc's H.264 packetiser, whose steps are private static methods of H264Encoder
+
 
 def h264_split_nal_units(data: bytes) -> Iterator[bytes]:
     """The NAL units of an Annex-B access unit, without start codes."""

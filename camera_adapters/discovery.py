@@ -84,7 +84,7 @@ def _scope(scopes: tuple[str, ...], kind: str) -> str | None:
     prefix = f"{SCOPE_PREFIX}{kind}/"
     for scope in scopes:
         if scope.lower().startswith(prefix.lower()):
-            return unquote(scope[len(prefix):]) or None
+            return unquote(scope[len(prefix) :]) or None
     return None
 
 
@@ -104,14 +104,16 @@ def parse_probe_matches(data: bytes, message_id: str) -> list[DiscoveredDevice]:
         if not address:
             continue
         scopes = tuple((_text(match, "Scopes") or "").split())
-        devices.append(DiscoveredDevice(
-            address=address,
-            xaddrs=tuple((_text(match, "XAddrs") or "").split()),
-            name=_scope(scopes, "name"),
-            hardware=_scope(scopes, "hardware"),
-            scopes=scopes,
-            location=_scope(scopes, "location"),
-        ))
+        devices.append(
+            DiscoveredDevice(
+                address=address,
+                xaddrs=tuple((_text(match, "XAddrs") or "").split()),
+                name=_scope(scopes, "name"),
+                hardware=_scope(scopes, "hardware"),
+                scopes=scopes,
+                location=_scope(scopes, "location"),
+            )
+        )
     return devices
 
 
@@ -128,16 +130,16 @@ class _Collector(asyncio.DatagramProtocol):
         log.debug("WS-Discovery socket error: %s", exc)
 
 
-async def discover(timeout: float = 3.0, *,
-                   targets: Sequence[tuple[str, int]] = (MULTICAST,)) -> list[DiscoveredDevice]:
+async def discover(
+    timeout: float = 3.0, *, targets: Sequence[tuple[str, int]] = (MULTICAST,)
+) -> list[DiscoveredDevice]:
     """Probe ``targets`` and return every distinct device that answered within ``timeout``."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
     sock.bind(("0.0.0.0", 0))
     message_id = f"uuid:{uuid.uuid4()}"
-    transport, collector = await loop.create_datagram_endpoint(
-        lambda: _Collector(message_id), sock=sock)
+    transport, collector = await loop.create_datagram_endpoint(lambda: _Collector(message_id), sock=sock)
     try:
         message = probe_message(message_id)
         for target in targets:

@@ -192,15 +192,22 @@ class LeanSender:
         ts = (self._ts_origin + pts) & 0xFFFFFFFF
         first = self._seq
         self._seq, wire, err, unsent = _rtpsend.send_unit(
-            self._protect, self._ctx, self._fd, self._addr, self._header(ts, now), first,
-            payloads, self._gso, not buffered)
+            self._protect,
+            self._ctx,
+            self._fd,
+            self._addr,
+            self._header(ts, now),
+            first,
+            payloads,
+            self._gso,
+            not buffered,
+        )
         self._remember(first, ts, payloads)
         if unsent is not None:
             if err not in (0, errno.EAGAIN, errno.EWOULDBLOCK):
                 self._gso = False
                 stats["gso_disabled"] += 1
-                log.info("UDP GSO unavailable on this path (%s); sending datagrams one by one",
-                         os.strerror(err))
+                log.info("UDP GSO unavailable on this path (%s); sending datagrams one by one", os.strerror(err))
             sendto, addr = transport.sendto, self._addr
             for datagram in unsent:  # keeps order behind what asyncio already buffered
                 sendto(datagram, addr)

@@ -32,9 +32,7 @@ class H264Encoder:
             "preset": "ultrafast",
             "tune": "zerolatency",
             "profile": "baseline",
-            "x264-params": (
-                f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1"
-            ),
+            "x264-params": (f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1"),
         }
         self._ctx = ctx
 

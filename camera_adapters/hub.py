@@ -49,8 +49,7 @@ class _LoopSink:
 class Hub:
     """Starts ingest with the first viewer and stops it ``idle_timeout`` after the last."""
 
-    def __init__(self, url: str, source_factory: SourceFactory, *,
-                 idle_timeout: float, queue_frames: int) -> None:
+    def __init__(self, url: str, source_factory: SourceFactory, *, idle_timeout: float, queue_frames: int) -> None:
         self.url = url
         self._factory = source_factory
         self._idle_timeout = idle_timeout

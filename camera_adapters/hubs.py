@@ -24,8 +24,9 @@ StreamSourceFactory = Callable[[str, str, str, SourceSink], Source]
 class MediaHubs:
     """One hub per (camera_id, stream); one ingest per hub however many viewers."""
 
-    def __init__(self, *, idle_timeout: float = 10.0, queue_frames: int = 120,
-                 source_factory: StreamSourceFactory | None = None) -> None:
+    def __init__(
+        self, *, idle_timeout: float = 10.0, queue_frames: int = 120, source_factory: StreamSourceFactory | None = None
+    ) -> None:
         """``source_factory`` replaces :func:`camera_adapters.factory.make_source` (the
         default) for every stream; it is told which camera and stream it serves."""
         self._idle_timeout = idle_timeout
@@ -48,8 +49,9 @@ class MediaHubs:
             if old.url == url:
                 return
             self._replaced.append(old)
-        self._hubs[key] = Hub(url, self._factory_for(camera_id, stream), idle_timeout=self._idle_timeout,
-                              queue_frames=self._queue_frames)
+        self._hubs[key] = Hub(
+            url, self._factory_for(camera_id, stream), idle_timeout=self._idle_timeout, queue_frames=self._queue_frames
+        )
         if old is not None:
             self._close_soon(old)
 

@@ -64,6 +64,7 @@ def encode_unit(pts: int, keyframe: bool, data: bytes) -> bytes:
 def decode_units(read: Callable[[int], bytes]) -> Iterator[AccessUnit | None]:
     """Access units (None for a heartbeat) from a byte reader (``read(n)`` returns up to n
     bytes, b"" at EOF). Raises SourceError on a malformed stream, stops at a clean end."""
+
     def exactly(n: int, *, eof_ok: bool = False) -> bytes | None:
         chunks, got = [], 0
         while got < n:
@@ -103,8 +104,15 @@ class RelaySource(Source):
     response header ``X-Relay-Peer`` replaces it.
     """
 
-    def __init__(self, url: str, sink: SourceSink, *, headers: Callable[[], dict[str, str]] | None = None,
-                 keep_going: Callable[[], bool] | None = None, peer: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        sink: SourceSink,
+        *,
+        headers: Callable[[], dict[str, str]] | None = None,
+        keep_going: Callable[[], bool] | None = None,
+        peer: str | None = None,
+    ) -> None:
         super().__init__(url, sink)
         self._headers = headers or dict
         self._keep_going = keep_going

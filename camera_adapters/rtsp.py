@@ -104,8 +104,7 @@ class RtspSource(Source):
             if self.transcoding is None:
                 units = self._passthrough(container, stream)
             else:
-                log.info("camera %s sends %s; transcoding once to H.264",
-                         redact(self.url), stream.codec_context.name)
+                log.info("camera %s sends %s; transcoding once to H.264", redact(self.url), stream.codec_context.name)
                 units = self._transcode(container, stream)
             first = True
             for unit in units:
@@ -117,8 +116,9 @@ class RtspSource(Source):
         finally:
             container.close()
 
-    def _video_packets(self, container: av.container.InputContainer,
-                       stream: av.video.stream.VideoStream) -> Iterator[av.Packet[Any]]:
+    def _video_packets(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[av.Packet[Any]]:
         """Video packets only; audio is read and dropped but does not feed the watchdog."""
         last_video = time.monotonic()
         for packet in container.demux():
@@ -132,8 +132,9 @@ class RtspSource(Source):
             last_video = now
             yield packet
 
-    def _passthrough(self, container: av.container.InputContainer,
-                     stream: av.video.stream.VideoStream) -> Iterator[AccessUnit]:
+    def _passthrough(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[AccessUnit]:
         params = ParameterSets(stream.codec_context.extradata)
         assembler = AccessUnitAssembler()
         for packet in self._video_packets(container, stream):
@@ -144,15 +145,19 @@ class RtspSource(Source):
                 data, idr = params.complete(done[0])
                 yield AccessUnit(data, done[1], idr)
 
-    def _transcode(self, container: av.container.InputContainer,
-                   stream: av.video.stream.VideoStream) -> Iterator[AccessUnit]:
+    def _transcode(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[AccessUnit]:
         fps = int(stream.average_rate or stream.guessed_rate or 15)
         encoder: H264Encoder | None = None
         for packet in self._video_packets(container, stream):
             for frame in stream.codec_context.decode(packet):
                 if encoder is None:
                     encoder = H264Encoder(frame.width & ~1, frame.height & ~1, fps)
-                pts = (_to_clock(frame.pts, frame.time_base) if frame.pts is not None and frame.time_base
-                       else time.monotonic_ns() * VIDEO_CLOCK // 1_000_000_000)
+                pts = (
+                    _to_clock(frame.pts, frame.time_base)
+                    if frame.pts is not None and frame.time_base
+                    else time.monotonic_ns() * VIDEO_CLOCK // 1_000_000_000
+                )
                 for data, out_pts, key in encoder.encode(frame, pts):
                     yield AccessUnit(data, out_pts, key)

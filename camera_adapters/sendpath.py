@@ -98,7 +98,7 @@ def _fu_a_full(nal: bytes, limit: int) -> list[bytes]:
     out = []
     for i in range(count):
         header = kind | (0x80 if i == 0 else 0) | (0x40 if i == count - 1 else 0)
-        out.append(bytes((indicator, header)) + body[i * step:(i + 1) * step])
+        out.append(bytes((indicator, header)) + body[i * step : (i + 1) * step])
     return out
 
 
@@ -166,4 +166,3 @@ def get_encoder(codec: RTCRtpCodecParameters) -> Encoder:
     if codec.mimeType.lower() == "video/h264":
         return SharedH264Packer()
     return _aiortc_get_encoder(codec)
-

@@ -30,7 +30,7 @@ class SnapshotUnavailable(Exception):
 @dataclass(frozen=True)
 class Snapshot:
     jpeg: bytes
-    captured: float          # wall-clock (time.time()) when the keyframe reached the hub
+    captured: float  # wall-clock (time.time()) when the keyframe reached the hub
     width: int
     height: int
 

@@ -41,9 +41,7 @@ class Source(ABC):
         return self._stopping.is_set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._main, name=f"source {redact(self.url)}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._main, name=f"source {redact(self.url)}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -49,10 +49,8 @@ class Scene:
         stamp = datetime.fromtimestamp(millis / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
         for text, y in ((self.spec.label, 0.1), (f"{stamp} UTC", 0.95)):
             org = (10, int(h * y) + 6)
-            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale,
-                        (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, self._font_scale, (255, 255, 255), 1, cv2.LINE_AA)
         qr = qr_millis_image(millis, self.qr_size)
         top, left = (h - qr.shape[0]) // 2, w - qr.shape[1] - 4
         img[top : top + qr.shape[0], left : left + qr.shape[1]] = qr[..., None]

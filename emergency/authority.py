@@ -36,8 +36,9 @@ def may_see_floor_plan(actor: Actor, building: str, visible: Iterable[Camera]) -
     return any(c.building == building for c in visible)
 
 
-def decide_view(actor: Actor, camera: Camera, grants: Iterable[Grant], now: datetime,
-                held: frozenset[str] = frozenset()) -> Decision:
+def decide_view(
+    actor: Actor, camera: Camera, grants: Iterable[Grant], now: datetime, held: frozenset[str] = frozenset()
+) -> Decision:
     """An officer with MFA may watch a ``normal`` camera that a live grant of their agency
     contains and that no privacy hold (a time-out or restraint in progress) covers."""
     if not may(actor, Permission.WATCH_LIVE):

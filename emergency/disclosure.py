@@ -31,7 +31,7 @@ REDISCLOSURE_NOTICE = (
 class Span:
     start: datetime
     end: datetime | None  # None: still open when the record was made
-    kind: str = "video"   # "video" or "snapshot"
+    kind: str = "video"  # "video" or "snapshot"
 
     @property
     def seconds(self) -> float | None:
@@ -60,11 +60,11 @@ class ParentNotice:
 class DisclosureRecord:
     emergency: Emergency
     threat_basis: str | None
-    agencies: tuple[str, ...]                 # agencies whose officers actually received video
+    agencies: tuple[str, ...]  # agencies whose officers actually received video
     accesses: tuple[Access, ...]
     redisclosure_notice: str
-    parent_notice: ParentNotice | None        # None when nothing was disclosed
-    granted_agencies: tuple[str, ...] = ()    # agencies that were allowed, whether or not they watched
+    parent_notice: ParentNotice | None  # None when nothing was disclosed
+    granted_agencies: tuple[str, ...] = ()  # agencies that were allowed, whether or not they watched
     drill: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -93,8 +93,10 @@ def _at(text: str | None) -> datetime | None:
 def emergency_entries(entries: Iterable[AuditEntry], emergency_id: str, grant_ids: set[str]) -> list[AuditEntry]:
     """The audit entries about one emergency: its own events and the views on its grants."""
     return [
-        e for e in entries
-        if e.details.get("emergency") == emergency_id or e.details.get("grant") in grant_ids
+        e
+        for e in entries
+        if e.details.get("emergency") == emergency_id
+        or e.details.get("grant") in grant_ids
         or e.object == f"emergency:{emergency_id}"
     ]
 
@@ -113,13 +115,16 @@ def view_spans(entries: Iterable[AuditEntry], grant_ids: set[str]) -> dict[tuple
             opened = started.pop(e.details["session"], None)
             agency = opened.actor_agency if opened else e.actor_agency
             spans[(e.details["viewer"], camera, agency)].append(
-                Span(datetime.fromisoformat(e.details["started"]), _at(e.details["ended"])))
+                Span(datetime.fromisoformat(e.details["started"]), _at(e.details["ended"]))
+            )
         elif e.event_type == AuditEvent.SNAPSHOT_SERVED:
             t = _at(e.details.get("captured")) or datetime.fromisoformat(e.ts)
             spans[(e.actor_id or "?", camera, e.actor_agency)].append(Span(t, t, "snapshot"))
     for opened in started.values():
         camera = opened.object.removeprefix("camera:")
-        spans[(opened.actor_id or "?", camera, opened.actor_agency)].append(Span(datetime.fromisoformat(opened.ts), None))
+        spans[(opened.actor_id or "?", camera, opened.actor_agency)].append(
+            Span(datetime.fromisoformat(opened.ts), None)
+        )
     return spans
 
 
@@ -136,15 +141,19 @@ def build(site: Site, emergency: Emergency, grants: list[Grant], entries: Iterab
     notice = None
     if accesses:
         first = min(s.start for a in accesses for s in a.spans)
-        purpose = (f"to let police respond to a {str(emergency.incident_type).replace('_', ' ')} emergency "
-                   f"({emergency.action}) at {building}")
+        purpose = (
+            f"to let police respond to a {str(emergency.incident_type).replace('_', ' ')} emergency "
+            f"({emergency.action}) at {building}"
+        )
         notice = ParentNotice(
             due_by=next_school_day(first.date()),
             recipient=names,
             purpose=purpose,
-            text=(f"On {first:%B %d, %Y}, during an emergency at {building}, the district gave {names} live access "
-                  f"to school security cameras {purpose}. Video of students may have been included. "
-                  "The district recorded each access. Contact the building office with questions."),
+            text=(
+                f"On {first:%B %d, %Y}, during an emergency at {building}, the district gave {names} live access "
+                f"to school security cameras {purpose}. Video of students may have been included. "
+                "The district recorded each access. Contact the building office with questions."
+            ),
         )
     notes = []
     if emergency.threat_basis is None:

@@ -43,13 +43,31 @@ def next_state(e: Emergency, command: Command) -> State:
 
 
 def declared(
-    id: str, *, building: str, action: Action, incident_type: IncidentType, drill: bool,
-    threat_basis: str | None, declared_by: str, at: datetime, policy: Policy, trigger: Trigger,
+    id: str,
+    *,
+    building: str,
+    action: Action,
+    incident_type: IncidentType,
+    drill: bool,
+    threat_basis: str | None,
+    declared_by: str,
+    at: datetime,
+    policy: Policy,
+    trigger: Trigger,
 ) -> Emergency:
     return Emergency(
-        id=id, building=building, state=State.PENDING, action=action, incident_type=incident_type,
-        drill=drill, threat_basis=threat_basis, declared_by=declared_by, declared_at=at,
-        confirm_deadline=at + policy.confirm_window, trigger=trigger, activation=policy.activation_for(trigger),
+        id=id,
+        building=building,
+        state=State.PENDING,
+        action=action,
+        incident_type=incident_type,
+        drill=drill,
+        threat_basis=threat_basis,
+        declared_by=declared_by,
+        declared_at=at,
+        confirm_deadline=at + policy.confirm_window,
+        trigger=trigger,
+        activation=policy.activation_for(trigger),
     )
 
 
@@ -62,8 +80,9 @@ def extension_allowed(e: Emergency, minutes: int, policy: Policy) -> bool:
 
 def extended(e: Emergency, minutes: int) -> Emergency:
     assert e.expires_at is not None
-    return replace(e, expires_at=e.expires_at + timedelta(minutes=minutes), pending_extension=None,
-                   extensions=e.extensions + 1)
+    return replace(
+        e, expires_at=e.expires_at + timedelta(minutes=minutes), pending_extension=None, extensions=e.extensions + 1
+    )
 
 
 def activated(e: Emergency, command: Command, at: datetime, policy: Policy) -> Emergency:

@@ -37,16 +37,16 @@ class Action(StrEnum):
 class Trigger(StrEnum):
     """What started an emergency; the policy decides how each one activates."""
 
-    PANEL = "panel"            # an administrator's button
-    PANIC = "panic"            # a hardware panic button (signed webhook)
+    PANEL = "panel"  # an administrator's button
+    PANIC = "panic"  # a hardware panic button (signed webhook)
     DISPATCHER = "dispatcher"  # a dispatcher's access request, approved by an administrator or by policy
-    RECORDS = "records"        # a records-system proposal (threat assessment, firearm report)
+    RECORDS = "records"  # a records-system proposal (threat assessment, firearm report)
 
 
 class Activation(StrEnum):
-    WINDOW = "window"          # pending, activates by itself when the confirm window ends unless cancelled
-    CONFIRM = "confirm"        # pending until an administrator confirms
-    IMMEDIATE = "immediate"    # active at once
+    WINDOW = "window"  # pending, activates by itself when the confirm window ends unless cancelled
+    CONFIRM = "confirm"  # pending until an administrator confirms
+    IMMEDIATE = "immediate"  # active at once
 
 
 class IncidentType(StrEnum):

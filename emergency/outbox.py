@@ -35,14 +35,16 @@ from emergency.clock import Clock
 from emergency.ids import new_id
 from emergency.store import OutboxRepo
 
-TOPICS = frozenset({
-    AuditEvent.EMERGENCY_ACTIVATED,
-    AuditEvent.EMERGENCY_ACTION_CHANGED,
-    AuditEvent.EMERGENCY_EXTENDED,
-    AuditEvent.EMERGENCY_ALL_CLEAR,
-    AuditEvent.EMERGENCY_CANCELLED,
-    AuditEvent.EMERGENCY_CLOSED,
-})
+TOPICS = frozenset(
+    {
+        AuditEvent.EMERGENCY_ACTIVATED,
+        AuditEvent.EMERGENCY_ACTION_CHANGED,
+        AuditEvent.EMERGENCY_EXTENDED,
+        AuditEvent.EMERGENCY_ALL_CLEAR,
+        AuditEvent.EMERGENCY_CANCELLED,
+        AuditEvent.EMERGENCY_CLOSED,
+    }
+)
 ALL_TOPICS = "*"
 
 DEFAULT_BACKOFF_BASE = 2.0
@@ -118,8 +120,15 @@ class Outbox:
         now = self._clock.now()
         rows = [
             Notification(
-                id=new_id(), topic=topic, payload=body, created=now, attempts=0, next_attempt=now,
-                delivered_at=None, last_error=None, subscriber=subscriber,
+                id=new_id(),
+                topic=topic,
+                payload=body,
+                created=now,
+                attempts=0,
+                next_attempt=now,
+                delivered_at=None,
+                last_error=None,
+                subscriber=subscriber,
             )
             for subscriber in dict.fromkeys(self._subscribers(topic))  # dedupe, keep order
         ]
@@ -142,9 +151,14 @@ class Outbox:
             n = self._existing(notification_id)
             if n.delivered_at is not None:
                 return
-            self.store.update_notification(replace(
-                n, attempts=n.attempts + 1, delivered_at=self._clock.now(), dead_at=None,
-            ))
+            self.store.update_notification(
+                replace(
+                    n,
+                    attempts=n.attempts + 1,
+                    delivered_at=self._clock.now(),
+                    dead_at=None,
+                )
+            )
 
     def failed(self, notification_id: str, error: str) -> Notification:
         """Records a failed attempt and schedules the next one, or marks the row dead after
@@ -159,8 +173,9 @@ class Outbox:
             if attempts >= self._max_attempts:
                 updated = replace(n, attempts=attempts, last_error=text, dead_at=now, next_attempt=now)
             else:
-                updated = replace(n, attempts=attempts, last_error=text,
-                                  next_attempt=now + timedelta(seconds=self.backoff(attempts)))
+                updated = replace(
+                    n, attempts=attempts, last_error=text, next_attempt=now + timedelta(seconds=self.backoff(attempts))
+                )
             self.store.update_notification(updated)
             return updated
 

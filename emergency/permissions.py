@@ -24,8 +24,19 @@ from emergency.model import Actor
 from emergency.site import Role
 
 __all__ = [
-    "BUILDING_SCOPED", "DESCRIPTIONS", "HOME_PAGES", "IN_OWN_BUILDINGS", "MATRIX", "Permission", "ROLE_LABELS",
-    "SCOPES", "basis", "home_page", "may", "role_holds", "roles_with",
+    "BUILDING_SCOPED",
+    "DESCRIPTIONS",
+    "HOME_PAGES",
+    "IN_OWN_BUILDINGS",
+    "MATRIX",
+    "Permission",
+    "ROLE_LABELS",
+    "SCOPES",
+    "basis",
+    "home_page",
+    "may",
+    "role_holds",
+    "roles_with",
 ]
 
 
@@ -66,13 +77,13 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.SIGN_IN: "Sign in to the pages and use the API as a person (a records system cannot)",
     Permission.DECLARE_EMERGENCY: "Declare an emergency for a building",
     Permission.COMMAND_EMERGENCY: "Confirm, cancel, change, extend, all-clear and close a building's emergency; "
-                                  "approve another administrator's extension",
+    "approve another administrator's extension",
     Permission.LIST_EMERGENCIES: "See the list of emergencies and their state",
     Permission.SEE_THREAT_BASIS: "Read the threat text an emergency was declared on",
     Permission.READ_POLICY: "Read the district policy in force (what each action shares, for how long)",
     Permission.REQUEST_ACCESS: "Ask for camera access to a building (a dispatcher's access request)",
     Permission.LIST_ACCESS_REQUESTS: "List access requests: a dispatcher its own, an administrator those of "
-                                     "the buildings it commands, anyone else none",
+    "the buildings it commands, anyone else none",
     Permission.DECIDE_ACCESS_REQUESTS: "Approve or deny a dispatcher's access request for a building",
     Permission.LIST_CAMERAS: "List the cameras one may see right now (the domain decides which)",
     Permission.SEE_CAMERA_METADATA: "See camera names and places of a building without an emergency (no video)",
@@ -104,40 +115,71 @@ SCOPES: dict[Permission, str] = {
     Permission.POST_REPORT_RECORDS: "records:reports",
 }
 
-_PERSON = frozenset({
-    Permission.SIGN_IN, Permission.LIST_EMERGENCIES, Permission.READ_POLICY, Permission.LIST_ACCESS_REQUESTS,
-    Permission.LIST_CAMERAS, Permission.GET_ICE_SERVERS, Permission.LIST_OWN_GRANTS,
-})
+_PERSON = frozenset(
+    {
+        Permission.SIGN_IN,
+        Permission.LIST_EMERGENCIES,
+        Permission.READ_POLICY,
+        Permission.LIST_ACCESS_REQUESTS,
+        Permission.LIST_CAMERAS,
+        Permission.GET_ICE_SERVERS,
+        Permission.LIST_OWN_GRANTS,
+    }
+)
 _ADMIN = _PERSON | {
-    Permission.DECLARE_EMERGENCY, Permission.COMMAND_EMERGENCY, Permission.DECIDE_ACCESS_REQUESTS,
-    Permission.SEE_THREAT_BASIS, Permission.SEE_CAMERA_METADATA, Permission.SEE_CAMERA_HEALTH,
-    Permission.SEE_FLOOR_PLANS, Permission.LIST_VIEW_SESSIONS, Permission.READ_DISCLOSURE,
-    Permission.READ_REPORT_LINKS, Permission.USE_ADMIN_PAGE,
+    Permission.DECLARE_EMERGENCY,
+    Permission.COMMAND_EMERGENCY,
+    Permission.DECIDE_ACCESS_REQUESTS,
+    Permission.SEE_THREAT_BASIS,
+    Permission.SEE_CAMERA_METADATA,
+    Permission.SEE_CAMERA_HEALTH,
+    Permission.SEE_FLOOR_PLANS,
+    Permission.LIST_VIEW_SESSIONS,
+    Permission.READ_DISCLOSURE,
+    Permission.READ_REPORT_LINKS,
+    Permission.USE_ADMIN_PAGE,
 }
-_AUDITING = frozenset({
-    Permission.READ_AUDIT, Permission.EXPORT_AUDIT, Permission.READ_DISCLOSURE, Permission.MONTHLY_REPORT,
-    Permission.USE_AUDIT_PAGES,
-})
+_AUDITING = frozenset(
+    {
+        Permission.READ_AUDIT,
+        Permission.EXPORT_AUDIT,
+        Permission.READ_DISCLOSURE,
+        Permission.MONTHLY_REPORT,
+        Permission.USE_AUDIT_PAGES,
+    }
+)
 
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.DISTRICT_ADMIN: _ADMIN | _AUDITING,
     Role.BUILDING_ADMIN: _ADMIN,
     Role.DISPATCHER: _PERSON | {Permission.REQUEST_ACCESS, Permission.USE_DISPATCH_PAGE},
     Role.OFFICER: _PERSON | {Permission.WATCH_LIVE, Permission.SEE_FLOOR_PLANS, Permission.USE_VIEWER_PAGE},
-    Role.AUDITOR: _PERSON | _AUDITING | {Permission.SEE_THREAT_BASIS, Permission.SEE_CAMERA_METADATA,
-                                         Permission.SEE_FLOOR_PLANS},
-    Role.RECORDS_CLIENT: frozenset({
-        Permission.USE_CLIENT_CREDENTIALS, Permission.POST_THREAT_RECORDS, Permission.POST_RESTRAINT_RECORDS,
-        Permission.POST_REPORT_RECORDS,
-    }),
+    Role.AUDITOR: _PERSON
+    | _AUDITING
+    | {Permission.SEE_THREAT_BASIS, Permission.SEE_CAMERA_METADATA, Permission.SEE_FLOOR_PLANS},
+    Role.RECORDS_CLIENT: frozenset(
+        {
+            Permission.USE_CLIENT_CREDENTIALS,
+            Permission.POST_THREAT_RECORDS,
+            Permission.POST_RESTRAINT_RECORDS,
+            Permission.POST_REPORT_RECORDS,
+        }
+    ),
 }
 
 # Held by the roles of IN_OWN_BUILDINGS only for the buildings they cover.
-BUILDING_SCOPED = frozenset({
-    Permission.DECLARE_EMERGENCY, Permission.COMMAND_EMERGENCY, Permission.DECIDE_ACCESS_REQUESTS,
-    Permission.SEE_CAMERA_METADATA, Permission.SEE_CAMERA_HEALTH, Permission.LIST_VIEW_SESSIONS,
-    Permission.READ_DISCLOSURE, Permission.READ_REPORT_LINKS,
-})
+BUILDING_SCOPED = frozenset(
+    {
+        Permission.DECLARE_EMERGENCY,
+        Permission.COMMAND_EMERGENCY,
+        Permission.DECIDE_ACCESS_REQUESTS,
+        Permission.SEE_CAMERA_METADATA,
+        Permission.SEE_CAMERA_HEALTH,
+        Permission.LIST_VIEW_SESSIONS,
+        Permission.READ_DISCLOSURE,
+        Permission.READ_REPORT_LINKS,
+    }
+)
 IN_OWN_BUILDINGS = frozenset({Role.BUILDING_ADMIN})
 
 ROLE_LABELS: dict[Role, str] = {

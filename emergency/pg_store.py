@@ -103,9 +103,13 @@ class PgStore(SqlStore):
             raise
 
     def _connect(self) -> psycopg.Connection[dict[str, Any]]:
-        conn = psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
-                               connect_timeout=max(1, int(self._connect_timeout)),
-                               application_name="sightline")
+        conn = psycopg.connect(
+            self._url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, int(self._connect_timeout)),
+            application_name="sightline",
+        )
         conn.execute("SET TIME ZONE 'UTC'")
         return conn
 
@@ -172,11 +176,17 @@ class PgStore(SqlStore):
     def audit_chain_rows(self, *, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, str, str, str | None]]:
         """(seq, prev_hash, hash, canonical JSON text or None) in seq order, for fast verification
         (None for a NUL-escaped row: the verifier re-derives its text from ``audit_entries``)."""
-        rows = self._rows(f"SELECT seq, prev_hash, hash, nul_escaped, {_CANONICAL_SQL} AS c FROM audit_log"
-                          " WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [(r["seq"], r["prev_hash"], r["hash"], r["c"]) if not r["nul_escaped"] else
-                (r["seq"], *(json.loads(r[c]) if c in _AUDIT_TEXT else r[c] for c in ("prev_hash", "hash")), None)
-                for r in rows]
+        rows = self._rows(
+            f"SELECT seq, prev_hash, hash, nul_escaped, {_CANONICAL_SQL} AS c FROM audit_log"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            (r["seq"], r["prev_hash"], r["hash"], r["c"])
+            if not r["nul_escaped"]
+            else (r["seq"], *(json.loads(r[c]) if c in _AUDIT_TEXT else r[c] for c in ("prev_hash", "hash")), None)
+            for r in rows
+        ]
 
     def audit_chain_page(self, *, after_seq: int = 0, limit: int = 20_000) -> Params | None:
         """A page of the chain for bulk verification, aggregated by the server (as
@@ -205,7 +215,8 @@ _CANONICAL_SQL = (
     + " || ".join(
         f"'{',' if i else '{'}\"{c}\":' || "
         + ("details" if c == "details" else "seq::text" if c == "seq" else _json_text(c))
-        for i, c in enumerate(sorted(c for c in AUDIT_COLUMNS if c != "hash")))
+        for i, c in enumerate(sorted(c for c in AUDIT_COLUMNS if c != "hash"))
+    )
     + " || '}' END"
 )
 _CHAIN_PAGE_SQL = f"""

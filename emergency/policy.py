@@ -109,7 +109,9 @@ def parse_policy(f: Fields, known_zones: frozenset[str]) -> Policy:
         try:
             trigger = Trigger(key)
         except ValueError:
-            raise act_table.error(key, f"unknown trigger; expected one of {', '.join(t.value for t in Trigger)}") from None
+            raise act_table.error(
+                key, f"unknown trigger; expected one of {', '.join(t.value for t in Trigger)}"
+            ) from None
         activation[trigger] = act_table.choice(key, Activation)
     auto_approve = frozenset(f.texts("auto_approve_calls", ()))
     hold_max = f.integer("privacy_hold_max_minutes", defaults.privacy_hold_max_minutes, minimum=1)

@@ -78,8 +78,8 @@ class RecordLink:
     fields: dict[str, Any]
     received: datetime
     updated: datetime
-    emergency_id: str | None = None   # the proposal or emergency this record started
-    review: str | None = None         # e.g. a privacy hold that outlived its maximum
+    emergency_id: str | None = None  # the proposal or emergency this record started
+    review: str | None = None  # e.g. a privacy hold that outlived its maximum
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,15 @@ class PrivacyHoldChanged:
 
 
 class RecordsService:
-    def __init__(self, site: Site, store: RecordStore, audit: AuditLog, clock: Clock, emergencies: EmergencyService,
-                 listeners: Sequence[Callable[[object], None]] = ()) -> None:
+    def __init__(
+        self,
+        site: Site,
+        store: RecordStore,
+        audit: AuditLog,
+        clock: Clock,
+        emergencies: EmergencyService,
+        listeners: Sequence[Callable[[object], None]] = (),
+    ) -> None:
         self._site = site
         self._store = store
         self._audit = audit
@@ -120,8 +127,11 @@ class RecordsService:
         return frozenset(held)
 
     def covering(self, building: str, location: str) -> set[str]:
-        return {c.id for c in self._site.cameras.values()
-                if c.building == building and (c.zone == location or location in c.tags)}
+        return {
+            c.id
+            for c in self._site.cameras.values()
+            if c.building == building and (c.zone == location or location in c.tags)
+        }
 
     def refresh_holds(self) -> None:
         """Apply the clock to holds: an episode that ended or outlived its maximum
@@ -133,53 +143,137 @@ class RecordsService:
             if end is None and now >= start + limit and link.review is None:
                 flagged = replace(link, review=f"privacy hold reached its {limit} maximum; review the episode")
                 self._store.upsert_record_link(flagged)
-                self._audit.append(AuditEvent.PRIVACY_HOLD_REVIEW, actor_id="system", outcome="failure",
-                                   object=_obj(link), reason=flagged.review,
-                                   details={"building": link.building, "location": link.fields["location"]})
+                self._audit.append(
+                    AuditEvent.PRIVACY_HOLD_REVIEW,
+                    actor_id="system",
+                    outcome="failure",
+                    object=_obj(link),
+                    reason=flagged.review,
+                    details={"building": link.building, "location": link.fields["location"]},
+                )
         self._publish_hold_changes()
 
     # records
 
-    def upsert_threat(self, client: str, *, source: str, external_id: str, building: str, classification: str,
-                      status: str, basis: str | None, opened_at: datetime | None = None,
-                      source_address: str | None = None) -> RecordLink:
+    def upsert_threat(
+        self,
+        client: str,
+        *,
+        source: str,
+        external_id: str,
+        building: str,
+        classification: str,
+        status: str,
+        basis: str | None,
+        opened_at: datetime | None = None,
+        source_address: str | None = None,
+    ) -> RecordLink:
         level = self._member(ThreatLevel, classification, "classification")
-        link = self._upsert(client, RecordKind.THREAT, source, external_id, building, {
-            "classification": level, "status": status, "opened_at": _iso(opened_at),
-        }, source_address)
+        link = self._upsert(
+            client,
+            RecordKind.THREAT,
+            source,
+            external_id,
+            building,
+            {
+                "classification": level,
+                "status": status,
+                "opened_at": _iso(opened_at),
+            },
+            source_address,
+        )
         action = PROPOSING_LEVELS.get(level)
         if action and status not in ("closed", "resolved"):
-            link = self._propose(client, link, action, IncidentType.OTHER,
-                                 basis or f"Threat assessment {external_id} classified {level}", source_address)
+            link = self._propose(
+                client,
+                link,
+                action,
+                IncidentType.OTHER,
+                basis or f"Threat assessment {external_id} classified {level}",
+                source_address,
+            )
         return link
 
-    def upsert_restraint(self, client: str, *, source: str, external_id: str, episode_type: str, building: str,
-                         location: str, start: datetime, end: datetime | None,
-                         source_address: str | None = None) -> RecordLink:
+    def upsert_restraint(
+        self,
+        client: str,
+        *,
+        source: str,
+        external_id: str,
+        episode_type: str,
+        building: str,
+        location: str,
+        start: datetime,
+        end: datetime | None,
+        source_address: str | None = None,
+    ) -> RecordLink:
         """Only these fields are kept: no student, no staff names, no narrative."""
         kind = self._member(EpisodeType, episode_type, "type")
-        if building in self._site.buildings and not self.covering(building, location) \
-                and location not in self._site.buildings[building].zones:
-            self._refuse(client, RecordKind.RESTRAINT, source_address,
-                         Invalid(f"location: {location!r} is neither a zone nor a camera coverage tag of {building!r}"))
+        if (
+            building in self._site.buildings
+            and not self.covering(building, location)
+            and location not in self._site.buildings[building].zones
+        ):
+            self._refuse(
+                client,
+                RecordKind.RESTRAINT,
+                source_address,
+                Invalid(f"location: {location!r} is neither a zone nor a camera coverage tag of {building!r}"),
+            )
         if end is not None and end < start:
             self._refuse(client, RecordKind.RESTRAINT, source_address, Invalid("end: before start"))
-        link = self._upsert(client, RecordKind.RESTRAINT, source, external_id, building, {
-            "type": kind, "location": location, "start": _iso(start), "end": _iso(end), "open": end is None,
-        }, source_address)
+        link = self._upsert(
+            client,
+            RecordKind.RESTRAINT,
+            source,
+            external_id,
+            building,
+            {
+                "type": kind,
+                "location": location,
+                "start": _iso(start),
+                "end": _iso(end),
+                "open": end is None,
+            },
+            source_address,
+        )
         self._publish_hold_changes(client, link)
         return link
 
-    def upsert_report(self, client: str, *, source: str, external_id: str, kind: str, building: str,
-                      occurred_at: datetime, source_address: str | None = None) -> RecordLink:
+    def upsert_report(
+        self,
+        client: str,
+        *,
+        source: str,
+        external_id: str,
+        kind: str,
+        building: str,
+        occurred_at: datetime,
+        source_address: str | None = None,
+    ) -> RecordLink:
         report = self._member(ReportKind, kind, "kind")
-        link = self._upsert(client, RecordKind.REPORT, source, external_id, building, {
-            "kind": report, "occurred_at": _iso(occurred_at),
-        }, source_address)
+        link = self._upsert(
+            client,
+            RecordKind.REPORT,
+            source,
+            external_id,
+            building,
+            {
+                "kind": report,
+                "occurred_at": _iso(occurred_at),
+            },
+            source_address,
+        )
         action = PROPOSING_REPORTS.get(report)
         if action:
-            link = self._propose(client, link, action, IncidentType.ARMED_INTRUDER,
-                                 f"Staff report {external_id}: firearm observed on school grounds", source_address)
+            link = self._propose(
+                client,
+                link,
+                action,
+                IncidentType.ARMED_INTRUDER,
+                f"Staff report {external_id}: firearm observed on school grounds",
+                source_address,
+            )
         return link
 
     def links(self, kind: RecordKind | None = None) -> list[RecordLink]:
@@ -191,47 +285,95 @@ class RecordsService:
 
     # internals
 
-    def _upsert(self, client: str, kind: RecordKind, source: str, external_id: str, building: str,
-                fields: dict[str, Any], source_address: str | None) -> RecordLink:
+    def _upsert(
+        self,
+        client: str,
+        kind: RecordKind,
+        source: str,
+        external_id: str,
+        building: str,
+        fields: dict[str, Any],
+        source_address: str | None,
+    ) -> RecordLink:
         if building not in self._site.buildings:
             self._refuse(client, kind, source_address, Invalid(f"building: {building!r} is not a building of the site"))
         now = self._clock.now()
         existing = self._store.get_record_link(kind, source, external_id)
         if existing is not None and existing.building != building:
-            self._refuse(client, kind, source_address,
-                         Conflict(f"record {source}/{external_id} belongs to {existing.building!r}, not {building!r}"))
-        link = RecordLink(kind, source, external_id, building, fields, existing.received if existing else now, now,
-                          existing.emergency_id if existing else None, existing.review if existing else None)
+            self._refuse(
+                client,
+                kind,
+                source_address,
+                Conflict(f"record {source}/{external_id} belongs to {existing.building!r}, not {building!r}"),
+            )
+        link = RecordLink(
+            kind,
+            source,
+            external_id,
+            building,
+            fields,
+            existing.received if existing else now,
+            now,
+            existing.emergency_id if existing else None,
+            existing.review if existing else None,
+        )
         changed = existing is None or existing.fields != fields
         self._store.upsert_record_link(link)
         if changed:
-            self._audit.append(AuditEvent.of_record(kind, "received" if existing is None else "updated"), actor_id=client,
-                               object=_obj(link), source=source_address,
-                               details={"building": building, **fields, **self._open_emergency(building)})
+            self._audit.append(
+                AuditEvent.of_record(kind, "received" if existing is None else "updated"),
+                actor_id=client,
+                object=_obj(link),
+                source=source_address,
+                details={"building": building, **fields, **self._open_emergency(building)},
+            )
         return link
 
-    def _propose(self, client: str, link: RecordLink, action: Action, incident: IncidentType, basis: str,
-                 source_address: str | None) -> RecordLink:
+    def _propose(
+        self,
+        client: str,
+        link: RecordLink,
+        action: Action,
+        incident: IncidentType,
+        basis: str,
+        source_address: str | None,
+    ) -> RecordLink:
         if link.emergency_id is not None:
             return link  # this record already proposed once: never again
         try:
             emergency = self._emergencies.declare(
-                None, building=link.building, action=action, incident_type=incident, threat_basis=basis,
-                source=source_address, trigger=Trigger.RECORDS, origin=f"{link.kind}:{link.source}/{link.external_id}",
+                None,
+                building=link.building,
+                action=action,
+                incident_type=incident,
+                threat_basis=basis,
+                source=source_address,
+                trigger=Trigger.RECORDS,
+                origin=f"{link.kind}:{link.source}/{link.external_id}",
             )
         except Conflict:
             open_now = next(e for e in self._emergencies.list(open_only=True) if e.building == link.building)
-            self._audit.append(AuditEvent.RECORD_EFFECT, actor_id=client, object=_obj(link), source=source_address,
-                               reason="the building already has an open emergency; linked to it",
-                               details={"emergency": open_now.id, "building": link.building})
+            self._audit.append(
+                AuditEvent.RECORD_EFFECT,
+                actor_id=client,
+                object=_obj(link),
+                source=source_address,
+                reason="the building already has an open emergency; linked to it",
+                details={"emergency": open_now.id, "building": link.building},
+            )
             linked = replace(link, emergency_id=open_now.id)
             self._store.upsert_record_link(linked)
             return linked
         linked = replace(link, emergency_id=emergency.id)
         self._store.upsert_record_link(linked)
-        self._audit.append(AuditEvent.RECORD_EFFECT, actor_id=client, object=_obj(link), source=source_address,
-                           reason=f"proposed {action} ({emergency.state}, {emergency.activation})",
-                           details={"emergency": emergency.id, "building": link.building})
+        self._audit.append(
+            AuditEvent.RECORD_EFFECT,
+            actor_id=client,
+            object=_obj(link),
+            source=source_address,
+            reason=f"proposed {action} ({emergency.state}, {emergency.activation})",
+            details={"emergency": emergency.id, "building": link.building},
+        )
         return linked
 
     def _publish_hold_changes(self, client: str | None = None, link: RecordLink | None = None) -> None:
@@ -245,12 +387,17 @@ class RecordsService:
                 continue
             event = PrivacyHoldChanged(building, now_held - before, before - now_held)
             self._held[building] = now_held
-            for happened, cameras in ((AuditEvent.PRIVACY_HOLD_STARTED, event.held), (AuditEvent.PRIVACY_HOLD_ENDED, event.released)):
+            for happened, cameras in (
+                (AuditEvent.PRIVACY_HOLD_STARTED, event.held),
+                (AuditEvent.PRIVACY_HOLD_ENDED, event.released),
+            ):
                 if cameras:
-                    self._audit.append(happened, actor_id=client or "system",
-                                       object=_obj(link) if link else f"building:{building}",
-                                       details={"building": building, "cameras": sorted(cameras),
-                                                **self._open_emergency(building)})
+                    self._audit.append(
+                        happened,
+                        actor_id=client or "system",
+                        object=_obj(link) if link else f"building:{building}",
+                        details={"building": building, "cameras": sorted(cameras), **self._open_emergency(building)},
+                    )
             for fn in list(self._listeners):
                 fn(event)
 
@@ -268,8 +415,14 @@ class RecordsService:
             raise Invalid(f"{field}: {value!r} is not one of {', '.join(m.value for m in enum)}") from None
 
     def _refuse(self, client: str, kind: RecordKind, source_address: str | None, err: DomainError) -> None:
-        self._audit.append(AuditEvent.of_record(kind, "refused"), actor_id=client, object=f"record:{kind}", outcome="denied",
-                           source=source_address, reason=f"{err.code}: {err}")
+        self._audit.append(
+            AuditEvent.of_record(kind, "refused"),
+            actor_id=client,
+            object=f"record:{kind}",
+            outcome="denied",
+            source=source_address,
+            reason=f"{err.code}: {err}",
+        )
         raise err
 
 

@@ -55,16 +55,26 @@ class AccessRequest:
 
 
 class AccessRequests:
-    def __init__(self, site: Site, store: RequestStore, audit: AuditLog, clock: Clock,
-                 emergencies: EmergencyService) -> None:
+    def __init__(
+        self, site: Site, store: RequestStore, audit: AuditLog, clock: Clock, emergencies: EmergencyService
+    ) -> None:
         self._site = site
         self._store = store
         self._audit = audit
         self._clock = clock
         self._emergencies = emergencies
 
-    def submit(self, actor: Actor, *, building: str, call_type: str, reason: str, action: Action = Action.LOCKDOWN,
-               incident_type: IncidentType = IncidentType.OTHER, source: str | None = None) -> AccessRequest:
+    def submit(
+        self,
+        actor: Actor,
+        *,
+        building: str,
+        call_type: str,
+        reason: str,
+        action: Action = Action.LOCKDOWN,
+        incident_type: IncidentType = IncidentType.OTHER,
+        source: str | None = None,
+    ) -> AccessRequest:
         """Auto-approved at once when the policy names ``call_type``; otherwise waits for an administrator."""
         try:
             if not may(actor, Permission.REQUEST_ACCESS):
@@ -75,18 +85,40 @@ class AccessRequests:
             open_now = next((e for e in self._store.list_emergencies(open_only=True) if e.building == building), None)
             if open_now is not None:
                 # approving it could only fail: one emergency per building at a time
-                raise Conflict(f"{self._site.buildings[building].name} already has an emergency open "
-                               f"({open_now.action}, {open_now.state}); call the school to change it")
-            request = AccessRequest(new_id(), building, actor.id, actor.agency, call_type, reason,
-                                    Action(action), IncidentType(incident_type), self._clock.now())
+                raise Conflict(
+                    f"{self._site.buildings[building].name} already has an emergency open "
+                    f"({open_now.action}, {open_now.state}); call the school to change it"
+                )
+            request = AccessRequest(
+                new_id(),
+                building,
+                actor.id,
+                actor.agency,
+                call_type,
+                reason,
+                Action(action),
+                IncidentType(incident_type),
+                self._clock.now(),
+            )
         except (DomainError, ValueError) as err:
-            self._audit.append(AuditEvent.ACCESS_REQUEST_DENIED, actor=actor, object=f"building:{building}",
-                               outcome="denied", source=source, reason=str(err))
+            self._audit.append(
+                AuditEvent.ACCESS_REQUEST_DENIED,
+                actor=actor,
+                object=f"building:{building}",
+                outcome="denied",
+                source=source,
+                reason=str(err),
+            )
             raise err if isinstance(err, DomainError) else Invalid(str(err)) from None
         self._store.insert_access_request(request)
-        self._audit.append(AuditEvent.ACCESS_REQUEST_SUBMITTED, actor=actor, object=f"access_request:{request.id}",
-                           source=source, reason=reason,
-                           details={"building": building, "call_type": call_type, "action": request.action})
+        self._audit.append(
+            AuditEvent.ACCESS_REQUEST_SUBMITTED,
+            actor=actor,
+            object=f"access_request:{request.id}",
+            source=source,
+            reason=reason,
+            details={"building": building, "call_type": call_type, "action": request.action},
+        )
         if call_type in self._site.policy.auto_approve_calls:
             return self._approve(request, None, f"policy approves '{call_type}' calls", source)
         return request
@@ -95,15 +127,27 @@ class AccessRequests:
         request = self._decidable(actor, request_id, AuditEvent.ACCESS_REQUEST_APPROVE_DENIED, source)
         return self._approve(request, actor, None, source)
 
-    def deny(self, actor: Actor, request_id: str, *, reason: str | None = None,
-             source: str | None = None) -> AccessRequest:
+    def deny(
+        self, actor: Actor, request_id: str, *, reason: str | None = None, source: str | None = None
+    ) -> AccessRequest:
         request = self._decidable(actor, request_id, AuditEvent.ACCESS_REQUEST_DENY_DENIED, source)
-        denied = replace(request, state=RequestState.DENIED, decided_by=actor.id, decided_at=self._clock.now(),
-                         decision_reason=(reason or "denied").strip()[:MAX_REASON])
+        denied = replace(
+            request,
+            state=RequestState.DENIED,
+            decided_by=actor.id,
+            decided_at=self._clock.now(),
+            decision_reason=(reason or "denied").strip()[:MAX_REASON],
+        )
         self._store.update_access_request(denied)
-        self._audit.append(AuditEvent.ACCESS_REQUEST_DENIED_BY_ADMIN, actor=actor, object=f"access_request:{request.id}",
-                           outcome="success", source=source, reason=denied.decision_reason,
-                           details={"building": request.building, "requested_by": request.requested_by})
+        self._audit.append(
+            AuditEvent.ACCESS_REQUEST_DENIED_BY_ADMIN,
+            actor=actor,
+            object=f"access_request:{request.id}",
+            outcome="success",
+            source=source,
+            reason=denied.decision_reason,
+            details={"building": request.building, "requested_by": request.requested_by},
+        )
         return denied
 
     def get(self, request_id: str) -> AccessRequest:
@@ -127,25 +171,53 @@ class AccessRequests:
             if request.state is not RequestState.PENDING:
                 raise InvalidTransition(f"the request was already {request.state}")
         except DomainError as err:
-            self._audit.append(denied, actor=actor, object=f"access_request:{request_id}",
-                               outcome="denied", source=source, reason=f"{err.code}: {err}")
+            self._audit.append(
+                denied,
+                actor=actor,
+                object=f"access_request:{request_id}",
+                outcome="denied",
+                source=source,
+                reason=f"{err.code}: {err}",
+            )
             raise
         return request
 
-    def _approve(self, request: AccessRequest, actor: Actor | None, auto_reason: str | None,
-                 source: str | None) -> AccessRequest:
+    def _approve(
+        self, request: AccessRequest, actor: Actor | None, auto_reason: str | None, source: str | None
+    ) -> AccessRequest:
         emergency: Emergency = self._emergencies.declare(
-            actor, building=request.building, action=request.action, incident_type=request.incident_type,
-            threat_basis=None, source=source, trigger=Trigger.DISPATCHER,
+            actor,
+            building=request.building,
+            action=request.action,
+            incident_type=request.incident_type,
+            threat_basis=None,
+            source=source,
+            trigger=Trigger.DISPATCHER,
             origin=None if actor else f"access_request:{request.id}",
         )
-        approved = replace(request, state=RequestState.APPROVED, decided_by=actor.id if actor else "policy",
-                           decided_at=self._clock.now(), decision_reason=auto_reason, emergency_id=emergency.id)
+        approved = replace(
+            request,
+            state=RequestState.APPROVED,
+            decided_by=actor.id if actor else "policy",
+            decided_at=self._clock.now(),
+            decision_reason=auto_reason,
+            emergency_id=emergency.id,
+        )
         self._store.update_access_request(approved)
-        self._audit.append(AuditEvent.ACCESS_REQUEST_APPROVED, actor=actor, actor_id=None if actor else "policy",
-                           object=f"access_request:{request.id}", source=source, reason=auto_reason,
-                           details={"building": request.building, "emergency": emergency.id,
-                                    "requested_by": request.requested_by, "call_type": request.call_type})
+        self._audit.append(
+            AuditEvent.ACCESS_REQUEST_APPROVED,
+            actor=actor,
+            actor_id=None if actor else "policy",
+            object=f"access_request:{request.id}",
+            source=source,
+            reason=auto_reason,
+            details={
+                "building": request.building,
+                "emergency": emergency.id,
+                "requested_by": request.requested_by,
+                "call_type": request.call_type,
+            },
+        )
         return approved
 
 

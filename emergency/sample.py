@@ -69,7 +69,11 @@ _FLOOR_PLANS: dict[str, list[tuple[str, str | None, int, int, int, int]]] = {
 def _camera(cid: str, name: str, building: str, zone: str, privacy: str, pos: tuple[float, float]) -> dict[str, Any]:
     """Simulated streams: a light main stream for a focused view, a smaller sub stream for grids."""
     return {
-        "id": cid, "name": name, "building": building, "zone": zone, "privacy": privacy,
+        "id": cid,
+        "name": name,
+        "building": building,
+        "zone": zone,
+        "privacy": privacy,
         "main": f"synthetic://{cid}?w=640&h=360&fps=15",
         "sub": f"synthetic://{cid}?w=320&h=180&fps=15",
         "position": list(pos),
@@ -88,14 +92,22 @@ _SAMPLE: dict[str, Any] = {
     ],
     "accounts": [
         {"id": "admin", "name": "Alex Kim (district safety director)", "role": "district_admin"},
-        {"id": "principal", "name": "Sam Ortiz (principal, Lincoln High)", "role": "building_admin",
-         "buildings": ["lincoln-hs"]},
+        {
+            "id": "principal",
+            "name": "Sam Ortiz (principal, Lincoln High)",
+            "role": "building_admin",
+            "buildings": ["lincoln-hs"],
+        },
         {"id": "dispatcher", "name": "Lee Park (village 911 dispatch)", "role": "dispatcher", "agency": "village-pd"},
         {"id": "officer", "name": "Officer Dana Reyes", "role": "officer", "agency": "village-pd"},
         {"id": "outsider", "name": "Deputy Chris Hale (no agreement)", "role": "officer", "agency": "county-sheriff"},
         {"id": "auditor", "name": "Robin Fox (records auditor)", "role": "auditor"},
-        {"id": "records", "name": "District records system (threat assessment, restraint log, reports)",
-         "role": "records_client", "scopes": ["records:threats", "records:restraints", "records:reports"]},
+        {
+            "id": "records",
+            "name": "District records system (threat assessment, restraint log, reports)",
+            "role": "records_client",
+            "scopes": ["records:threats", "records:restraints", "records:reports"],
+        },
     ],
     "cameras": [_camera(*c) for c in _CAMERAS],
     "policy": {
@@ -103,8 +115,13 @@ _SAMPLE: dict[str, Any] = {
         "default_timebox_minutes": 60,
         "hard_max_minutes": 480,
         "confirm_window_seconds": 10,
-        "shared_zones": {"HOLD": [], "SECURE": ["exterior", "entrances"], "LOCKDOWN": ["*"],
-                         "EVACUATE": ["*"], "SHELTER": []},
+        "shared_zones": {
+            "HOLD": [],
+            "SECURE": ["exterior", "entrances"],
+            "LOCKDOWN": ["*"],
+            "EVACUATE": ["*"],
+            "SHELTER": [],
+        },
     },
 }
 

@@ -103,8 +103,14 @@ class EmergencyService:
         (a verified panic webhook, an auto-approved request, a records proposal) pass
         ``actor=None`` and name their ``origin`` (e.g. ``panic:office-panel``), which the
         audit log records as the actor; an administrator approving a request passes itself."""
-        request = {"building": building, "action": str(action), "incident_type": str(incident_type), "drill": drill,
-                   "trigger": str(trigger), "origin": origin}
+        request = {
+            "building": building,
+            "action": str(action),
+            "incident_type": str(incident_type),
+            "drill": drill,
+            "trigger": str(trigger),
+            "origin": origin,
+        }
 
         def run(now: datetime, events: Events) -> Emergency:
             if building not in self._site.buildings:
@@ -128,22 +134,39 @@ class EmergencyService:
                 trigger=_member(Trigger, trigger, "trigger"),
             )
             self._store.insert_emergency(e)
-            self._record(e, AuditEvent.EMERGENCY_DECLARED, actor, source, actor_id=origin, details={
-                "confirm_deadline": e.confirm_deadline,
-                "activation": e.activation,
-                "trigger": e.trigger,
-                "origin": origin,
-                "as_designee_of": self._designee_basis(actor, building),
-                "threat_basis": e.threat_basis,
-                "threat_basis_missing": e.threat_basis is None,
-            })
+            self._record(
+                e,
+                AuditEvent.EMERGENCY_DECLARED,
+                actor,
+                source,
+                actor_id=origin,
+                details={
+                    "confirm_deadline": e.confirm_deadline,
+                    "activation": e.activation,
+                    "trigger": e.trigger,
+                    "origin": origin,
+                    "as_designee_of": self._designee_basis(actor, building),
+                    "threat_basis": e.threat_basis,
+                    "threat_basis_missing": e.threat_basis is None,
+                },
+            )
             events.append(EmergencyChanged(e))
             if e.activation is Activation.IMMEDIATE:
-                return self._activate(e, Command.ACTIVATE, now, actor, source, events,
-                                      reason=f"policy activates {e.trigger} triggers at once", actor_id=origin)
+                return self._activate(
+                    e,
+                    Command.ACTIVATE,
+                    now,
+                    actor,
+                    source,
+                    events,
+                    reason=f"policy activates {e.trigger} triggers at once",
+                    actor_id=origin,
+                )
             return e
 
-        return self._command(AuditEvent.DECLARE_DENIED, actor, f"building:{building}", source, run, request, actor_id=origin)
+        return self._command(
+            AuditEvent.DECLARE_DENIED, actor, f"building:{building}", source, run, request, actor_id=origin
+        )
 
     def confirm(self, actor: Actor, emergency_id: str, *, source: str | None = None) -> Emergency:
         def run(now: datetime, events: Events) -> Emergency:
@@ -162,8 +185,9 @@ class EmergencyService:
                 raise Invalid("reason: a cancel needs a reason")
             e = self._commandable(actor, emergency_id, Command.CANCEL)
             self._end_grants(e, now, "cancelled", actor, source, events)
-            return self._change(lifecycle.cancelled(e, now, text), AuditEvent.EMERGENCY_CANCELLED, actor, source, events,
-                                reason=text)
+            return self._change(
+                lifecycle.cancelled(e, now, text), AuditEvent.EMERGENCY_CANCELLED, actor, source, events, reason=text
+            )
 
         return self._command(AuditEvent.CANCEL_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
@@ -185,20 +209,30 @@ class EmergencyService:
     def change_action(self, actor: Actor, emergency_id: str, action: Action, *, source: str | None = None) -> Emergency:
         """Escalate or de-escalate. Live grants are re-scoped at once: cameras leaving the
         scope are announced (GrantRescoped) so their sessions close."""
+
         def run(now: datetime, events: Events) -> Emergency:
             new_action = _member(Action, action, "action")
             e = self._commandable(actor, emergency_id, Command.CHANGE)
             if new_action is e.action:
                 return e
-            changed = self._change(replace(e, action=new_action), AuditEvent.EMERGENCY_ACTION_CHANGED, actor, source, events,
-                                   details={"from": e.action, "to": new_action})
+            changed = self._change(
+                replace(e, action=new_action),
+                AuditEvent.EMERGENCY_ACTION_CHANGED,
+                actor,
+                source,
+                events,
+                details={"from": e.action, "to": new_action},
+            )
             self._sync_grants(changed, now, actor, source, events, reason="action_changed")
             return changed
 
-        return self._command(AuditEvent.CHANGE_DENIED, actor, f"emergency:{emergency_id}", source, run, {"action": str(action)})
+        return self._command(
+            AuditEvent.CHANGE_DENIED, actor, f"emergency:{emergency_id}", source, run, {"action": str(action)}
+        )
 
     def set_threat_basis(self, actor: Actor, emergency_id: str, text: str, *, source: str | None = None) -> Emergency:
         """The articulable and significant threat (34 CFR 99.36(c)); may be filled in after the fact."""
+
         def run(now: datetime, events: Events) -> Emergency:
             basis = _text(text, "threat_basis")
             if basis is None:
@@ -206,20 +240,32 @@ class EmergencyService:
             e = self._existing(emergency_id)
             if not authority.may_command(actor, e.building):
                 raise Forbidden(f"{actor.role} {actor.id} may not change emergencies of {e.building!r}")
-            return self._change(replace(e, threat_basis=basis), AuditEvent.EMERGENCY_THREAT_BASIS_SET, actor, source, events,
-                                details={"threat_basis": basis, "previous": e.threat_basis})
+            return self._change(
+                replace(e, threat_basis=basis),
+                AuditEvent.EMERGENCY_THREAT_BASIS_SET,
+                actor,
+                source,
+                events,
+                details={"threat_basis": basis, "previous": e.threat_basis},
+            )
 
         return self._command(AuditEvent.THREAT_BASIS_DENIED, actor, f"emergency:{emergency_id}", source, run)
 
-    def extend(self, actor: Actor, emergency_id: str, *, minutes: int, reason: str,
-               source: str | None = None) -> Emergency:
+    def extend(
+        self, actor: Actor, emergency_id: str, *, minutes: int, reason: str, source: str | None = None
+    ) -> Emergency:
         """Lengthen the time-box. Within the hard maximum (from activation) one administrator
         with a reason suffices; beyond it the request waits for a second administrator."""
+
         def run(now: datetime, events: Events) -> Emergency:
             text = _text(reason, "reason")
             if text is None:
                 raise Invalid("reason: an extension needs a reason")
-            if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= self._site.policy.hard_max_minutes:
+            if (
+                not isinstance(minutes, int)
+                or isinstance(minutes, bool)
+                or not 1 <= minutes <= self._site.policy.hard_max_minutes
+            ):
                 raise Invalid(f"minutes: between 1 and {self._site.policy.hard_max_minutes}")
             e = self._commandable(actor, emergency_id, Command.EXTEND)
             if lifecycle.extension_allowed(e, minutes, self._site.policy):
@@ -227,14 +273,25 @@ class EmergencyService:
             if e.pending_extension is not None:
                 raise Conflict("an extension beyond the maximum is already waiting for a second administrator")
             pending = PendingExtension(minutes, text, actor.id, now)
-            return self._change(replace(e, pending_extension=pending), AuditEvent.EMERGENCY_EXTENSION_REQUESTED, actor, source,
-                                events, reason=text, details={"minutes": minutes, "needs_second_approval": True})
+            return self._change(
+                replace(e, pending_extension=pending),
+                AuditEvent.EMERGENCY_EXTENSION_REQUESTED,
+                actor,
+                source,
+                events,
+                reason=text,
+                details={"minutes": minutes, "needs_second_approval": True},
+            )
 
-        return self._command(AuditEvent.EXTEND_DENIED, actor, f"emergency:{emergency_id}", source, run, {"minutes": minutes})
+        return self._command(
+            AuditEvent.EXTEND_DENIED, actor, f"emergency:{emergency_id}", source, run, {"minutes": minutes}
+        )
 
-    def decide_extension(self, actor: Actor, emergency_id: str, *, approve: bool, reason: str | None = None,
-                         source: str | None = None) -> Emergency:
+    def decide_extension(
+        self, actor: Actor, emergency_id: str, *, approve: bool, reason: str | None = None, source: str | None = None
+    ) -> Emergency:
         """The second administrator's decision on an extension beyond the hard maximum."""
+
         def run(now: datetime, events: Events) -> Emergency:
             e = self._commandable(actor, emergency_id, Command.EXTEND)
             pending = e.pending_extension
@@ -243,11 +300,18 @@ class EmergencyService:
             if actor.id == pending.requested_by:
                 raise Forbidden("the second approval must come from a different administrator")
             if approve:
-                return self._apply_extension(e, pending.minutes, pending.reason, now,
-                                             [pending.requested_by, actor.id], actor, source, events)
-            return self._change(replace(e, pending_extension=None), AuditEvent.EMERGENCY_EXTENSION_DENIED, actor, source,
-                                events, reason=_text(reason, "reason") or "denied",
-                                details={"minutes": pending.minutes, "requested_by": pending.requested_by})
+                return self._apply_extension(
+                    e, pending.minutes, pending.reason, now, [pending.requested_by, actor.id], actor, source, events
+                )
+            return self._change(
+                replace(e, pending_extension=None),
+                AuditEvent.EMERGENCY_EXTENSION_DENIED,
+                actor,
+                source,
+                events,
+                reason=_text(reason, "reason") or "denied",
+                details={"minutes": pending.minutes, "requested_by": pending.requested_by},
+            )
 
         denied = AuditEvent.APPROVE_EXTENSION_DENIED if approve else AuditEvent.DENY_EXTENSION_DENIED
         return self._command(denied, actor, f"emergency:{emergency_id}", source, run)
@@ -259,8 +323,15 @@ class EmergencyService:
             now = self._clock.now()
             for e in self._store.list_emergencies(open_only=True):
                 if lifecycle.due_for_activation(e, now):
-                    self._activate(e, Command.ACTIVATE, e.confirm_deadline, None, None, events,
-                                   reason="confirm window elapsed without cancel")
+                    self._activate(
+                        e,
+                        Command.ACTIVATE,
+                        e.confirm_deadline,
+                        None,
+                        None,
+                        events,
+                        reason="confirm window elapsed without cancel",
+                    )
             for g in self._store.unended_grants():
                 if g.expires <= now:
                     self._end_grant(g, g.expires, "expired", None, None, events)
@@ -309,21 +380,36 @@ class EmergencyService:
         self.tick()
         camera = self._site.cameras.get(camera_id)
         if camera is None:
-            self._audit.append(AuditEvent.VIEW_DENIED, actor=actor, object=f"camera:{camera_id}", outcome="denied",
-                               source=source, reason="not_found")
+            self._audit.append(
+                AuditEvent.VIEW_DENIED,
+                actor=actor,
+                object=f"camera:{camera_id}",
+                outcome="denied",
+                source=source,
+                reason="not_found",
+            )
             raise NotFound(f"camera {camera_id!r} does not exist")
         decision = self._decide(actor, camera)
         if not decision.allowed:
-            self._audit.append(AuditEvent.VIEW_DENIED, actor=actor, object=f"camera:{camera_id}", outcome="denied",
-                               source=source, reason=decision.reason,
-                               details={"building": camera.building, "privacy": camera.privacy})
+            self._audit.append(
+                AuditEvent.VIEW_DENIED,
+                actor=actor,
+                object=f"camera:{camera_id}",
+                outcome="denied",
+                source=source,
+                reason=decision.reason,
+                details={"building": camera.building, "privacy": camera.privacy},
+            )
         return decision
 
     def visible_cameras(self, actor: Actor) -> builtins.list[Camera]:
         """Metadata for admins in scope and auditors; for officers exactly what they may watch now."""
         self.tick()
-        return [c for c in self._site.cameras.values()
-                if authority.may_see_metadata(actor, c) or self._decide(actor, c).allowed]
+        return [
+            c
+            for c in self._site.cameras.values()
+            if authority.may_see_metadata(actor, c) or self._decide(actor, c).allowed
+        ]
 
     def may_see_floor_plan(self, actor: Actor, building: str) -> bool:
         """The rule for a building's floor plan (authority.may_see_floor_plan) as of now."""
@@ -353,9 +439,16 @@ class EmergencyService:
             with self._store.transaction():
                 result = run(self._clock.now(), events)
         except DomainError as err:
-            self._audit.append(denied, actor=actor, actor_id=None if actor else (actor_id or SYSTEM),
-                               object=obj, outcome="denied", source=source,
-                               reason=f"{err.code}: {err}", details=details or self._drill_of(obj))
+            self._audit.append(
+                denied,
+                actor=actor,
+                actor_id=None if actor else (actor_id or SYSTEM),
+                object=obj,
+                outcome="denied",
+                source=source,
+                reason=f"{err.code}: {err}",
+                details=details or self._drill_of(obj),
+            )
             raise
         self._emit(events)
         return result
@@ -379,25 +472,60 @@ class EmergencyService:
         return e
 
     def _activate(
-        self, e: Emergency, command: Command, at: datetime, actor: Actor | None, source: str | None,
-        events: Events, reason: str | None = None, actor_id: str | None = None,
+        self,
+        e: Emergency,
+        command: Command,
+        at: datetime,
+        actor: Actor | None,
+        source: str | None,
+        events: Events,
+        reason: str | None = None,
+        actor_id: str | None = None,
     ) -> Emergency:
-        active = self._change(lifecycle.activated(e, command, at, self._site.policy), AuditEvent.EMERGENCY_ACTIVATED,
-                              actor, source, events, reason=reason, actor_id=actor_id)
+        active = self._change(
+            lifecycle.activated(e, command, at, self._site.policy),
+            AuditEvent.EMERGENCY_ACTIVATED,
+            actor,
+            source,
+            events,
+            reason=reason,
+            actor_id=actor_id,
+        )
         self._sync_grants(active, at, actor, source, events, reason="activated")
         return active
 
-    def _apply_extension(self, e: Emergency, minutes: int, reason: str, now: datetime, approvers: builtins.list[str],
-                         actor: Actor, source: str | None, events: Events) -> Emergency:
+    def _apply_extension(
+        self,
+        e: Emergency,
+        minutes: int,
+        reason: str,
+        now: datetime,
+        approvers: builtins.list[str],
+        actor: Actor,
+        source: str | None,
+        events: Events,
+    ) -> Emergency:
         longer = lifecycle.extended(e, minutes)
-        self._change(longer, AuditEvent.EMERGENCY_EXTENDED, actor, source, events, reason=reason,
-                     details={"minutes": minutes, "expires_at": longer.expires_at, "approved_by": approvers,
-                              "beyond_hard_max": len(approvers) > 1})
+        self._change(
+            longer,
+            AuditEvent.EMERGENCY_EXTENDED,
+            actor,
+            source,
+            events,
+            reason=reason,
+            details={
+                "minutes": minutes,
+                "expires_at": longer.expires_at,
+                "approved_by": approvers,
+                "beyond_hard_max": len(approvers) > 1,
+            },
+        )
         self._sync_grants(longer, now, actor, source, events, reason="extended")
         return longer
 
-    def _sync_grants(self, e: Emergency, at: datetime, actor: Actor | None, source: str | None,
-                     events: Events, *, reason: str) -> None:
+    def _sync_grants(
+        self, e: Emergency, at: datetime, actor: Actor | None, source: str | None, events: Events, *, reason: str
+    ) -> None:
         """Make the emergency's unended grants match what it shares now: one per agreement
         agency, the action's cameras, until the time-box ends. Activation, a change of
         action and an extension all come through here, so the rule lives in one place."""
@@ -413,16 +541,33 @@ class EmergencyService:
                 continue
             updated = replace(grant, camera_ids=target.camera_ids, expires=target.expires)
             self._store.update_grant(updated)
-            self._record(e, AuditEvent.GRANT_RESCOPED if removed or added else AuditEvent.GRANT_EXTENDED, actor, source,
-                         obj=f"grant:{grant.id}", reason=reason,
-                         details={"agency": agency, "removed": removed, "added": added, "expires": updated.expires})
+            self._record(
+                e,
+                AuditEvent.GRANT_RESCOPED if removed or added else AuditEvent.GRANT_EXTENDED,
+                actor,
+                source,
+                obj=f"grant:{grant.id}",
+                reason=reason,
+                details={"agency": agency, "removed": removed, "added": added, "expires": updated.expires},
+            )
             if removed or added:
                 events.append(GrantRescoped(updated, frozenset(removed), frozenset(added)))
         for grant in wanted.values():
             self._store.insert_grant(grant)
-            self._record(e, AuditEvent.GRANT_STARTED, actor, source, obj=f"grant:{grant.id}", reason=reason, details={
-                "agency": grant.agency, "cameras": grant.camera_ids, "starts": grant.starts, "expires": grant.expires,
-            })
+            self._record(
+                e,
+                AuditEvent.GRANT_STARTED,
+                actor,
+                source,
+                obj=f"grant:{grant.id}",
+                reason=reason,
+                details={
+                    "agency": grant.agency,
+                    "cameras": grant.camera_ids,
+                    "starts": grant.starts,
+                    "expires": grant.expires,
+                },
+            )
             events.append(GrantStarted(grant))
 
     def _designee_basis(self, actor: Actor | None, building: str) -> str | None:
@@ -445,18 +590,38 @@ class EmergencyService:
         ended = replace(grant, ended_at=at, end_reason=reason)
         self._store.update_grant(ended)
         e = self._existing(grant.emergency_id)
-        self._record(e, AuditEvent.GRANT_ENDED, actor, source, obj=f"grant:{grant.id}", reason=reason,
-                     details={"agency": grant.agency, "ended_at": at})
+        self._record(
+            e,
+            AuditEvent.GRANT_ENDED,
+            actor,
+            source,
+            obj=f"grant:{grant.id}",
+            reason=reason,
+            details={"agency": grant.agency, "ended_at": at},
+        )
         events.append(GrantEnded(ended, reason))
 
     def _change(
-        self, e: Emergency, event_type: AuditEvent, actor: Actor | None, source: str | None, events: Events,
-        reason: str | None = None, details: dict[str, Any] | None = None, actor_id: str | None = None,
+        self,
+        e: Emergency,
+        event_type: AuditEvent,
+        actor: Actor | None,
+        source: str | None,
+        events: Events,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor_id: str | None = None,
     ) -> Emergency:
         self._store.update_emergency(e)
-        self._record(e, event_type, actor, source, reason=reason, actor_id=actor_id,
-                     details={"state": e.state, "as_designee_of": self._designee_basis(actor, e.building),
-                              **(details or {})})
+        self._record(
+            e,
+            event_type,
+            actor,
+            source,
+            reason=reason,
+            actor_id=actor_id,
+            details={"state": e.state, "as_designee_of": self._designee_basis(actor, e.building), **(details or {})},
+        )
         if self.outbox is not None and event_type in NOTIFIED:
             # Same transaction as the change: a notification is never lost nor sent for a rolled-back change.
             self.outbox.enqueue(event_type, {"emergency": _notice(e), "reason": reason, **(details or {})})
@@ -464,8 +629,16 @@ class EmergencyService:
         return e
 
     def _record(
-        self, e: Emergency, event_type: AuditEvent, actor: Actor | None, source: str | None, *, obj: str | None = None,
-        reason: str | None = None, details: dict[str, Any] | None = None, actor_id: str | None = None,
+        self,
+        e: Emergency,
+        event_type: AuditEvent,
+        actor: Actor | None,
+        source: str | None,
+        *,
+        obj: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor_id: str | None = None,
     ) -> None:
         """Every record about an emergency names it, its building and action, and whether it is a drill."""
         self._audit.append(
@@ -475,8 +648,14 @@ class EmergencyService:
             object=obj or f"emergency:{e.id}",
             source=source,
             reason=reason,
-            details={"emergency": e.id, "building": e.building, "action": e.action,
-                     "incident_type": e.incident_type, "drill": e.drill, **(details or {})},
+            details={
+                "emergency": e.id,
+                "building": e.building,
+                "action": e.action,
+                "incident_type": e.incident_type,
+                "drill": e.drill,
+                **(details or {}),
+            },
         )
 
     def _emit(self, events: Events) -> None:
@@ -487,22 +666,36 @@ class EmergencyService:
                     fn(event)
                 except Exception as exc:
                     log.exception("listener %r failed on %s", fn, type(event).__name__)
-                    self._audit.append(AuditEvent.LISTENER_FAILED, actor_id=SYSTEM, outcome="failure",
-                                       reason=f"{type(exc).__name__}: {exc}",
-                                       details={"event": type(event).__name__})
+                    self._audit.append(
+                        AuditEvent.LISTENER_FAILED,
+                        actor_id=SYSTEM,
+                        outcome="failure",
+                        reason=f"{type(exc).__name__}: {exc}",
+                        details={"event": type(event).__name__},
+                    )
 
 
 def _notice(e: Emergency) -> dict[str, Any]:
     """What notified parties (dispatch, attorney, communications) learn: no threat text,
     which may name a student, only whether it is recorded."""
-    return {"id": e.id, "building": e.building, "state": e.state, "action": e.action, "drill": e.drill,
-            "incident_type": e.incident_type, "trigger": e.trigger, "declared_at": e.declared_at,
-            "activated_at": e.activated_at, "expires_at": e.expires_at, "ended_at": e.ended_at,
-            "threat_basis_recorded": e.threat_basis is not None,
-            # who or what declared it: an account, or a trigger's origin such as "threat:tat/case-7",
-            # so a records system can match the emergency its record proposed
-            "declared_by": e.declared_by,
-            "disclosure": {"id": e.id, "url": f"/api/v1/emergencies/{e.id}/disclosure"}}
+    return {
+        "id": e.id,
+        "building": e.building,
+        "state": e.state,
+        "action": e.action,
+        "drill": e.drill,
+        "incident_type": e.incident_type,
+        "trigger": e.trigger,
+        "declared_at": e.declared_at,
+        "activated_at": e.activated_at,
+        "expires_at": e.expires_at,
+        "ended_at": e.ended_at,
+        "threat_basis_recorded": e.threat_basis is not None,
+        # who or what declared it: an account, or a trigger's origin such as "threat:tat/case-7",
+        # so a records system can match the emergency its record proposed
+        "declared_by": e.declared_by,
+        "disclosure": {"id": e.id, "url": f"/api/v1/emergencies/{e.id}/disclosure"},
+    }
 
 
 def _member(enum: type[E], value: str, field: str) -> E:

@@ -18,8 +18,17 @@ from emergency.policy import Policy, parse_policy
 from emergency.site_fields import Fields
 
 __all__ = [
-    "Account", "Agency", "Building", "Camera", "FLOOR_PLAN_EXTENSIONS", "PrivacyClass", "RECORD_SCOPES", "Role",
-    "Site", "SiteError", "load_site",
+    "Account",
+    "Agency",
+    "Building",
+    "Camera",
+    "FLOOR_PLAN_EXTENSIONS",
+    "PrivacyClass",
+    "RECORD_SCOPES",
+    "Role",
+    "Site",
+    "SiteError",
+    "load_site",
 ]
 
 
@@ -118,7 +127,9 @@ def load_site(data: dict[str, Any]) -> Site:
     for account in accounts.values():
         for target in account.designee_for:
             if target not in accounts or target == account.id:
-                raise root.error(f"accounts.{account.id}.designee_for", f"{target!r} is not another account of the site")
+                raise root.error(
+                    f"accounts.{account.id}.designee_for", f"{target!r} is not another account of the site"
+                )
     cameras = _unique(root.tables("cameras"), lambda f: _camera(f, buildings))
     zones = frozenset(z for b in buildings.values() for z in b.zones)
     policy = parse_policy(root.table("policy", optional=True), zones)
@@ -163,16 +174,22 @@ def _floor_plan(f: Fields, building_id: str) -> str | None:
     value: str | None = f.text("floor_plan", None)
     if value is None:
         return None
-    fix = f"give a path relative to the site file's folder, e.g. \"plans/{building_id}.svg\""
+    fix = f'give a path relative to the site file\'s folder, e.g. "plans/{building_id}.svg"'
     if "\\" in value:
         raise f.error("floor_plan", f"building {building_id!r}: {value!r} has a backslash; use '/' between folders")
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or (len(value) > 1 and value[1] == ":"):
-        raise f.error("floor_plan", f"building {building_id!r}: {value!r} must stay inside the site file's folder "
-                                    f"(no absolute path, no '..'); {fix}")
+        raise f.error(
+            "floor_plan",
+            f"building {building_id!r}: {value!r} must stay inside the site file's folder "
+            f"(no absolute path, no '..'); {fix}",
+        )
     if path.suffix.lower() not in FLOOR_PLAN_EXTENSIONS:
-        raise f.error("floor_plan", f"building {building_id!r}: {value!r} is not a floor plan image; use a "
-                                    f"{', '.join(FLOOR_PLAN_EXTENSIONS)} file")
+        raise f.error(
+            "floor_plan",
+            f"building {building_id!r}: {value!r} is not a floor plan image; use a "
+            f"{', '.join(FLOOR_PLAN_EXTENSIONS)} file",
+        )
     return value
 
 
@@ -183,8 +200,15 @@ def _agency(f: Fields) -> Agency:
 
 
 def _account(f: Fields, buildings: dict[str, Building], agencies: dict[str, Agency]) -> Account:
-    a = Account(f.ident("id"), f.text("name"), f.choice("role", Role), f.text("agency", None), f.texts("buildings", ()),
-                f.texts("designee_for", ()), f.texts("scopes", ()))
+    a = Account(
+        f.ident("id"),
+        f.text("name"),
+        f.choice("role", Role),
+        f.text("agency", None),
+        f.texts("buildings", ()),
+        f.texts("designee_for", ()),
+        f.texts("scopes", ()),
+    )
     if a.role is Role.RECORDS_CLIENT:
         if not a.scopes:
             raise f.error("scopes", f"a records_client needs at least one of {', '.join(RECORD_SCOPES)}")

@@ -24,22 +24,69 @@ from emergency.records import RecordKind, RecordLink
 from emergency.requests import AccessRequest, RequestState
 
 REQUEST_COLUMNS = (
-    "id", "building", "requested_by", "agency", "call_type", "reason", "action", "incident_type", "created",
-    "state", "decided_by", "decided_at", "decision_reason", "emergency_id",
+    "id",
+    "building",
+    "requested_by",
+    "agency",
+    "call_type",
+    "reason",
+    "action",
+    "incident_type",
+    "created",
+    "state",
+    "decided_by",
+    "decided_at",
+    "decision_reason",
+    "emergency_id",
 )
 EMERGENCY_COLUMNS = (
-    "id", "building", "state", "action", "incident_type", "drill", "threat_basis", "declared_by",
-    "declared_at", "confirm_deadline", "activated_at", "expires_at", "ended_at", "end_reason",
-    "trigger", "activation", "pending_extension", "extensions",
+    "id",
+    "building",
+    "state",
+    "action",
+    "incident_type",
+    "drill",
+    "threat_basis",
+    "declared_by",
+    "declared_at",
+    "confirm_deadline",
+    "activated_at",
+    "expires_at",
+    "ended_at",
+    "end_reason",
+    "trigger",
+    "activation",
+    "pending_extension",
+    "extensions",
 )
 GRANT_COLUMNS = ("id", "emergency_id", "agency", "camera_ids", "starts", "expires", "ended_at", "end_reason")
 OUTBOX_COLUMNS = (
-    "id", "topic", "subscriber", "payload", "created", "attempts", "next_attempt", "delivered_at", "dead_at",
+    "id",
+    "topic",
+    "subscriber",
+    "payload",
+    "created",
+    "attempts",
+    "next_attempt",
+    "delivered_at",
+    "dead_at",
     "last_error",
 )
 AUDIT_COLUMNS = (
-    "seq", "ts", "node", "event_type", "actor_id", "actor_role", "actor_agency", "object", "outcome",
-    "source", "reason", "details", "prev_hash", "hash",
+    "seq",
+    "ts",
+    "node",
+    "event_type",
+    "actor_id",
+    "actor_role",
+    "actor_agency",
+    "object",
+    "outcome",
+    "source",
+    "reason",
+    "details",
+    "prev_hash",
+    "hash",
 )
 CHECKPOINT_COLUMNS = ("seq", "hash", "count", "ts", "node", "key_id", "signature")
 
@@ -269,8 +316,9 @@ class SqlStore(ABC):
 
     def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
         """False if a checkpoint at that seq exists already (another process or node signed it first)."""
-        return self._insert_new(insert_sql("audit_checkpoints", CHECKPOINT_COLUMNS),
-                                tuple(getattr(cp, c) for c in CHECKPOINT_COLUMNS))
+        return self._insert_new(
+            insert_sql("audit_checkpoints", CHECKPOINT_COLUMNS), tuple(getattr(cp, c) for c in CHECKPOINT_COLUMNS)
+        )
 
     def last_audit_checkpoint(self) -> Checkpoint | None:
         r = self._first("SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
@@ -282,8 +330,11 @@ class SqlStore(ABC):
 
     def insert_audit_key(self, key: AuditKey) -> None:
         """Records a node's public key; a key already recorded is left as it is."""
-        self._write("INSERT INTO audit_keys (key_id, node, public_key, created) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (key_id) DO NOTHING", (key.key_id, key.node, key.public_key, key.created))
+        self._write(
+            "INSERT INTO audit_keys (key_id, node, public_key, created) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key_id) DO NOTHING",
+            (key.key_id, key.node, key.public_key, key.created),
+        )
 
     def audit_keys(self) -> list[AuditKey]:
         rows = self._rows("SELECT key_id, node, public_key, created FROM audit_keys ORDER BY created, key_id")
@@ -300,8 +351,14 @@ class SqlStore(ABC):
             "UPDATE outbox SET attempts = ?, next_attempt = ?, delivered_at = ?, dead_at = ?, last_error = ?"
             " WHERE id = ?"
         )
-        params = (n.attempts, self._ts(n.next_attempt), self._ts(n.delivered_at), self._ts(n.dead_at),
-                  self._storable(n.last_error), n.id)
+        params = (
+            n.attempts,
+            self._ts(n.next_attempt),
+            self._ts(n.delivered_at),
+            self._ts(n.dead_at),
+            self._storable(n.last_error),
+            n.id,
+        )
         if self._write(sql, params) != 1:
             raise KeyError(n.id)
 
@@ -350,13 +407,24 @@ class SqlStore(ABC):
             " review) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, source, external_id) DO UPDATE SET"
             " building = excluded.building, fields = excluded.fields, updated = excluded.updated,"
             " emergency_id = excluded.emergency_id, review = excluded.review",
-            (link.kind.value, link.source, link.external_id, link.building, json.dumps(link.fields, sort_keys=True),
-             self._ts(link.received), self._ts(link.updated), link.emergency_id, link.review),
+            (
+                link.kind.value,
+                link.source,
+                link.external_id,
+                link.building,
+                json.dumps(link.fields, sort_keys=True),
+                self._ts(link.received),
+                self._ts(link.updated),
+                link.emergency_id,
+                link.review,
+            ),
         )
 
     def get_record_link(self, kind: RecordKind, source: str, external_id: str) -> RecordLink | None:
-        r = self._first("SELECT * FROM record_links WHERE kind = ? AND source = ? AND external_id = ?",
-                        (kind.value, source, external_id))
+        r = self._first(
+            "SELECT * FROM record_links WHERE kind = ? AND source = ? AND external_id = ?",
+            (kind.value, source, external_id),
+        )
         return self._record_link(r) if r is not None else None
 
     def record_links(self, kind: RecordKind | None = None, *, open_only: bool = False) -> list[RecordLink]:
@@ -369,8 +437,9 @@ class SqlStore(ABC):
         if open_only and self._OPEN_RECORD:
             clauses.append(self._OPEN_RECORD)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        rows = self._rows(f"SELECT * FROM record_links{where} ORDER BY received, external_id COLLATE {self._BYTEWISE}",
-                          tuple(params))
+        rows = self._rows(
+            f"SELECT * FROM record_links{where} ORDER BY received, external_id COLLATE {self._BYTEWISE}", tuple(params)
+        )
         links = [self._record_link(r) for r in rows]
         if open_only and not self._OPEN_RECORD:
             return [x for x in links if _is_one(x.fields.get("open"))]
@@ -378,30 +447,57 @@ class SqlStore(ABC):
 
     def remember_receipt(self, origin: str, event_id: str, received: datetime) -> bool:
         """False when this (origin, event id) was seen before: a replay."""
-        return self._insert_new("INSERT INTO trigger_receipts (origin, event_id, received) VALUES (?, ?, ?)",
-                                (origin, event_id, self._ts(received)))
+        return self._insert_new(
+            "INSERT INTO trigger_receipts (origin, event_id, received) VALUES (?, ?, ?)",
+            (origin, event_id, self._ts(received)),
+        )
 
     # rows <-> domain objects
 
     def _emergency_row(self, e: Emergency) -> Params:
         ts = self._ts
         return (
-            e.id, e.building, e.state.value, e.action.value, e.incident_type.value, bool(e.drill), e.threat_basis,
-            e.declared_by, ts(e.declared_at), ts(e.confirm_deadline), ts(e.activated_at), ts(e.expires_at),
-            ts(e.ended_at), e.end_reason, e.trigger.value, e.activation.value,
-            _pending_json(e.pending_extension), e.extensions,
+            e.id,
+            e.building,
+            e.state.value,
+            e.action.value,
+            e.incident_type.value,
+            bool(e.drill),
+            e.threat_basis,
+            e.declared_by,
+            ts(e.declared_at),
+            ts(e.confirm_deadline),
+            ts(e.activated_at),
+            ts(e.expires_at),
+            ts(e.ended_at),
+            e.end_reason,
+            e.trigger.value,
+            e.activation.value,
+            _pending_json(e.pending_extension),
+            e.extensions,
         )
 
     def _emergency(self, r: Row) -> Emergency:
         dt = self._dt
         return Emergency(
-            id=r["id"], building=r["building"], state=State(r["state"]), action=Action(r["action"]),
-            incident_type=IncidentType(r["incident_type"]), drill=bool(r["drill"]), threat_basis=r["threat_basis"],
-            declared_by=r["declared_by"], declared_at=self._at(r["declared_at"]),
+            id=r["id"],
+            building=r["building"],
+            state=State(r["state"]),
+            action=Action(r["action"]),
+            incident_type=IncidentType(r["incident_type"]),
+            drill=bool(r["drill"]),
+            threat_basis=r["threat_basis"],
+            declared_by=r["declared_by"],
+            declared_at=self._at(r["declared_at"]),
             confirm_deadline=self._at(r["confirm_deadline"]),
-            activated_at=dt(r["activated_at"]), expires_at=dt(r["expires_at"]), ended_at=dt(r["ended_at"]),
-            end_reason=r["end_reason"], trigger=Trigger(r["trigger"]), activation=Activation(r["activation"]),
-            pending_extension=self._pending(r["pending_extension"]), extensions=r["extensions"],
+            activated_at=dt(r["activated_at"]),
+            expires_at=dt(r["expires_at"]),
+            ended_at=dt(r["ended_at"]),
+            end_reason=r["end_reason"],
+            trigger=Trigger(r["trigger"]),
+            activation=Activation(r["activation"]),
+            pending_extension=self._pending(r["pending_extension"]),
+            extensions=r["extensions"],
         )
 
     def _pending(self, value: Any) -> PendingExtension | None:
@@ -412,55 +508,125 @@ class SqlStore(ABC):
 
     def _grant_row(self, g: Grant) -> Params:
         return (
-            g.id, g.emergency_id, g.agency, json.dumps(sorted(g.camera_ids)), self._ts(g.starts), self._ts(g.expires),
-            self._ts(g.ended_at), g.end_reason,
+            g.id,
+            g.emergency_id,
+            g.agency,
+            json.dumps(sorted(g.camera_ids)),
+            self._ts(g.starts),
+            self._ts(g.expires),
+            self._ts(g.ended_at),
+            g.end_reason,
         )
 
     def _grant(self, r: Row) -> Grant:
         return Grant(
-            id=r["id"], emergency_id=r["emergency_id"], agency=r["agency"],
-            camera_ids=frozenset(self._from_json(r["camera_ids"])), starts=self._at(r["starts"]),
-            expires=self._at(r["expires"]), ended_at=self._dt(r["ended_at"]), end_reason=r["end_reason"],
+            id=r["id"],
+            emergency_id=r["emergency_id"],
+            agency=r["agency"],
+            camera_ids=frozenset(self._from_json(r["camera_ids"])),
+            starts=self._at(r["starts"]),
+            expires=self._at(r["expires"]),
+            ended_at=self._dt(r["ended_at"]),
+            end_reason=r["end_reason"],
         )
 
     def _request_row(self, r: AccessRequest) -> Params:
-        return (r.id, r.building, r.requested_by, r.agency, r.call_type, r.reason, r.action.value,
-                r.incident_type.value, self._ts(r.created), r.state.value, r.decided_by, self._ts(r.decided_at),
-                r.decision_reason, r.emergency_id)
+        return (
+            r.id,
+            r.building,
+            r.requested_by,
+            r.agency,
+            r.call_type,
+            r.reason,
+            r.action.value,
+            r.incident_type.value,
+            self._ts(r.created),
+            r.state.value,
+            r.decided_by,
+            self._ts(r.decided_at),
+            r.decision_reason,
+            r.emergency_id,
+        )
 
     def _request(self, r: Row) -> AccessRequest:
         return AccessRequest(
-            id=r["id"], building=r["building"], requested_by=r["requested_by"], agency=r["agency"],
-            call_type=r["call_type"], reason=r["reason"], action=Action(r["action"]),
-            incident_type=IncidentType(r["incident_type"]), created=self._at(r["created"]),
-            state=RequestState(r["state"]), decided_by=r["decided_by"], decided_at=self._dt(r["decided_at"]),
-            decision_reason=r["decision_reason"], emergency_id=r["emergency_id"],
+            id=r["id"],
+            building=r["building"],
+            requested_by=r["requested_by"],
+            agency=r["agency"],
+            call_type=r["call_type"],
+            reason=r["reason"],
+            action=Action(r["action"]),
+            incident_type=IncidentType(r["incident_type"]),
+            created=self._at(r["created"]),
+            state=RequestState(r["state"]),
+            decided_by=r["decided_by"],
+            decided_at=self._dt(r["decided_at"]),
+            decision_reason=r["decision_reason"],
+            emergency_id=r["emergency_id"],
         )
 
     def _record_link(self, r: Row) -> RecordLink:
-        return RecordLink(RecordKind(r["kind"]), r["source"], r["external_id"], r["building"],
-                          self._from_json(r["fields"]), self._at(r["received"]), self._at(r["updated"]),
-                          r["emergency_id"], r["review"])
+        return RecordLink(
+            RecordKind(r["kind"]),
+            r["source"],
+            r["external_id"],
+            r["building"],
+            self._from_json(r["fields"]),
+            self._at(r["received"]),
+            self._at(r["updated"]),
+            r["emergency_id"],
+            r["review"],
+        )
 
     def _notification_row(self, n: Notification) -> Params:
         return (
-            n.id, n.topic, n.subscriber, json.dumps(n.payload, sort_keys=True), self._ts(n.created), n.attempts,
-            self._ts(n.next_attempt), self._ts(n.delivered_at), self._ts(n.dead_at), n.last_error,
+            n.id,
+            n.topic,
+            n.subscriber,
+            json.dumps(n.payload, sort_keys=True),
+            self._ts(n.created),
+            n.attempts,
+            self._ts(n.next_attempt),
+            self._ts(n.delivered_at),
+            self._ts(n.dead_at),
+            n.last_error,
         )
 
     def _notification(self, r: Row) -> Notification:
         return Notification(
-            id=r["id"], topic=r["topic"], payload=self._from_json(r["payload"]), created=self._at(r["created"]),
-            attempts=r["attempts"], next_attempt=self._at(r["next_attempt"]), delivered_at=self._dt(r["delivered_at"]),
-            last_error=r["last_error"], subscriber=r["subscriber"], dead_at=self._dt(r["dead_at"]),
+            id=r["id"],
+            topic=r["topic"],
+            payload=self._from_json(r["payload"]),
+            created=self._at(r["created"]),
+            attempts=r["attempts"],
+            next_attempt=self._at(r["next_attempt"]),
+            delivered_at=self._dt(r["delivered_at"]),
+            last_error=r["last_error"],
+            subscriber=r["subscriber"],
+            dead_at=self._dt(r["dead_at"]),
         )
 
     def _audit_row(self, e: AuditEntry) -> Params:
         """Details are stored as compact sorted JSON, the very text the entry's hash covers,
         so verification can hash what is stored (rows written before this stored
         ``", "``-separated JSON; they verify through the slower parse-and-redump path)."""
-        return (e.seq, e.ts, e.node, e.event_type, e.actor_id, e.actor_role, e.actor_agency, e.object, e.outcome,
-                e.source, e.reason, _DETAILS_TEXT(e.details), e.prev_hash, e.hash)
+        return (
+            e.seq,
+            e.ts,
+            e.node,
+            e.event_type,
+            e.actor_id,
+            e.actor_role,
+            e.actor_agency,
+            e.object,
+            e.outcome,
+            e.source,
+            e.reason,
+            _DETAILS_TEXT(e.details),
+            e.prev_hash,
+            e.hash,
+        )
 
     def _audit_fields(self, r: Row) -> dict[str, Any]:
         """The audit columns of a row as the entry was hashed (details still JSON text)."""
@@ -476,8 +642,14 @@ def _pending_json(p: PendingExtension | None) -> str | None:
     """Stored as JSON text with an ISO time, whatever the dialect stores other times as."""
     if p is None:
         return None
-    return json.dumps({"minutes": p.minutes, "reason": p.reason, "requested_by": p.requested_by,
-                       "requested_at": iso_utc(p.requested_at)})
+    return json.dumps(
+        {
+            "minutes": p.minutes,
+            "reason": p.reason,
+            "requested_by": p.requested_by,
+            "requested_at": iso_utc(p.requested_at),
+        }
+    )
 
 
 def _required(t: datetime | None) -> datetime:

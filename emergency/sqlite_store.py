@@ -84,7 +84,7 @@ class SqliteStore(SqlStore):
         One multi-row INSERT is atomic by itself, so inside a transaction it needs no
         savepoint, and it is one step of the statement (executemany would step, and
         release the GIL, once per row)."""
-        chunks = [entries[i:i + _INSERT_ROWS] for i in range(0, len(entries), _INSERT_ROWS)]
+        chunks = [entries[i : i + _INSERT_ROWS] for i in range(0, len(entries), _INSERT_ROWS)]
         with self._lock:
             if self._depth > 0 and len(chunks) == 1:
                 self._insert_audit_rows(chunks[0])
@@ -128,8 +128,9 @@ class SqliteStore(SqlStore):
             return
         with self._read_lock:
             if self._read_conn is None:
-                self._read_conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
-                                                  timeout=10, cached_statements=16)
+                self._read_conn = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False, timeout=10, cached_statements=16
+                )
                 self._read_conn.execute("PRAGMA query_only=1")
             yield self._read_conn
 

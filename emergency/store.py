@@ -136,6 +136,18 @@ class RecordStore(RecordLinkRepo, EmergencyReader, Protocol):
 
 
 __all__ = [
-    "AuditLogStore", "AuditStore", "CheckpointRepo", "EmergencyReader", "EmergencyRepo", "GrantRepo", "OutboxRepo",
-    "ReceiptRepo", "RecordLinkRepo", "RecordStore", "RequestRepo", "RequestStore", "ServiceStore", "Transactional",
+    "AuditLogStore",
+    "AuditStore",
+    "CheckpointRepo",
+    "EmergencyReader",
+    "EmergencyRepo",
+    "GrantRepo",
+    "OutboxRepo",
+    "ReceiptRepo",
+    "RecordLinkRepo",
+    "RecordStore",
+    "RequestRepo",
+    "RequestStore",
+    "ServiceStore",
+    "Transactional",
 ]

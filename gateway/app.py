@@ -59,8 +59,21 @@ def create_app(gateway: Gateway) -> FastAPI:
 
 def install_routes(app: FastAPI) -> None:
     """Every route and page, each with its guard (gateway/guards.py)."""
-    for module in (health, cameras, buildings, emergencies, triggers, audit, whep, ice, sessions, records, oauth,
-                   relay, signin):
+    for module in (
+        health,
+        cameras,
+        buildings,
+        emergencies,
+        triggers,
+        audit,
+        whep,
+        ice,
+        sessions,
+        records,
+        oauth,
+        relay,
+        signin,
+    ):
         app.include_router(module.router)
     web.install(app)
 
@@ -69,9 +82,13 @@ def _document_error_shape(app: FastAPI) -> None:
     """FastAPI documents 422 as its own ``HTTPValidationError``; ours is ``{"error", "detail"}``
     (gateway/errors.py), so the OpenAPI document says so for every operation."""
     generate = app.openapi
-    shape = {"title": "ErrorBody", "type": "object", "additionalProperties": False, "required": ["error", "detail"],
-             "properties": {"error": {"type": "string", "title": "Error"},
-                            "detail": {"type": "string", "title": "Detail"}}}
+    shape = {
+        "title": "ErrorBody",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["error", "detail"],
+        "properties": {"error": {"type": "string", "title": "Error"}, "detail": {"type": "string", "title": "Detail"}},
+    }
 
     def openapi() -> dict:
         if app.openapi_schema:

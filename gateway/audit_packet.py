@@ -33,9 +33,11 @@ def _iso(t: datetime | None) -> str | None:
 
 def site_names(site: Site) -> Names:
     """The names the plain-words timeline uses for people, cameras and agencies."""
-    return Names(people={a.id: a.name for a in site.accounts.values()},
-                 cameras={c.id: c.name for c in site.cameras.values()},
-                 agencies={a.id: a.name for a in site.agencies.values()})
+    return Names(
+        people={a.id: a.name for a in site.accounts.values()},
+        cameras={c.id: c.name for c in site.cameras.values()},
+        agencies={a.id: a.name for a in site.agencies.values()},
+    )
 
 
 def entry_view(e: AuditEntry, names: Names | None = None) -> dict[str, Any]:
@@ -44,8 +46,9 @@ def entry_view(e: AuditEntry, names: Names | None = None) -> dict[str, Any]:
     return {**asdict(e), "text": describe(e, names)}
 
 
-def disclosure_record(site: Site, service: EmergencyService, audit: AuditLog,
-                      emergency_id: str) -> tuple[DisclosureRecord, list[AuditEntry]]:
+def disclosure_record(
+    site: Site, service: EmergencyService, audit: AuditLog, emergency_id: str
+) -> tuple[DisclosureRecord, list[AuditEntry]]:
     emergency = service.get(emergency_id)
     grants = service.grants_of(emergency_id)
     entries = disclosure.emergency_entries(all_entries(audit), emergency_id, {g.id for g in grants})
@@ -62,24 +65,36 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
         return site.accounts[oid].name if oid in site.accounts else oid
 
     def spans(access: Access) -> list[dict[str, Any]]:
-        return [{"start": _iso(s.start), "end": _iso(s.end), "seconds": s.seconds, "kind": s.kind}
-                for s in access.spans]
+        return [
+            {"start": _iso(s.start), "end": _iso(s.end), "seconds": s.seconds, "kind": s.kind} for s in access.spans
+        ]
 
     viewers: dict[str, dict[str, Any]] = {}
     cameras: dict[str, dict[str, Any]] = {}
     for a in record.accesses:
-        v = viewers.setdefault(a.officer, {"officer": a.officer, "name": officer_name(a.officer),
-                                           "agency": a.agency, "cameras": []})
+        v = viewers.setdefault(
+            a.officer, {"officer": a.officer, "name": officer_name(a.officer), "agency": a.agency, "cameras": []}
+        )
         v["cameras"].append({"camera": a.camera, "name": camera_name(a.camera), "spans": spans(a)})
         c = cameras.setdefault(a.camera, {"camera": a.camera, "name": camera_name(a.camera), "viewers": []})
-        c["viewers"].append({"officer": a.officer, "name": officer_name(a.officer), "agency": a.agency,
-                             "spans": spans(a)})
+        c["viewers"].append(
+            {"officer": a.officer, "name": officer_name(a.officer), "agency": a.agency, "spans": spans(a)}
+        )
     notice = record.parent_notice
     return {
-        "emergency": {"id": e.id, "building": e.building, "action": str(e.action), "state": str(e.state),
-                      "incident_type": str(e.incident_type), "drill": e.drill, "declared_by": e.declared_by,
-                      "declared_at": _iso(e.declared_at), "activated_at": _iso(e.activated_at),
-                      "ended_at": _iso(e.ended_at), "trigger": str(e.trigger)},
+        "emergency": {
+            "id": e.id,
+            "building": e.building,
+            "action": str(e.action),
+            "state": str(e.state),
+            "incident_type": str(e.incident_type),
+            "drill": e.drill,
+            "declared_by": e.declared_by,
+            "declared_at": _iso(e.declared_at),
+            "activated_at": _iso(e.activated_at),
+            "ended_at": _iso(e.ended_at),
+            "trigger": str(e.trigger),
+        },
         "threat_basis": record.threat_basis,
         "threat_basis_missing": record.threat_basis is None,
         "agencies": [{"id": a, "name": site.agencies[a].name if a in site.agencies else a} for a in record.agencies],
@@ -88,17 +103,23 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
         "viewers": list(viewers.values()),
         "cameras": list(cameras.values()),
         "redisclosure_notice": record.redisclosure_notice,
-        "parent_notice_draft": None if notice is None else {
-            "due_by": notice.due_by.isoformat(), "recipient": notice.recipient, "purpose": notice.purpose,
-            "text": notice.text},
+        "parent_notice_draft": None
+        if notice is None
+        else {
+            "due_by": notice.due_by.isoformat(),
+            "recipient": notice.recipient,
+            "purpose": notice.purpose,
+            "text": notice.text,
+        },
         "notes": list(record.notes),
         "legal_basis": "34 CFR 99.31(a)(10), 99.36; record per 99.32(a)(5); redisclosure notice per 99.33; "
-                       "parent notice per 23 IAC 375.60",
+        "parent notice per 23 IAC 375.60",
     }
 
 
-def packet(site: Site, service: EmergencyService, audit: AuditLog, emergency_id: str,
-           generated_by: str) -> dict[str, Any]:
+def packet(
+    site: Site, service: EmergencyService, audit: AuditLog, emergency_id: str, generated_by: str
+) -> dict[str, Any]:
     record, entries = disclosure_record(site, service, audit, emergency_id)
     verified = audit.verify()
     names = site_names(site)

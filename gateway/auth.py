@@ -65,8 +65,14 @@ class TokenAuthority:
         self._key = OctKey.import_key(key)
         self._site = site
 
-    def issue(self, account_id: str, *, ttl: int = DEFAULT_TTL, amr: tuple[str, ...] = ("cli",),
-              scopes: tuple[str, ...] | None = None) -> tuple[str, str]:
+    def issue(
+        self,
+        account_id: str,
+        *,
+        ttl: int = DEFAULT_TTL,
+        amr: tuple[str, ...] = ("cli",),
+        scopes: tuple[str, ...] | None = None,
+    ) -> tuple[str, str]:
         """Returns (token, token id). The caller audits the issuance.
 
         A records client's token carries ``scope`` (space-separated, RFC 6749 3.3): the
@@ -83,8 +89,10 @@ class TokenAuthority:
             granted = account.scopes if scopes is None else tuple(dict.fromkeys(scopes))
             extra = [s for s in granted if s not in account.scopes]
             if extra or not granted:
-                raise AuthError(f"scope {' '.join(extra) or '(none)'} is not granted to '{account_id}'; "
-                                f"it may have {' '.join(account.scopes)}")
+                raise AuthError(
+                    f"scope {' '.join(extra) or '(none)'} is not granted to '{account_id}'; "
+                    f"it may have {' '.join(account.scopes)}"
+                )
             claims["scope"] = " ".join(granted)
         elif scopes:
             raise AuthError(f"'{account_id}' is not a records client; only records clients have scopes")
@@ -103,8 +111,9 @@ class TokenAuthority:
         if account is None:
             raise AuthError("the token's account no longer exists")
         amr = claims.get("amr") or []
-        actor = Actor.from_account(account, mfa=bool(STRONG_AMR.intersection(amr)),
-                                   delegations=self._site.delegations(account))
+        actor = Actor.from_account(
+            account, mfa=bool(STRONG_AMR.intersection(amr)), delegations=self._site.delegations(account)
+        )
         scope = claims.get("scope")
         scopes = frozenset(scope.split()) & frozenset(account.scopes) if isinstance(scope, str) else frozenset()
         return Identity(actor=actor, token_id=str(claims.get("jti", "")), expires=exp, scopes=scopes)

@@ -108,32 +108,51 @@ def _signed_text(method: str, path: str, node: str, nonce: str) -> bytes:
     return f"{method.upper()}\n{path}\n{node}\n{nonce}".encode()
 
 
-def relay_headers(key: bytes, method: str, path: str, node: str, now: float | None = None,
-                  nonce: str | None = None) -> dict[str, str]:
+def relay_headers(
+    key: bytes, method: str, path: str, node: str, now: float | None = None, nonce: str | None = None
+) -> dict[str, str]:
     t = int(time.time() if now is None else now)
     nonce = nonce or secrets.token_hex(16)
-    return {NODE_HEADER: node, NONCE_HEADER: nonce,
-            signing.SIGNATURE_HEADER: signing.sign(key, _signed_text(method, path, node, nonce), t)}
+    return {
+        NODE_HEADER: node,
+        NONCE_HEADER: nonce,
+        signing.SIGNATURE_HEADER: signing.sign(key, _signed_text(method, path, node, nonce), t),
+    }
 
 
-def verify_relay(key: bytes, method: str, path: str, headers: Mapping[str, str],
-                 now: float | None = None) -> tuple[str, str] | None:
+def verify_relay(
+    key: bytes, method: str, path: str, headers: Mapping[str, str], now: float | None = None
+) -> tuple[str, str] | None:
     """(requesting node, nonce) if the request is signed with our key within the window."""
     node, nonce = headers.get(NODE_HEADER), headers.get(NONCE_HEADER)
     if not node or len(node) > 200 or not node.isprintable():
         return None
     if not nonce or len(nonce) != 32 or not all(c in "0123456789abcdef" for c in nonce):
         return None
-    ok = signing.verify(key, _signed_text(method, path, node, nonce), headers.get(signing.SIGNATURE_HEADER),
-                        time.time() if now is None else now, tolerance=RELAY_TOLERANCE)
+    ok = signing.verify(
+        key,
+        _signed_text(method, path, node, nonce),
+        headers.get(signing.SIGNATURE_HEADER),
+        time.time() if now is None else now,
+        tolerance=RELAY_TOLERANCE,
+    )
     return (node, nonce) if ok else None
 
 
 class CameraLeases:
     """This node's view of the camera leases, and the key its relay requests are signed with."""
 
-    def __init__(self, client: redis.Redis, namespace: str, internal_url: str, node: str, key: bytes, *,
-                 ttl_ms: int = LEASE_TTL_MS, renew_seconds: float = RENEW_SECONDS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str,
+        internal_url: str,
+        node: str,
+        key: bytes,
+        *,
+        ttl_ms: int = LEASE_TTL_MS,
+        renew_seconds: float = RENEW_SECONDS,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.me = internal_url.rstrip("/")
@@ -152,8 +171,13 @@ class CameraLeases:
 
         assert config.redis_url
         client = RedisSignInStore.client_for(config.redis_url, os.environ.get(PASSWORD_ENV))
-        return cls(client, namespace_for(config), config.internal_url or config.public_url, config.node,
-                   relay_key(config.secrets_dir))
+        return cls(
+            client,
+            namespace_for(config),
+            config.internal_url or config.public_url,
+            config.node,
+            relay_key(config.secrets_dir),
+        )
 
     def lease_key(self, camera_id: str, stream: str) -> str:
         return f"{self.namespace}:camera:{camera_id}:{stream}"
@@ -171,8 +195,13 @@ class CameraLeases:
         try:
             self._release(keys=[self.lease_key(camera_id, stream)], args=[self.me])
         except redis.RedisError as exc:
-            log.warning("camera %s/%s: could not release the lease (%s); it expires in %g s",
-                        camera_id, stream, exc, self.ttl_ms / 1000)
+            log.warning(
+                "camera %s/%s: could not release the lease (%s); it expires in %g s",
+                camera_id,
+                stream,
+                exc,
+                self.ttl_ms / 1000,
+            )
 
     def set_owned(self, camera_id: str, stream: str, owned: bool) -> None:
         with self._lock:
@@ -199,8 +228,9 @@ class CameraLeases:
             return None
         node, nonce = verified
         try:
-            fresh = self.client.set(f"{self.namespace}:relay-nonce:{nonce}", node, nx=True,
-                                    px=(2 * RELAY_TOLERANCE + 5) * 1000)
+            fresh = self.client.set(
+                f"{self.namespace}:relay-nonce:{nonce}", node, nx=True, px=(2 * RELAY_TOLERANCE + 5) * 1000
+            )
         except redis.RedisError as exc:
             log.warning("relay request from node %s refused: cannot check for a replay (%s)", node, exc)
             return None
@@ -239,8 +269,15 @@ class _InnerSink:
 class LeasedSource(Source):
     """The camera itself while this node holds the lease, else a relay from the holder."""
 
-    def __init__(self, camera_id: str, stream: str, url: str, sink: SourceSink, leases: CameraLeases,
-                 make_inner: Callable[[str, SourceSink], Source] = make_source) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        stream: str,
+        url: str,
+        sink: SourceSink,
+        leases: CameraLeases,
+        make_inner: Callable[[str, SourceSink], Source] = make_source,
+    ) -> None:
         super().__init__(url, sink)
         self.camera_id, self.stream = camera_id, stream
         self._leases = leases
@@ -287,8 +324,9 @@ class LeasedSource(Source):
             try:
                 holder = self._leases.claim(self.camera_id, self.stream)
             except redis.RedisError as exc:
-                log.warning("camera %s/%s: lease unavailable (%s); ingesting directly",
-                            self.camera_id, self.stream, exc)
+                log.warning(
+                    "camera %s/%s: lease unavailable (%s); ingesting directly", self.camera_id, self.stream, exc
+                )
                 holder = self._leases.me
             if holder == self._leases.me:
                 if not first:
@@ -312,20 +350,26 @@ class LeasedSource(Source):
         try:
             while not self.sleep(self._leases.renew_seconds):
                 if time.monotonic() - sink.last_unit > GIVE_UP_SECONDS:
-                    log.warning("camera %s/%s: no video from the camera for %.0f s; giving the lease up "
-                                "so a node that can reach it takes over", self.camera_id, self.stream,
-                                GIVE_UP_SECONDS)
+                    log.warning(
+                        "camera %s/%s: no video from the camera for %.0f s; giving the lease up "
+                        "so a node that can reach it takes over",
+                        self.camera_id,
+                        self.stream,
+                        GIVE_UP_SECONDS,
+                    )
                     self._aside_until = time.monotonic() + STAND_ASIDE_SECONDS
                     return
                 try:
                     holder = self._leases.claim(self.camera_id, self.stream)
                 except redis.RedisError as exc:
-                    log.warning("camera %s/%s: cannot renew the lease (%s); still ingesting",
-                                self.camera_id, self.stream, exc)
+                    log.warning(
+                        "camera %s/%s: cannot renew the lease (%s); still ingesting", self.camera_id, self.stream, exc
+                    )
                     continue
                 if holder != self._leases.me:
-                    log.warning("camera %s/%s: the lease went to %s; relaying from there",
-                                self.camera_id, self.stream, holder)
+                    log.warning(
+                        "camera %s/%s: the lease went to %s; relaying from there", self.camera_id, self.stream, holder
+                    )
                     lost = True
                     return
         finally:
@@ -345,8 +389,13 @@ class LeasedSource(Source):
             except redis.RedisError:
                 return True  # cannot tell: keep trying the node we know
 
-        relay = RelaySource(url, _InnerSink(self.sink), headers=lambda: self._leases.headers_for(path),
-                            keep_going=keep_going, peer=holder)
+        relay = RelaySource(
+            url,
+            _InnerSink(self.sink),
+            headers=lambda: self._leases.headers_for(path),
+            keep_going=keep_going,
+            peer=holder,
+        )
         if not self._set_inner(relay):
             return
         try:

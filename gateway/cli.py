@@ -58,8 +58,14 @@ def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, 
         try:
             token, jti = token_authority(config).issue(user, ttl=ttl, scopes=scopes)
         except AuthError as exc:
-            audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=f"cli:{getpass.getuser()}", object=f"account:{user}",
-                         outcome="failure", source="cli", reason=str(exc))
+            audit.append(
+                AuditEvent.AUTH_TOKEN_ISSUED,
+                actor_id=f"cli:{getpass.getuser()}",
+                object=f"account:{user}",
+                outcome="failure",
+                source="cli",
+                reason=str(exc),
+            )
             raise
         account = config.site.accounts[user]
         details = {"token_id": jti, "ttl_seconds": ttl}
@@ -96,8 +102,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lines.append(f"    {account.id:<11} {account.role:<15} {account.name}")
         lines.append(f"      {token}")
     lines += login_banner(data_dir, base)
-    lines.append("  Try: declare LOCKDOWN as admin: POST /api/v1/emergencies "
-                 '{"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder"}')
+    lines.append(
+        "  Try: declare LOCKDOWN as admin: POST /api/v1/emergencies "
+        '{"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder"}'
+    )
     return _serve(config, args.host, args.port, "\n".join(lines))
 
 
@@ -161,11 +169,20 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     store, audit, _ = open_domain(load_config(args.config))
     try:
         result = audit.verify()
-        audit.append(AuditEvent.AUDIT_VERIFIED, actor_id=f"cli:{getpass.getuser()}", object="audit_log",
-                     outcome="success" if result.ok else "failure", source="cli",
-                     reason=result.problem,
-                     details={"checked": result.checked, "first_bad_seq": result.first_bad_seq,
-                              "checkpoints": result.checkpoints, "mirror": result.mirror})
+        audit.append(
+            AuditEvent.AUDIT_VERIFIED,
+            actor_id=f"cli:{getpass.getuser()}",
+            object="audit_log",
+            outcome="success" if result.ok else "failure",
+            source="cli",
+            reason=result.problem,
+            details={
+                "checked": result.checked,
+                "first_bad_seq": result.first_bad_seq,
+                "checkpoints": result.checkpoints,
+                "mirror": result.mirror,
+            },
+        )
     finally:
         store.close()
     print(f"entries     : {result.checked} checked (hash chain from seq 1)")
@@ -194,13 +211,19 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     store, audit, service = open_domain(config)
     try:
         try:
-            data = export.render(packet(config.site, service, audit, args.emergency, f"cli:{getpass.getuser()}"),
-                                 args.format)
+            data = export.render(
+                packet(config.site, service, audit, args.emergency, f"cli:{getpass.getuser()}"), args.format
+            )
         except NotFound as exc:
             print(f"sightline audit export: {exc}; list them with GET /api/v1/emergencies", file=sys.stderr)
             return 2
-        audit.append(AuditEvent.AUDIT_EXPORTED, actor_id=f"cli:{getpass.getuser()}", object=f"emergency:{args.emergency}",
-                     source="cli", details={"emergency": args.emergency, "format": args.format, "bytes": len(data)})
+        audit.append(
+            AuditEvent.AUDIT_EXPORTED,
+            actor_id=f"cli:{getpass.getuser()}",
+            object=f"emergency:{args.emergency}",
+            source="cli",
+            details={"emergency": args.emergency, "format": args.format, "bytes": len(data)},
+        )
     finally:
         store.close()
     output = args.output or f"sightline-{args.emergency}.{args.format}"
@@ -232,16 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--config", required=True)
     token.add_argument("--user", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
-    token.add_argument("--scope", action="append",
-                       help="records clients only: limit the token to these scopes (repeatable; default all)")
+    token.add_argument(
+        "--scope",
+        action="append",
+        help="records clients only: limit the token to these scopes (repeatable; default all)",
+    )
     token.set_defaults(func=cmd_token)
 
-    secret = sub.add_parser("client-secret",
-                            help="make a records client's OAuth2 secret: prints it once, and the line to store")
+    secret = sub.add_parser(
+        "client-secret", help="make a records client's OAuth2 secret: prints it once, and the line to store"
+    )
     secret.set_defaults(func=cmd_client_secret)
 
-    seal = sub.add_parser("seal", help="seal a secret from stdin with this node's key, for the site file "
-                                       "(e.g. a TURN auth_secret)")
+    seal = sub.add_parser(
+        "seal", help="seal a secret from stdin with this node's key, for the site file (e.g. a TURN auth_secret)"
+    )
     seal.add_argument("--config", required=True)
     seal.set_defaults(func=cmd_seal)
 

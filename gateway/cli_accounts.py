@@ -45,13 +45,16 @@ def set_account_keys(text: str, account_id: str, values: dict[str, str]) -> str:
                 start = i
                 break
     if start is None:
-        raise EnrolError(f'no [[accounts]] block with id = "{account_id}" in the site file '
-                         "(inline tables are not edited; write the account as an [[accounts]] block)")
-    kept = [line for line in lines[start + 1:end]
-            if not any(re.match(rf"^\s*{re.escape(k)}\s*=", line) for k in values)]
+        raise EnrolError(
+            f'no [[accounts]] block with id = "{account_id}" in the site file '
+            "(inline tables are not edited; write the account as an [[accounts]] block)"
+        )
+    kept = [
+        line for line in lines[start + 1 : end] if not any(re.match(rf"^\s*{re.escape(k)}\s*=", line) for k in values)
+    ]
     at = next(k for k, line in enumerate(kept) if id_line.match(line)) + 1
     added = [f'{key} = "{value}"\n' for key, value in values.items()]
-    return "".join(lines[:start + 1] + kept[:at] + added + kept[at:] + lines[end:])
+    return "".join(lines[: start + 1] + kept[:at] + added + kept[at:] + lines[end:])
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -73,15 +76,18 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         if account is None:
             raise EnrolError(f"no account {args.user!r} in {config.path}; add its [[accounts]] block first")
         if role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
-            raise EnrolError(f"{args.user!r} is a {account.role} account: it signs in with a client "
-                             "secret (sightline client-secret), not a password")
+            raise EnrolError(
+                f"{args.user!r} is a {account.role} account: it signs in with a client "
+                "secret (sightline client-secret), not a password"
+            )
         values = {"password_hash": hash_password(_read_password(args.password_stdin))}
         secret = None
         if not args.keep_totp or not config.logins.get(args.user) or not config.logins[args.user].has_totp:
             secret = totp.new_secret()
             values["totp_secret"] = CredentialBox.for_dir(config.secrets_dir).seal(secret)
-        updated = rewrite_site_file(config, set_account_keys(config.path.read_text(encoding="utf-8"),
-                                                             args.user, values))
+        updated = rewrite_site_file(
+            config, set_account_keys(config.path.read_text(encoding="utf-8"), args.user, values)
+        )
     except EnrolError as exc:
         print(f"sightline accounts enrol: {exc}", file=sys.stderr)
         return 2
@@ -89,8 +95,13 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
     store, audit, _ = open_domain(updated)
     try:
-        audit.append(AuditEvent.ACCOUNT_ENROLLED, actor_id=_operator(), object=f"account:{args.user}", source="cli",
-                     details={"password": True, "totp": "new" if secret else "kept"})
+        audit.append(
+            AuditEvent.ACCOUNT_ENROLLED,
+            actor_id=_operator(),
+            object=f"account:{args.user}",
+            source="cli",
+            details={"password": True, "totp": "new" if secret else "kept"},
+        )
     finally:
         store.close()
     print(f"password set for {args.user}")
@@ -130,11 +141,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=cmd_list)
 
     enrol = accounts_sub.add_parser(
-        "enrol", help="set a person's password and a new authenticator (TOTP) secret (audited)")
+        "enrol", help="set a person's password and a new authenticator (TOTP) secret (audited)"
+    )
     enrol.add_argument("--config", required=True)
     enrol.add_argument("--user", required=True)
-    enrol.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of stdin instead of prompting")
-    enrol.add_argument("--keep-totp", action="store_true",
-                       help="only reset the password; keep the enrolled authenticator")
+    enrol.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin instead of prompting",
+    )
+    enrol.add_argument(
+        "--keep-totp", action="store_true", help="only reset the password; keep the enrolled authenticator"
+    )
     enrol.set_defaults(func=cmd_enrol)

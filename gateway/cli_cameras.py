@@ -53,8 +53,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
     camera_id = args.id or _slug(args.name, set(config.site.cameras))
-    entry: dict[str, Any] = {"id": camera_id, "name": args.name, "building": args.building, "zone": args.zone,
-                   "privacy": args.privacy}
+    entry: dict[str, Any] = {
+        "id": camera_id,
+        "name": args.name,
+        "building": args.building,
+        "zone": args.zone,
+        "privacy": args.privacy,
+    }
     if args.tags:
         entry["tags"] = [t.strip() for t in args.tags.split(",") if t.strip()]
     summary = ""
@@ -82,9 +87,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         entry["onvif"] = f"{host}:{port}"
         if found.snapshot_uri:
             entry["snapshot"] = found.snapshot_uri
-        summary = (f"ONVIF {found.info.manufacturer} {found.info.model}, main {redact(found.main_uri)}"
-                   + (f", sub {redact(found.sub_uri)}" if found.sub_uri else "")
-                   + (f", camera clock off by {found.clock_offset:+.0f} s" if abs(found.clock_offset) >= 5 else ""))
+        summary = (
+            f"ONVIF {found.info.manufacturer} {found.info.model}, main {redact(found.main_uri)}"
+            + (f", sub {redact(found.sub_uri)}" if found.sub_uri else "")
+            + (f", camera clock off by {found.clock_offset:+.0f} s" if abs(found.clock_offset) >= 5 else "")
+        )
     if username:
         entry["username"] = username
     if password:
@@ -95,9 +102,19 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     store, audit, _ = open_domain(updated)
     try:
-        audit.append(AuditEvent.CAMERA_ADDED, actor_id=_operator(), object=f"camera:{camera_id}", source="cli",
-                     details={"building": args.building, "zone": args.zone, "privacy": args.privacy,
-                              "source": summary, "credentials": bool(password)})
+        audit.append(
+            AuditEvent.CAMERA_ADDED,
+            actor_id=_operator(),
+            object=f"camera:{camera_id}",
+            source="cli",
+            details={
+                "building": args.building,
+                "zone": args.zone,
+                "privacy": args.privacy,
+                "source": summary,
+                "credentials": bool(password),
+            },
+        )
     finally:
         store.close()
     print(f"added camera {camera_id} ({args.privacy}) in {args.building}/{args.zone}: {summary}")
@@ -118,13 +135,20 @@ def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict[str, Any]
         return None
     token, jti = token_authority(config).issue(admins[0], ttl=60)
     store, audit, _ = open_domain(config)
-    audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=_operator(), object=f"account:{admins[0]}", source="cli",
-                 reason="short-lived token for 'sightline cameras list'", details={"token_id": jti, "ttl_seconds": 60})
+    audit.append(
+        AuditEvent.AUTH_TOKEN_ISSUED,
+        actor_id=_operator(),
+        object=f"account:{admins[0]}",
+        source="cli",
+        reason="short-lived token for 'sightline cameras list'",
+        details={"token_id": jti, "ttl_seconds": 60},
+    )
     store.close()
     health = {}
     for camera_id in config.site.cameras:
-        request = urllib.request.Request(f"{gateway_url}/api/v1/cameras/{camera_id}",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            f"{gateway_url}/api/v1/cameras/{camera_id}", headers={"Authorization": f"Bearer {token}"}
+        )
         try:
             health[camera_id] = json.loads(urllib.request.urlopen(request, timeout=5).read()).get("health", {})
         except (urllib.error.URLError, OSError, ValueError):
@@ -152,8 +176,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         h = (health or {}).get(camera.id, {})
         access = config.access.get(camera.id)
         source = f"onvif {access.onvif}" if access and access.onvif else redact(camera.main)
-        rows.append((camera.id, camera.name, f"{camera.building}/{camera.zone}", str(camera.privacy), source,
-                     _health_text(h.get("main")), _health_text(h.get("sub")) if camera.sub else "none"))
+        rows.append(
+            (
+                camera.id,
+                camera.name,
+                f"{camera.building}/{camera.zone}",
+                str(camera.privacy),
+                source,
+                _health_text(h.get("main")),
+                _health_text(h.get("sub")) if camera.sub else "none",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -169,13 +202,17 @@ def cmd_discover(args: argparse.Namespace) -> int:
     print(f"probing for ONVIF cameras for {args.timeout:.0f} s...", file=sys.stderr)
     devices = asyncio.run(discover(args.timeout, targets=targets) if targets else discover(args.timeout))
     if not devices:
-        print("no ONVIF cameras answered. Cameras on another subnet or VLAN do not hear the probe: "
-              "use --target HOST[:PORT], or add them with 'sightline cameras add --onvif HOST'.")
+        print(
+            "no ONVIF cameras answered. Cameras on another subnet or VLAN do not hear the probe: "
+            "use --target HOST[:PORT], or add them with 'sightline cameras add --onvif HOST'."
+        )
         return 1
     for d in devices:
         print(f"{d.name or '(unnamed)'}  {d.hardware or ''}  {' '.join(d.xaddrs)}")
-    print(f"\n{len(devices)} found. Add one with: sightline cameras add --config FILE --name NAME "
-          "--building B --zone Z --onvif HOST[:PORT] --username U --password P")
+    print(
+        f"\n{len(devices)} found. Add one with: sightline cameras add --config FILE --name NAME "
+        "--building B --zone Z --onvif HOST[:PORT] --username U --password P"
+    )
     return 0
 
 
@@ -185,8 +222,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     discover = cam_sub.add_parser("discover", help="find ONVIF cameras with WS-Discovery")
     discover.add_argument("--timeout", type=float, default=3.0)
-    discover.add_argument("--target", action="append", default=[],
-                          help="probe HOST[:PORT] directly (repeatable) instead of multicast")
+    discover.add_argument(
+        "--target", action="append", default=[], help="probe HOST[:PORT] directly (repeatable) instead of multicast"
+    )
     discover.set_defaults(func=cmd_discover)
 
     listing = cam_sub.add_parser("list", help="cameras in the site file, with health from the running gateway")
@@ -200,8 +238,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("--building", required=True)
     add.add_argument("--zone", required=True)
     add.add_argument("--id", help="camera id (default: from the name)")
-    add.add_argument("--privacy", choices=("normal", "sensitive", "never"), default="normal",
-                     help="sensitive: nurse, counselling, time-out rooms; never: restrooms, locker rooms")
+    add.add_argument(
+        "--privacy",
+        choices=("normal", "sensitive", "never"),
+        default="normal",
+        help="sensitive: nurse, counselling, time-out rooms; never: restrooms, locker rooms",
+    )
     add.add_argument("--tags", help="comma-separated coverage tags")
     source = add.add_mutually_exclusive_group(required=True)
     source.add_argument("--rtsp", help="rtsp://HOST/PATH of the main stream")

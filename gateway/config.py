@@ -23,9 +23,20 @@ from .ice import MAX_TTL as ICE_MAX_TTL
 from .ice import IceConfigError, IceServer, parse_ice_servers
 from .logins import AccountLogin, LoginConfigError, pop_account_logins
 
-_GATEWAY_KEYS = {"data_dir", "node", "idle_timeout_seconds", "public_url", "database",
-                 "audit_mirror", "audit_checkpoint_every", "audit_checkpoint_seconds",
-                 "ice_servers", "ice_credential_ttl_seconds", "redis", "internal_url"}
+_GATEWAY_KEYS = {
+    "data_dir",
+    "node",
+    "idle_timeout_seconds",
+    "public_url",
+    "database",
+    "audit_mirror",
+    "audit_checkpoint_every",
+    "audit_checkpoint_seconds",
+    "ice_servers",
+    "ice_credential_ttl_seconds",
+    "redis",
+    "internal_url",
+}
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _REDIS_SCHEMES = ("redis", "rediss")
 
@@ -205,8 +216,9 @@ def _ice_settings(gateway: dict, path: Path) -> tuple[tuple[IceServer, ...], int
         raise ConfigError(str(exc)) from None
     ttl = gateway.get("ice_credential_ttl_seconds", ICE_DEFAULT_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= ICE_MAX_TTL:
-        raise ConfigError(f"{path}: [gateway] ice_credential_ttl_seconds must be whole seconds "
-                          f"from 60 to {ICE_MAX_TTL}")
+        raise ConfigError(
+            f"{path}: [gateway] ice_credential_ttl_seconds must be whole seconds from 60 to {ICE_MAX_TTL}"
+        )
     return servers, ttl
 
 
@@ -246,8 +258,10 @@ def _pop_client_secrets(raw: dict, path: Path) -> dict[str, str]:
             except LoginConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
         elif not value.startswith("enc:"):
-            raise ConfigError(f"{where} is stored in plain text; replace it with the scrypt hash that "
-                              "'sightline client-secret' prints (or a sealed secret)")
+            raise ConfigError(
+                f"{where} is stored in plain text; replace it with the scrypt hash that "
+                "'sightline client-secret' prints (or a sealed secret)"
+            )
         if isinstance(entry.get("id"), str):
             secrets[entry["id"]] = value
     return secrets
@@ -258,8 +272,9 @@ def _audit_settings(gateway: dict, path: Path) -> tuple[str | None, int, float]:
     if mirror is not None:
         kind, _, rest = mirror.partition(":") if isinstance(mirror, str) else ("", "", "")
         if not (kind == "file" and rest) and kind != "syslog":
-            raise ConfigError(f"{path}: [gateway] audit_mirror must be \"file:PATH\", \"syslog:\" or "
-                              f"\"syslog:HOST:PORT\", not {mirror!r}")
+            raise ConfigError(
+                f'{path}: [gateway] audit_mirror must be "file:PATH", "syslog:" or "syslog:HOST:PORT", not {mirror!r}'
+            )
         if kind == "file":
             mirror = f"file:{(path.parent / rest).resolve()}"
     every = gateway.get("audit_checkpoint_every", 1000)
@@ -284,8 +299,10 @@ def _database_url(value: object, path: Path) -> str | None:
     url = value.strip()
     parts = _split_url(url, where)
     if parts.scheme not in _DATABASE_SCHEMES:
-        raise ConfigError(f"{where} must be a postgresql:// URL, not {parts.scheme or url!r} "
-                          "(leave it out for the embedded SQLite database)")
+        raise ConfigError(
+            f"{where} must be a postgresql:// URL, not {parts.scheme or url!r} "
+            "(leave it out for the embedded SQLite database)"
+        )
     if parts.password is not None or "password=" in parts.query:
         raise ConfigError(f"{where} must not hold a password; use PGPASSWORD or a password file (~/.pgpass)")
     return url
@@ -308,8 +325,9 @@ def _redis_url(value: object, path: Path) -> str | None:
         return None
     where = f"{path}: [gateway] redis"
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a redis://host:port/db URL (leave it out to keep sign-in "
-                          "sessions in this node's memory)")
+        raise ConfigError(
+            f"{where} must be a redis://host:port/db URL (leave it out to keep sign-in sessions in this node's memory)"
+        )
     url = value.strip()
     parts = _split_url(url, where)
     if parts.scheme not in _REDIS_SCHEMES:
@@ -317,8 +335,9 @@ def _redis_url(value: object, path: Path) -> str | None:
     if not parts.hostname:
         raise ConfigError(f"{where} must name a host: redis://host:port/db")
     if parts.password is not None or "password=" in parts.query.lower():
-        raise ConfigError(f"{where} must not hold a password; give it to the gateway in the REDIS_PASSWORD "
-                          "environment variable")
+        raise ConfigError(
+            f"{where} must not hold a password; give it to the gateway in the REDIS_PASSWORD environment variable"
+        )
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ConfigError(f"{where}: the path must be a database number (redis://host:port/0), not {parts.path!r}")
@@ -362,8 +381,10 @@ def _panic_buttons(entries: object, site: Site, path: Path) -> dict[str, PanicBu
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if not entry["secret"].startswith("enc:"):
-            raise ConfigError(f"{where}.secret is stored in plain text; seal it with "
-                              f"gateway.notifier.seal_secret('{path}', '<secret>')")
+            raise ConfigError(
+                f"{where}.secret is stored in plain text; seal it with "
+                f"gateway.notifier.seal_secret('{path}', '<secret>')"
+            )
         if entry["id"] in buttons:
             raise ConfigError(f"{where}.id {entry['id']!r} is used by another panic button")
         buttons[entry["id"]] = PanicButton(entry["id"], entry["building"], action, incident, entry["secret"])
@@ -427,10 +448,10 @@ def _pop_webhooks(raw: dict, path: Path) -> tuple[WebhookConfig, ...]:
             raise ConfigError(f"{where}.url must not hold credentials; the signature authenticates the sender")
         topics = entry.get("topics", [ALL_TOPICS])
         if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
-            raise ConfigError(f"{where}.topics must be a non-empty list of topic names, or [\"*\"]")
+            raise ConfigError(f'{where}.topics must be a non-empty list of topic names, or ["*"]')
         bad = sorted(set(topics) - TOPICS - {ALL_TOPICS})
         if bad:
-            raise ConfigError(f"{where}.topics has unknown topics {bad}; known: {sorted(TOPICS)} or \"*\"")
+            raise ConfigError(f'{where}.topics has unknown topics {bad}; known: {sorted(TOPICS)} or "*"')
         if not entry["secret"].startswith("enc:"):
             raise ConfigError(
                 f"{where}.secret is stored in plain text; replace it with the sealed form that "

@@ -48,7 +48,7 @@ class CredentialBox:
         if not sealed.startswith(PREFIX):
             raise CredentialError("the password is not encrypted; set it with 'sightline cameras add'")
         try:
-            return self._fernet.decrypt(sealed[len(PREFIX):].encode("ascii")).decode("utf-8")
+            return self._fernet.decrypt(sealed[len(PREFIX) :].encode("ascii")).decode("utf-8")
         except (InvalidToken, ValueError):
             raise CredentialError(
                 "the password cannot be decrypted with this node's key (secrets/camera-credentials.key); "

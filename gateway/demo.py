@@ -70,14 +70,20 @@ def floor_plan_svg(title: str, rooms: list[tuple[str, str | None, int, int, int,
         outside = zone == "exterior"
         fill = _ROOM_STYLE.get(zone or "", "#ffffff")
         dash = ' stroke-dasharray="10 8"' if outside else ""
-        out.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="#222222" '
-                   f'stroke-width="{3 if outside else 4}"{dash}/>')
+        out.append(
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="#222222" '
+            f'stroke-width="{3 if outside else 4}"{dash}/>'
+        )
         lines = label.split("\n")
         size = min(36, int((w - 16) / (0.64 * max(len(line) for line in lines))))  # fits the room's width
-        out.append(f'<text x="{x + 8}" y="{y + size + 6}" font-size="{size}">' + "".join(
-            f'<tspan x="{x + 8}" dy="{0 if i == 0 else round(size * 1.2)}">{escape(line)}</tspan>'
-            for i, line in enumerate(lines)
-        ) + "</text>")
+        out.append(
+            f'<text x="{x + 8}" y="{y + size + 6}" font-size="{size}">'
+            + "".join(
+                f'<tspan x="{x + 8}" dy="{0 if i == 0 else round(size * 1.2)}">{escape(line)}</tspan>'
+                for i, line in enumerate(lines)
+            )
+            + "</text>"
+        )
     out += ["</g>", "</svg>", ""]
     return "\n".join(out)
 
@@ -144,10 +150,11 @@ def login_banner(data_dir: Path, base_url: str) -> list[str]:
     """Lines for the demo banner: how to sign in to the pages as each account."""
     logins = demo_logins(data_dir)
     if not logins:
-        return [f"  web sign-in: {base_url}/signin  (this site file has no demo passwords; "
-                "delete site.toml to have new ones written)"]
-    lines = [f"  web sign-in: {base_url}/signin   (password + 6-digit code; code now: "
-             "python -m gateway.totp <secret>)"]
+        return [
+            f"  web sign-in: {base_url}/signin  (this site file has no demo passwords; "
+            "delete site.toml to have new ones written)"
+        ]
+    lines = [f"  web sign-in: {base_url}/signin   (password + 6-digit code; code now: python -m gateway.totp <secret>)"]
     for account_id, values in logins.items():
         lines.append(f"    {account_id:<11} password {values['password']}   TOTP secret {values['totp_secret']}")
     return lines

@@ -27,9 +27,19 @@ def access_rows(disclosure: dict[str, Any]) -> list[dict[str, Any]]:
     for viewer in disclosure["viewers"]:
         for cam in viewer["cameras"]:
             for span in cam["spans"]:
-                rows.append({"officer": viewer["officer"], "officer_name": viewer["name"], "agency": viewer["agency"],
-                             "camera": cam["camera"], "camera_name": cam["name"], "kind": span["kind"],
-                             "start": span["start"], "end": span["end"], "seconds": span["seconds"]})
+                rows.append(
+                    {
+                        "officer": viewer["officer"],
+                        "officer_name": viewer["name"],
+                        "agency": viewer["agency"],
+                        "camera": cam["camera"],
+                        "camera_name": cam["name"],
+                        "kind": span["kind"],
+                        "start": span["start"],
+                        "end": span["end"],
+                        "seconds": span["seconds"],
+                    }
+                )
     return rows
 
 
@@ -38,9 +48,31 @@ def _csv(packet: dict[str, Any]) -> bytes:
     which camera when) and ``event`` rows (the audit timeline, with the catalogue's plain
     words for each entry in ``text``)."""
     out = io.StringIO()
-    columns = ["section", "officer", "officer_name", "agency", "camera", "camera_name", "kind", "start", "end",
-               "seconds", "seq", "ts", "event_type", "text", "actor_id", "actor_role", "actor_agency", "object", "outcome",
-               "source", "reason", "details", "hash"]
+    columns = [
+        "section",
+        "officer",
+        "officer_name",
+        "agency",
+        "camera",
+        "camera_name",
+        "kind",
+        "start",
+        "end",
+        "seconds",
+        "seq",
+        "ts",
+        "event_type",
+        "text",
+        "actor_id",
+        "actor_role",
+        "actor_agency",
+        "object",
+        "outcome",
+        "source",
+        "reason",
+        "details",
+        "hash",
+    ]
     writer = csv.DictWriter(out, columns, extrasaction="ignore")
     writer.writeheader()
     for row in access_rows(packet["disclosure"]):
@@ -52,8 +84,13 @@ def _csv(packet: dict[str, Any]) -> bytes:
 
 def _latin1(text: Any) -> str:
     """The PDF core fonts are Latin-1; anything else is shown as '?' rather than failing."""
-    return str(text if text is not None else "-").replace("\u2014", "-").replace("\u2013", "-") \
-        .encode("latin-1", "replace").decode("latin-1")
+    return (
+        str(text if text is not None else "-")
+        .replace("\u2014", "-")
+        .replace("\u2013", "-")
+        .encode("latin-1", "replace")
+        .decode("latin-1")
+    )
 
 
 def _pdf(packet: dict[str, Any]) -> bytes:
@@ -78,14 +115,24 @@ def _pdf(packet: dict[str, Any]) -> bytes:
     pdf.set_font("Helvetica", "", 10)
     line(f"Generated {packet['generated_at']} by {packet['generated_by']}")
     v = packet["verification"]
-    line("Audit log verification: " + ("INTACT" if v.get("ok") else
-                                       f"FAILED at seq {v.get('first_bad_seq')}: {v.get('problem')}")
-         + f" ({v.get('checked')} entries checked)")
+    line(
+        "Audit log verification: "
+        + ("INTACT" if v.get("ok") else f"FAILED at seq {v.get('first_bad_seq')}: {v.get('problem')}")
+        + f" ({v.get('checked')} entries checked)"
+    )
 
     heading("Emergency")
-    for label, key in (("Building", "building"), ("Action", "action"), ("Incident", "incident_type"),
-                       ("State", "state"), ("Trigger", "trigger"), ("Declared by", "declared_by"),
-                       ("Declared", "declared_at"), ("Activated", "activated_at"), ("Ended", "ended_at")):
+    for label, key in (
+        ("Building", "building"),
+        ("Action", "action"),
+        ("Incident", "incident_type"),
+        ("State", "state"),
+        ("Trigger", "trigger"),
+        ("Declared by", "declared_by"),
+        ("Declared", "declared_at"),
+        ("Activated", "activated_at"),
+        ("Ended", "ended_at"),
+    ):
         line(f"{label}: {e.get(key)}")
     if e.get("drill"):
         line("DRILL - not a real emergency")
@@ -102,8 +149,10 @@ def _pdf(packet: dict[str, Any]) -> bytes:
     if not rows:
         line("No video was viewed.")
     for r in rows:
-        line(f"{r['officer_name']} ({r['agency']}) - {r['camera_name']} [{r['camera']}] - {r['kind']} "
-             f"{r['start']} to {r['end'] or 'still open'} ({r['seconds'] if r['seconds'] is not None else '-'} s)")
+        line(
+            f"{r['officer_name']} ({r['agency']}) - {r['camera_name']} [{r['camera']}] - {r['kind']} "
+            f"{r['start']} to {r['end'] or 'still open'} ({r['seconds'] if r['seconds'] is not None else '-'} s)"
+        )
 
     heading("Redisclosure notice shown to viewers (34 CFR 99.33)")
     line(d["redisclosure_notice"])
@@ -120,8 +169,10 @@ def _pdf(packet: dict[str, Any]) -> bytes:
     pdf.set_font("Helvetica", "", 8)
     for t in packet["timeline"]:
         line(f"#{t['seq']} {t['ts']} {t['text']}")
-        line(f"      {t['event_type']} by {t['actor_id']} ({t['actor_role'] or '-'}) on "
-             f"{t['object']}: {t['outcome']}" + (f" - {t['reason']}" if t.get("reason") else ""))
+        line(
+            f"      {t['event_type']} by {t['actor_id']} ({t['actor_role'] or '-'}) on "
+            f"{t['object']}: {t['outcome']}" + (f" - {t['reason']}" if t.get("reason") else "")
+        )
     pdf.set_font("Helvetica", "", 10)
 
     heading("Verification and checkpoint signatures")

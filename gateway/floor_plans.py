@@ -69,16 +69,19 @@ def _read(plan: FloorPlan) -> bytes:
     where = f"the site file's folder {plan.root}"
     target = (plan.root / plan.name).resolve()
     if not target.is_relative_to(plan.root):
-        raise FloorPlanError(f"{plan.name!r} leads outside {where} (through a symbolic link); "
-                             "copy the image into that folder")
+        raise FloorPlanError(
+            f"{plan.name!r} leads outside {where} (through a symbolic link); copy the image into that folder"
+        )
     try:
         fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
-        raise FloorPlanError(f"{plan.name!r} does not exist in {where}; put the image there or remove "
-                             "floor_plan from the building") from None
+        raise FloorPlanError(
+            f"{plan.name!r} does not exist in {where}; put the image there or remove floor_plan from the building"
+        ) from None
     except OSError as exc:
-        raise FloorPlanError(f"{plan.name!r} cannot be read ({exc.strerror}); check the file and its "
-                             "permissions") from None
+        raise FloorPlanError(
+            f"{plan.name!r} cannot be read ({exc.strerror}); check the file and its permissions"
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise FloorPlanError(f"{plan.name!r} is not a file; name an image file")
@@ -87,8 +90,10 @@ def _read(plan: FloorPlan) -> bytes:
     finally:
         os.close(fd)
     if len(data) > MAX_BYTES:
-        raise FloorPlanError(f"{plan.name!r} is larger than {MAX_BYTES // (1024 * 1024)} MB; export a smaller "
-                             "image (an SVG, or a PNG/JPEG of about 2000 pixels across is plenty)")
+        raise FloorPlanError(
+            f"{plan.name!r} is larger than {MAX_BYTES // (1024 * 1024)} MB; export a smaller "
+            "image (an SVG, or a PNG/JPEG of about 2000 pixels across is plenty)"
+        )
     return data
 
 
@@ -98,8 +103,10 @@ def _check(plan: FloorPlan, data: bytes) -> None:
         raise FloorPlanError(f"{plan.name!r} is empty; export the floor plan again")
     if not _looks_like(suffix, data):
         kind = _KIND[suffix]
-        raise FloorPlanError(f"{plan.name!r} is not a {kind} image (its content does not match its name); "
-                             f"export the plan as {kind} or rename it to what it is")
+        raise FloorPlanError(
+            f"{plan.name!r} is not a {kind} image (its content does not match its name); "
+            f"export the plan as {kind} or rename it to what it is"
+        )
 
 
 def _looks_like(suffix: str, data: bytes) -> bool:

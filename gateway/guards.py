@@ -90,12 +90,18 @@ def guard_of(call: object) -> Guard | None:
 
 # ------------------------------------------------------------------------------ refusals
 
+
 def _audit_refusal(request: Request, who: Actor, reason: str) -> None:
     from .api.deps import client_address, gateway  # deps imports signin, whose routes use these guards
 
-    gateway(request).audit.append(AuditEvent.PERMISSION_DENIED, actor=who,
-                                  object=f"http:{request.method} {request.url.path}", outcome="denied",
-                                  source=client_address(request), reason=reason)
+    gateway(request).audit.append(
+        AuditEvent.PERMISSION_DENIED,
+        actor=who,
+        object=f"http:{request.method} {request.url.path}",
+        outcome="denied",
+        source=client_address(request),
+        reason=reason,
+    )
 
 
 def requires(permission: Permission, *, detail: str | None = None) -> Callable[..., Identity]:
@@ -110,21 +116,28 @@ def requires(permission: Permission, *, detail: str | None = None) -> Callable[.
         if not may(who, permission):
             if scope is not None:
                 _audit_refusal(request, who, f"role {who.role} may not post records")
-                raise ApiError(403, "forbidden", f"only a records system's OAuth2 client may post records; "
-                                                 f"your role ({who.role}) may not")
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"only a records system's OAuth2 client may post records; your role ({who.role}) may not",
+                )
             if not may(who, Permission.SIGN_IN):
                 _audit_refusal(request, who, "records clients may only post records")
-                raise ApiError(403, "forbidden",
-                               "a records client may only use POST /api/v1/records/{threats|restraints|reports}")
+                raise ApiError(
+                    403, "forbidden", "a records client may only use POST /api/v1/records/{threats|restraints|reports}"
+                )
             _audit_refusal(request, who, f"role {who.role} may not do this ({permission})")
             raise ApiError(403, "forbidden", detail or f"your role ({who.role}) may not do this")
         if scope is not None:
             if scope not in ident.scopes:
                 _audit_refusal(request, who, f"token lacks scope {scope}")
-                raise ApiError(403, "insufficient_scope",
-                               f"this endpoint needs scope {scope}; the token has "
-                               f"{' '.join(sorted(ident.scopes)) or 'no records scope'}",
-                               {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+                raise ApiError(
+                    403,
+                    "insufficient_scope",
+                    f"this endpoint needs scope {scope}; the token has "
+                    f"{' '.join(sorted(ident.scopes)) or 'no records scope'}",
+                    {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+                )
             request.state.records_client = who.id
         return ident
 
@@ -201,6 +214,7 @@ def mount_public(app: FastAPI, path: str, target: Any, *, name: str, why: str) -
 
 # ------------------------------------------------------------------------------ reading
 
+
 def _guards_in(dependant: Any) -> Iterator[Guard]:
     for dep in dependant.dependencies:
         found = guard_of(dep.call)
@@ -251,8 +265,12 @@ def describe(route: BaseRoute) -> str:
     return " and ".join(g.describe() for g in found) if found else "**none declared**"
 
 
-_CALLERS = {Kind.PUBLIC: "anyone", Kind.CLIENT_CREDENTIALS: "a records system (its client secret)",
-            Kind.NODE_KEY: "another Sightline node", Kind.SIGNED_WEBHOOK: "a configured panic button"}
+_CALLERS = {
+    Kind.PUBLIC: "anyone",
+    Kind.CLIENT_CREDENTIALS: "a records system (its client secret)",
+    Kind.NODE_KEY: "another Sightline node",
+    Kind.SIGNED_WEBHOOK: "a configured panic button",
+}
 
 
 def markdown(app: FastAPI) -> str:

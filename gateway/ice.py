@@ -65,8 +65,10 @@ def parse_ice_servers(raw: Any, where: str) -> tuple[IceServer, ...]:
             raise IceConfigError(f"{at} must be a table with urls (and auth_secret for TURN)")
         unknown = set(entry) - {"urls", "auth_secret"}
         if unknown:
-            raise IceConfigError(f"{at}: unknown keys {sorted(unknown)}; only urls and auth_secret are read "
-                                 "(static TURN usernames and passwords are not supported: use auth_secret)")
+            raise IceConfigError(
+                f"{at}: unknown keys {sorted(unknown)}; only urls and auth_secret are read "
+                "(static TURN usernames and passwords are not supported: use auth_secret)"
+            )
         urls = entry.get("urls")
         if isinstance(urls, str):
             urls = [urls]
@@ -78,11 +80,15 @@ def parse_ice_servers(raw: Any, where: str) -> tuple[IceServer, ...]:
         secret = entry.get("auth_secret")
         server = IceServer(tuple(urls), secret)
         if secret is not None and (not isinstance(secret, str) or not secret.startswith(SEALED_PREFIX)):
-            raise IceConfigError(f"{at}.auth_secret is stored in plain text; store the sealed form "
-                                 "(sightline seal --config FILE), like camera passwords")
+            raise IceConfigError(
+                f"{at}.auth_secret is stored in plain text; store the sealed form "
+                "(sightline seal --config FILE), like camera passwords"
+            )
         if server.is_turn and secret is None:
-            raise IceConfigError(f"{at}: TURN needs auth_secret (the TURN server's shared secret, coturn "
-                                 "use-auth-secret); viewers get short-lived credentials made from it")
+            raise IceConfigError(
+                f"{at}: TURN needs auth_secret (the TURN server's shared secret, coturn "
+                "use-auth-secret); viewers get short-lived credentials made from it"
+            )
         if not server.is_turn and secret is not None:
             raise IceConfigError(f"{at}: auth_secret is only for turn:/turns: URLs")
         servers.append(server)
@@ -97,8 +103,9 @@ def turn_credentials(secret: str, user: str, expires: int) -> tuple[str, str]:
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def viewer_ice_servers(servers: tuple[IceServer, ...], box: CredentialBox, user: str,
-                       expires: int) -> list[dict[str, Any]]:
+def viewer_ice_servers(
+    servers: tuple[IceServer, ...], box: CredentialBox, user: str, expires: int
+) -> list[dict[str, Any]]:
     """What a viewer passes to ``new RTCPeerConnection({iceServers})``, credentials valid
     until ``expires`` (Unix seconds)."""
     out: list[dict[str, Any]] = []
@@ -112,5 +119,8 @@ def viewer_ice_servers(servers: tuple[IceServer, ...], box: CredentialBox, user:
 
 def gateway_ice_servers(servers: tuple[IceServer, ...]) -> list[RTCIceServer]:
     """The STUN servers the gateway's own peer gathers with (see the module docstring)."""
-    return [RTCIceServer(urls=[u for u in s.urls if u.startswith("stun:")])
-            for s in servers if not s.is_turn and any(u.startswith("stun:") for u in s.urls)]
+    return [
+        RTCIceServer(urls=[u for u in s.urls if u.startswith("stun:")])
+        for s in servers
+        if not s.is_turn and any(u.startswith("stun:") for u in s.urls)
+    ]

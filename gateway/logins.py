@@ -87,8 +87,7 @@ def verify_password(password: str, stored: str | None) -> bool:
     except (ValueError, TypeError):
         n, r, p, salt, digest = _parse(_decoy())
         stored = None
-    candidate = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM,
-                               dklen=len(digest))
+    candidate = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=len(digest))
     return hmac.compare_digest(candidate, digest) and stored is not None
 
 
@@ -114,8 +113,10 @@ def pop_account_logins(raw: dict, path: Path | str) -> dict[str, AccountLogin]:
             except LoginConfigError as exc:
                 raise LoginConfigError(f"{where}.password_hash: {exc}") from None
         if "totp_secret" in values and not values["totp_secret"].startswith(SEALED_PREFIX):
-            raise LoginConfigError(f"{where}.totp_secret is stored in plain text; store the sealed form "
-                                   "(gateway.credentials.CredentialBox.seal), like camera passwords")
+            raise LoginConfigError(
+                f"{where}.totp_secret is stored in plain text; store the sealed form "
+                "(gateway.credentials.CredentialBox.seal), like camera passwords"
+            )
         ident = entry.get("id")
         if isinstance(ident, str):
             logins[ident] = AccountLogin(values.get("password_hash"), values.get("totp_secret"))

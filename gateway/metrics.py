@@ -38,9 +38,10 @@ class CameraCollector(Collector):
         counters = {k: CounterMetricFamily(n, h, labels=labels) for k, (n, h) in _COUNTERS.items()}
         ingest = GaugeMetricFamily(
             "sightline_camera_ingest",
-            "1 for where this node's video of the stream comes from: ingest=\"camera\" (this node pulls "
-            "the camera) or \"relay:<node>\" (relayed from the node holding the camera's lease).",
-            labels=[*labels, "ingest"])
+            '1 for where this node\'s video of the stream comes from: ingest="camera" (this node pulls '
+            'the camera) or "relay:<node>" (relayed from the node holding the camera\'s lease).',
+            labels=[*labels, "ingest"],
+        )
         for (camera, stream), s in sorted(stats.items()):
             values = {**s, "up": 1.0 if s.get("state") == "live" else 0.0}
             for key, family in gauges.items():
@@ -53,6 +54,7 @@ class CameraCollector(Collector):
         yield from gauges.values()
         yield from counters.values()
         yield ingest
+
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
@@ -71,7 +73,9 @@ class Metrics:
         )
         self.auth_failures = Counter("sightline_auth_failures", "Rejected credentials.", registry=self.registry)
         self.notifications = Gauge(
-            "sightline_notifications", "Webhook notifications in the outbox by state (pending, dead).", ["state"],
+            "sightline_notifications",
+            "Webhook notifications in the outbox by state (pending, dead).",
+            ["state"],
             registry=self.registry,
         )
 

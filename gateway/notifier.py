@@ -83,7 +83,8 @@ def webhook_subscribers(webhooks: Sequence[WebhookConfig]) -> Callable[[str], li
 def delivery_body(n: Notification) -> bytes:
     return json.dumps(
         {"id": n.id, "topic": n.topic, "created": n.created.isoformat(), "payload": n.payload},
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode("utf-8")
 
 
@@ -253,7 +254,9 @@ class Notifier:
             self.outbox.delivered(n.id)
             if self._audit is not None:
                 self._audit.append(
-                    AuditEvent.NOTIFICATION_DELIVERED, actor_id="system", object=f"notification:{n.id}",
+                    AuditEvent.NOTIFICATION_DELIVERED,
+                    actor_id="system",
+                    object=f"notification:{n.id}",
                     details={**self._about(n), "attempts": n.attempts + 1, "receiver": _where(webhook.url)},
                 )
         log.info("webhook %s: delivered %s %s (attempt %d)", webhook.id, n.topic, n.id, n.attempts + 1)
@@ -263,25 +266,48 @@ class Notifier:
             updated = self.outbox.failed(n.id, error)
             if updated.dead and self._audit is not None:
                 self._audit.append(
-                    AuditEvent.NOTIFICATION_DEAD, actor_id="system", object=f"notification:{n.id}", outcome="failure",
+                    AuditEvent.NOTIFICATION_DEAD,
+                    actor_id="system",
+                    object=f"notification:{n.id}",
+                    outcome="failure",
                     reason=updated.last_error,
-                    details={**self._about(n), "attempts": updated.attempts,
-                             "receiver": _where(webhook.url) if webhook else None},
+                    details={
+                        **self._about(n),
+                        "attempts": updated.attempts,
+                        "receiver": _where(webhook.url) if webhook else None,
+                    },
                 )
         if updated.dead:
-            log.error("webhook %s: gave up on %s %s after %d attempts: %s",
-                      n.subscriber, n.topic, n.id, updated.attempts, updated.last_error)
+            log.error(
+                "webhook %s: gave up on %s %s after %d attempts: %s",
+                n.subscriber,
+                n.topic,
+                n.id,
+                updated.attempts,
+                updated.last_error,
+            )
         else:
             wait = (updated.next_attempt - self._clock.now()).total_seconds()
-            log.warning("webhook %s: %s %s attempt %d failed: %s; retrying in %.1f s",
-                        n.subscriber, n.topic, n.id, updated.attempts, updated.last_error, max(0.0, wait))
+            log.warning(
+                "webhook %s: %s %s attempt %d failed: %s; retrying in %.1f s",
+                n.subscriber,
+                n.topic,
+                n.id,
+                updated.attempts,
+                updated.last_error,
+                max(0.0, wait),
+            )
 
     @staticmethod
     def _about(n: Notification) -> dict[str, Any]:
         emergency = n.payload.get("emergency") if isinstance(n.payload, dict) else None
         emergency = emergency if isinstance(emergency, dict) else {}
-        return {"topic": n.topic, "subscriber": n.subscriber, "emergency": emergency.get("id"),
-                "drill": emergency.get("drill", n.payload.get("drill") if isinstance(n.payload, dict) else None)}
+        return {
+            "topic": n.topic,
+            "subscriber": n.subscriber,
+            "emergency": emergency.get("id"),
+            "drill": emergency.get("drill", n.payload.get("drill") if isinstance(n.payload, dict) else None),
+        }
 
     def _counter(self, state: str) -> Callable[[], float]:
         def count() -> float:

@@ -106,8 +106,9 @@ class RecordsClient(ClientMixin):
         return verify_password(client_secret, stored)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return self._stored is not None and endpoint == "token" and method in (
-            "client_secret_basic", "client_secret_post")
+        return (
+            self._stored is not None and endpoint == "token" and method in ("client_secret_basic", "client_secret_post")
+        )
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -124,8 +125,11 @@ class ScopedClientCredentials(ClientCredentialsGrant):
         extra = [s for s in requested if s not in self.client.scopes]
         if extra:
             raise InvalidScopeError(
-                description=_ascii(f"scope {' '.join(extra)} is not granted to this client; "
-                                   f"it may ask for {' '.join(self.client.scopes)}"))
+                description=_ascii(
+                    f"scope {' '.join(extra)} is not granted to this client; "
+                    f"it may ask for {' '.join(self.client.scopes)}"
+                )
+            )
 
     def create_token_response(self):
         # Default scope = all of the client's scopes (RFC 6749 3.3 allows a default).
@@ -166,8 +170,9 @@ class SightlineAuthorizationServer(AuthorizationServer):
         account = self._gw.config.site.accounts.get(client_id)
         if account is None or not role_holds(account.role, Permission.USE_CLIENT_CREDENTIALS):
             return RecordsClient(client_id, (), None, self._gw.config.secrets_dir)  # never authenticates
-        return RecordsClient(account.id, account.scopes, self._gw.config.client_secrets.get(account.id),
-                             self._gw.config.secrets_dir)
+        return RecordsClient(
+            account.id, account.scopes, self._gw.config.client_secrets.get(account.id), self._gw.config.secrets_dir
+        )
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Tokens are stateless JWTs; the endpoint audits the issuance."""
@@ -188,17 +193,29 @@ class SightlineAuthorizationServer(AuthorizationServer):
             body["detail"] = body["error_description"]
         return JSONResponse(body, status_code=status, headers=dict(headers))
 
-    def _generate(self, grant_type: str, client: RecordsClient, user=None, scope: str | None = None,
-                  expires_in: int | None = None, include_refresh_token: bool = False) -> dict[str, Any]:
+    def _generate(
+        self,
+        grant_type: str,
+        client: RecordsClient,
+        user=None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = False,
+    ) -> dict[str, Any]:
         scopes = tuple(scope_to_list(scope) or client.scopes)
         try:
-            token, jti = self._gw.tokens.issue(client.account_id, ttl=CLIENT_TOKEN_TTL,
-                                               amr=(CLIENT_CREDENTIALS_AMR,), scopes=scopes)
+            token, jti = self._gw.tokens.issue(
+                client.account_id, ttl=CLIENT_TOKEN_TTL, amr=(CLIENT_CREDENTIALS_AMR,), scopes=scopes
+            )
         except AuthError as exc:
             raise InvalidScopeError(description=_ascii(str(exc))) from None
         self.issued = {"token_id": jti, "scope": " ".join(scopes)}
-        return {"access_token": token, "token_type": "Bearer", "expires_in": CLIENT_TOKEN_TTL,
-                "scope": " ".join(scopes)}
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": CLIENT_TOKEN_TTL,
+            "scope": " ".join(scopes),
+        }
 
 
 def _ascii(text: str) -> str:
@@ -220,8 +237,10 @@ class OAuthError(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: str = Field(description="invalid_request, invalid_client, invalid_grant, unauthorized_client, "
-                                   "unsupported_grant_type or invalid_scope")
+    error: str = Field(
+        description="invalid_request, invalid_client, invalid_grant, unauthorized_client, "
+        "unsupported_grant_type or invalid_scope"
+    )
     error_description: str
     detail: str
 
@@ -289,8 +308,7 @@ async def _read_form(request: Request) -> dict[str, str]:
         if len(body) > MAX_FORM_BYTES:
             raise InvalidRequestError(description=f"the form is larger than {MAX_FORM_BYTES} bytes")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body),
-                          max_num_fields=16)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body), max_num_fields=16)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequestError(description="the body is not a valid url-encoded form") from None
     form: dict[str, str] = {}
@@ -322,17 +340,38 @@ def _claimed_client(request: Request, form: dict[str, str] | None) -> str:
     return ((form or {}).get("client_id") or "unknown")[:100]
 
 
-def _audit(gw, request: Request, form: dict[str, str] | None, response: JSONResponse,
-           issued: dict[str, Any] | None, source: str | None) -> None:
+def _audit(
+    gw,
+    request: Request,
+    form: dict[str, str] | None,
+    response: JSONResponse,
+    issued: dict[str, Any] | None,
+    source: str | None,
+) -> None:
     client = _claimed_client(request, form)
     if response.status_code == 200 and issued:
-        gw.audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=client, object=f"account:{client}", source=source,
-                        reason="OAuth2 client credentials",
-                        details={"token_id": issued["token_id"], "scope": issued["scope"],
-                                 "ttl_seconds": CLIENT_TOKEN_TTL, "amr": [CLIENT_CREDENTIALS_AMR]})
+        gw.audit.append(
+            AuditEvent.AUTH_TOKEN_ISSUED,
+            actor_id=client,
+            object=f"account:{client}",
+            source=source,
+            reason="OAuth2 client credentials",
+            details={
+                "token_id": issued["token_id"],
+                "scope": issued["scope"],
+                "ttl_seconds": CLIENT_TOKEN_TTL,
+                "amr": [CLIENT_CREDENTIALS_AMR],
+            },
+        )
         return
     body = json.loads(bytes(response.body))
     gw.metrics.auth_failures.inc()
-    gw.audit.append(AuditEvent.AUTH_TOKEN_ISSUED, actor_id=client, object=f"account:{client}", outcome="failure",
-                    source=source, reason=f"{body.get('error')}: {body.get('error_description')}",
-                    details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")})
+    gw.audit.append(
+        AuditEvent.AUTH_TOKEN_ISSUED,
+        actor_id=client,
+        object=f"account:{client}",
+        outcome="failure",
+        source=source,
+        reason=f"{body.get('error')}: {body.get('error_description')}",
+        details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")},
+    )

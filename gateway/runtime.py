@@ -66,8 +66,13 @@ def open_audit(config: GatewayConfig, store: SqlStore, clock: Clock) -> AuditLog
     """The audit log with this node's checkpoint key, the keys it trusts and the mirror."""
     signer = CheckpointSigner.load_or_create(config.secrets_dir, config.node)
     return AuditLog(
-        store, clock, config.node, signer=signer, trusted=TrustedKeys.for_node(config.secrets_dir, signer),
-        mirror=open_mirror(config.audit_mirror), checkpoint_every=config.audit_checkpoint_every,
+        store,
+        clock,
+        config.node,
+        signer=signer,
+        trusted=TrustedKeys.for_node(config.secrets_dir, signer),
+        mirror=open_mirror(config.audit_mirror),
+        checkpoint_every=config.audit_checkpoint_every,
         checkpoint_interval=config.audit_checkpoint_seconds,
     )
 
@@ -121,8 +126,9 @@ class Gateway:
         self.relay_tracks: set = set()  # viewer tracks of relay connections this node serves
         self.relay_closing = False
         self.rtp_sender: SenderChoice | None = None  # set by start()
-        self.media = MediaHubs(idle_timeout=config.idle_timeout,
-                               source_factory=self.leases.source_factory() if self.leases else None)
+        self.media = MediaHubs(
+            idle_timeout=config.idle_timeout, source_factory=self.leases.source_factory() if self.leases else None
+        )
         self.metrics = Metrics(camera_stats=self.media.all_stats)
         self.cameras = camera_connections(config)
         for connection in self.cameras.values():
@@ -141,8 +147,12 @@ class Gateway:
         self.emergencies.held_cameras = self.records.held_cameras
         self.records.add_listener(self.bus.publish)
         self.notifier = Notifier(
-            self.outbox, config.webhooks, CredentialBox.for_dir(config.secrets_dir),
-            clock=self.clock, audit=self.audit, metrics=self.metrics,
+            self.outbox,
+            config.webhooks,
+            CredentialBox.for_dir(config.secrets_dir),
+            clock=self.clock,
+            audit=self.audit,
+            metrics=self.metrics,
         )
 
     async def start(self) -> None:
@@ -157,8 +167,11 @@ class Gateway:
         self._ticker = asyncio.create_task(self._tick_forever(), name="sightline-ticker")
         await self.notifier.start()
         if self.leases is not None and not self.config.internal_url:
-            log.warning("[gateway] redis is set but internal_url is not: other nodes will relay cameras from "
-                        "public_url (%s); set internal_url to this node's own address", self.config.public_url)
+            log.warning(
+                "[gateway] redis is set but internal_url is not: other nodes will relay cameras from "
+                "public_url (%s); set internal_url to this node's own address",
+                self.config.public_url,
+            )
 
     def begin_shutdown(self) -> None:
         """End the relay streams this node serves, so the HTTP server can drain (they
@@ -177,14 +190,28 @@ class Gateway:
         previous = None
         for entry in self.audit.latest(AuditEvent.CONFIG_LOADED, limit=1):
             previous = entry
-        details = {"site_file": str(self.config.path), "sha256": digest, "policy_version": policy,
-                   "cameras": len(self.config.site.cameras), "accounts": len(self.config.site.accounts)}
-        self.audit.append(AuditEvent.CONFIG_LOADED, actor_id="system", object=f"node:{self.config.node}", details=details)
+        details = {
+            "site_file": str(self.config.path),
+            "sha256": digest,
+            "policy_version": policy,
+            "cameras": len(self.config.site.cameras),
+            "accounts": len(self.config.site.accounts),
+        }
+        self.audit.append(
+            AuditEvent.CONFIG_LOADED, actor_id="system", object=f"node:{self.config.node}", details=details
+        )
         if previous is not None and previous.details.get("sha256") != digest:
-            self.audit.append(AuditEvent.CONFIG_CHANGED, actor_id="system", object=f"node:{self.config.node}",
-                              reason="the site file differs from the one loaded at the previous start",
-                              details={**details, "previous_sha256": previous.details.get("sha256"),
-                                       "previous_policy_version": previous.details.get("policy_version")})
+            self.audit.append(
+                AuditEvent.CONFIG_CHANGED,
+                actor_id="system",
+                object=f"node:{self.config.node}",
+                reason="the site file differs from the one loaded at the previous start",
+                details={
+                    **details,
+                    "previous_sha256": previous.details.get("sha256"),
+                    "previous_policy_version": previous.details.get("policy_version"),
+                },
+            )
 
     async def stop(self) -> None:
         self.begin_shutdown()

@@ -114,8 +114,9 @@ class SignInUnavailable(ApiError):
 
 
 class WebSessions:
-    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL, now: Callable[[], float] = time.time
+    ) -> None:
         self.idle_seconds = idle_seconds
         self.lifetime = lifetime
         self._now = now
@@ -129,8 +130,9 @@ class WebSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, account_id: str, token: str, token_id: str, amr: tuple[str, ...],
-               source: str | None) -> tuple[str, WebSession]:
+    def create(
+        self, account_id: str, token: str, token_id: str, amr: tuple[str, ...], source: str | None
+    ) -> tuple[str, WebSession]:
         cookie = secrets.token_urlsafe(32)
         now = self._now()
         session = WebSession(self._key(cookie), account_id, token, token_id, amr, now, now, source)
@@ -149,8 +151,9 @@ class WebSessions:
                 raise SessionProblem("the session is unknown or has ended")
             if now - session.last_seen > self.idle_seconds:
                 del self._sessions[session.key]
-                raise SessionProblem(f"no activity for more than {self.idle_seconds:g} seconds", locked=True,
-                                     session=session)
+                raise SessionProblem(
+                    f"no activity for more than {self.idle_seconds:g} seconds", locked=True, session=session
+                )
             if now - session.created > self.lifetime:
                 del self._sessions[session.key]
                 raise SessionProblem("the session reached its maximum length", locked=True, session=session)
@@ -166,8 +169,11 @@ class WebSessions:
         """Remove sessions past their idle or absolute limit; returns them for auditing."""
         now = self._now()
         with self._lock:
-            stale = [s for s in self._sessions.values()
-                     if now - s.last_seen > self.idle_seconds or now - s.created > self.lifetime]
+            stale = [
+                s
+                for s in self._sessions.values()
+                if now - s.last_seen > self.idle_seconds or now - s.created > self.lifetime
+            ]
             for s in stale:
                 del self._sessions[s.key]
         return stale
@@ -217,9 +223,16 @@ class SignIn:
     """The per-app sign-in state: sessions and failure counters. In this process's memory,
     or in Redis when ``shared`` (a :class:`gateway.signin_redis.RedisSignInStore`) is given."""
 
-    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
-                 per_user_limit: int = 5, per_address_limit: int = 20, window: float = 60.0,
-                 shared: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        lifetime: int = DEFAULT_TTL,
+        per_user_limit: int = 5,
+        per_address_limit: int = 20,
+        window: float = 60.0,
+        shared: Any = None,
+    ) -> None:
         self.shared = shared
         if shared is None:
             self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
@@ -270,8 +283,13 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
         session = state.sessions.lookup(cookie, touch=not passive)
     except SessionProblem as exc:
         if exc.locked and exc.session is not None:
-            gw.audit.append(AuditEvent.AUTH_SESSION_LOCKED, actor_id=exc.session.account_id,
-                            object=f"session:{exc.session.token_id}", source=_source(request), reason=str(exc))
+            gw.audit.append(
+                AuditEvent.AUTH_SESSION_LOCKED,
+                actor_id=exc.session.account_id,
+                object=f"session:{exc.session.token_id}",
+                source=_source(request),
+                reason=str(exc),
+            )
         _sweep(request, state)
         raise
     _sweep(request, state)
@@ -291,8 +309,13 @@ def sweep_sessions(state: SignIn, audit: Any) -> int:
     except SignInUnavailable:
         return 0  # the shared store went away; the next sweep does it
     for s in stale:
-        audit.append(AuditEvent.AUTH_SESSION_LOCKED, actor_id=s.account_id, object=f"session:{s.token_id}",
-                     source=s.source, reason="no activity within the idle limit")
+        audit.append(
+            AuditEvent.AUTH_SESSION_LOCKED,
+            actor_id=s.account_id,
+            object=f"session:{s.token_id}",
+            source=s.source,
+            reason="no activity within the idle limit",
+        )
     return len(stale)
 
 
@@ -304,10 +327,19 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
     except SessionProblem as exc:
         gw.metrics.auth_failures.inc()
         if not exc.locked:
-            gw.audit.append(AuditEvent.AUTH_FAILURE, actor_id="unknown", object=f"http:{request.method} {request.url.path}",
-                            outcome="denied", source=_source(request), reason=f"session cookie: {exc}")
-        detail = ("signed out after a period without activity; sign in again" if exc.locked
-                  else "your session has ended; sign in again")
+            gw.audit.append(
+                AuditEvent.AUTH_FAILURE,
+                actor_id="unknown",
+                object=f"http:{request.method} {request.url.path}",
+                outcome="denied",
+                source=_source(request),
+                reason=f"session cookie: {exc}",
+            )
+        detail = (
+            "signed out after a period without activity; sign in again"
+            if exc.locked
+            else "your session has ended; sign in again"
+        )
         raise ApiError(401, "unauthorized", detail, _clear_cookie_header()) from None
     try:
         ident = gw.tokens.authenticate(session.token)
@@ -315,11 +347,20 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
         sign_in_state(request).sessions.end(cookie)
         raise ApiError(401, "unauthorized", f"{exc}; sign in again", _clear_cookie_header()) from None
     if request.method.upper() not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
-        gw.audit.append(AuditEvent.PERMISSION_DENIED, actor=ident.actor, object=f"http:{request.method} {request.url.path}",
-                        outcome="denied", source=_source(request),
-                        reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)")
-        raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}' with requests that change "
-                                    "something (the Sightline pages do)")
+        gw.audit.append(
+            AuditEvent.PERMISSION_DENIED,
+            actor=ident.actor,
+            object=f"http:{request.method} {request.url.path}",
+            outcome="denied",
+            source=_source(request),
+            reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)",
+        )
+        raise ApiError(
+            403,
+            "csrf",
+            f"send the header '{CSRF_HEADER}: {CSRF_VALUE}' with requests that change "
+            "something (the Sightline pages do)",
+        )
     return ident
 
 
@@ -381,21 +422,43 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     account = gw.config.site.accounts.get(username)
     audit_actor = username if account else "unknown"
 
-    def refuse(reason: str, status: int = 401, detail: str = GENERIC_REFUSAL,
-               headers: dict[str, str] | None = None, count: bool = True) -> ApiError:
+    def refuse(
+        reason: str,
+        status: int = 401,
+        detail: str = GENERIC_REFUSAL,
+        headers: dict[str, str] | None = None,
+        count: bool = True,
+    ) -> ApiError:
         gw.metrics.auth_failures.inc()
-        gw.audit.append(AuditEvent.AUTH_LOGIN, actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
-                        source=source, reason=reason, details={"method": "password+totp"})
+        gw.audit.append(
+            AuditEvent.AUTH_LOGIN,
+            actor_id=audit_actor,
+            object=f"account:{username[:64]}",
+            outcome="denied",
+            source=source,
+            reason=reason,
+            details={"method": "password+totp"},
+        )
         if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
             state.per_user.record(user_key)
             state.per_address.record(source)
-        return ApiError(status, "unauthorized" if status == 401 else "too_many_requests" if status == 429
-                        else "misconfigured", detail, headers)
+        return ApiError(
+            status,
+            "unauthorized" if status == 401 else "too_many_requests" if status == 429 else "misconfigured",
+            detail,
+            headers,
+        )
 
     def unavailable(exc: SignInUnavailable) -> SignInUnavailable:
-        gw.audit.append(AuditEvent.AUTH_LOGIN, actor_id=audit_actor, object=f"account:{username[:64]}", outcome="denied",
-                        source=source, reason="the shared sign-in store (Redis) cannot be reached; answered 503",
-                        details={"method": "password+totp"})
+        gw.audit.append(
+            AuditEvent.AUTH_LOGIN,
+            actor_id=audit_actor,
+            object=f"account:{username[:64]}",
+            outcome="denied",
+            source=source,
+            reason="the shared sign-in store (Redis) cannot be reached; answered 503",
+            details={"method": "password+totp"},
+        )
         return exc
 
     try:
@@ -403,9 +466,13 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     if wait:
-        raise refuse("too many failed sign-ins; refused without checking", 429,
-                     f"too many failed sign-ins; wait {wait} seconds and try again", {"Retry-After": str(wait)},
-                     count=False)
+        raise refuse(
+            "too many failed sign-ins; refused without checking",
+            429,
+            f"too many failed sign-ins; wait {wait} seconds and try again",
+            {"Retry-After": str(wait)},
+            count=False,
+        )
 
     login_cfg = gw.config.logins.get(username) if account else None
     password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
@@ -425,8 +492,12 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         try:
             secret = CredentialBox.for_dir(gw.config.secrets_dir).open(login_cfg.sealed_totp or "")
         except CredentialError:
-            raise refuse("the account's TOTP secret cannot be opened with this node's key", 503,
-                         "sign-in is misconfigured on this server; tell the administrator", count=False) from None
+            raise refuse(
+                "the account's TOTP secret cannot be opened with this node's key",
+                503,
+                "sign-in is misconfigured on this server; tell the administrator",
+                count=False,
+            ) from None
         step = totp.verify(secret, body.totp)
         if step is None:
             raise refuse("bad TOTP")
@@ -441,10 +512,16 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
-    gw.audit.append(AuditEvent.AUTH_LOGIN, actor=actor, object=f"account:{account.id}", source=source,
-                    reason="signed in with password and authenticator code" if session.mfa
-                    else "signed in with password only (no second factor)",
-                    details={"amr": list(amr), "session": token_id})
+    gw.audit.append(
+        AuditEvent.AUTH_LOGIN,
+        actor=actor,
+        object=f"account:{account.id}",
+        source=source,
+        reason="signed in with password and authenticator code"
+        if session.mfa
+        else "signed in with password only (no second factor)",
+        details={"amr": list(amr), "session": token_id},
+    )
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=_secure(request), path="/")
     response.headers["Cache-Control"] = "no-store"
     return _session_view(gw, actor, session, state.sessions)
@@ -462,8 +539,13 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
         raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}'")
     session = sign_in_state(request).sessions.end(cookie)
     if session is not None:
-        gw.audit.append(AuditEvent.AUTH_LOGOUT, actor_id=session.account_id, object=f"session:{session.token_id}",
-                        source=_source(request), reason="signed out")
+        gw.audit.append(
+            AuditEvent.AUTH_LOGOUT,
+            actor_id=session.account_id,
+            object=f"session:{session.token_id}",
+            source=_source(request),
+            reason="signed out",
+        )
     return {"signed_out": True}
 
 

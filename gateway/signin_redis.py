@@ -73,8 +73,10 @@ PASSWORD_ENV = "REDIS_PASSWORD"
 TTL_MARGIN = 3600
 SWEEP_BATCH = 100
 TIMEOUT_SECONDS = 2.0
-MISCONFIGURED = ("sign-in is misconfigured on this server (its sessions cannot be opened with this node's key); "
-                 "tell the administrator")
+MISCONFIGURED = (
+    "sign-in is misconfigured on this server (its sessions cannot be opened with this node's key); "
+    "tell the administrator"
+)
 
 # Looks a session up, applies the idle and lifetime limits and (mode "touch") moves
 # last_seen, atomically. A session past a limit is deleted here, so of several nodes
@@ -164,14 +166,20 @@ class _Link:
                     self._down_since = now
                 if first or now - self._last_warning > 60:
                     self._last_warning = now
-                    log.warning("sign-in store %s unreachable (%s: %s); sign-in and cookie requests answer 503 "
-                                "until it is back", self.where, type(exc).__name__, exc)
+                    log.warning(
+                        "sign-in store %s unreachable (%s: %s); sign-in and cookie requests answer 503 "
+                        "until it is back",
+                        self.where,
+                        type(exc).__name__,
+                        exc,
+                    )
             raise SignInUnavailable() from None
         if self._down_since is not None:
             with self._lock:
                 if self._down_since is not None:
-                    log.warning("sign-in store %s reachable again after %.0f s", self.where,
-                                time.monotonic() - self._down_since)
+                    log.warning(
+                        "sign-in store %s reachable again after %.0f s", self.where, time.monotonic() - self._down_since
+                    )
                     self._down_since = None
 
 
@@ -180,9 +188,16 @@ class RedisWebSessions:
     that a looked-up session is a fresh object, not the one ``create`` returned). ``link`` is
     a client made by :meth:`RedisSignInStore.client_for` (it decodes replies to str)."""
 
-    def __init__(self, link: _Link | redis.Redis, namespace: str, box: CredentialBox, *,
-                 idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        link: _Link | redis.Redis,
+        namespace: str,
+        box: CredentialBox,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        lifetime: int = DEFAULT_TTL,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._link = link if isinstance(link, _Link) else _Link(link, "redis")
         self._r = self._link.client
         self._box = box
@@ -208,16 +223,28 @@ class RedisWebSessions:
         with self._link.guard():
             return int(self._r.zcard(self._by_seen))
 
-    def create(self, account_id: str, token: str, token_id: str, amr: tuple[str, ...],
-               source: str | None) -> tuple[str, WebSession]:
+    def create(
+        self, account_id: str, token: str, token_id: str, amr: tuple[str, ...], source: str | None
+    ) -> tuple[str, WebSession]:
         cookie = secrets.token_urlsafe(32)
         now = self._now()
         session = WebSession(self._key(cookie), account_id, token, token_id, tuple(amr), now, now, source)
         created = _num(now)
-        record = self._box.seal(json.dumps({
-            "v": 1, "key": session.key, "created": created, "account_id": account_id, "token": token,
-            "token_id": token_id, "amr": list(amr), "source": source,
-        }, separators=(",", ":")))
+        record = self._box.seal(
+            json.dumps(
+                {
+                    "v": 1,
+                    "key": session.key,
+                    "created": created,
+                    "account_id": account_id,
+                    "token": token,
+                    "token_id": token_id,
+                    "amr": list(amr),
+                    "source": source,
+                },
+                separators=(",", ":"),
+            )
+        )
         ttl = self._ttl()
         with self._link.guard():
             pipe = self._r.pipeline(transaction=True)
@@ -235,8 +262,10 @@ class RedisWebSessions:
 
     def _run(self, key: str, mode: str, now: float) -> list[str]:
         with self._link.guard():
-            return self._script(keys=[self._hash_key(key), self._by_seen, self._by_created],
-                                args=[_num(now), _num(self.idle_seconds), _num(self.lifetime), mode, key])
+            return self._script(
+                keys=[self._hash_key(key), self._by_seen, self._by_created],
+                args=[_num(now), _num(self.idle_seconds), _num(self.lifetime), mode, key],
+            )
 
     def _open(self, key: str, record: str, created: str, last_seen: str) -> WebSession | None:
         """The session a stored record holds; None when it was not made for this key (edited
@@ -244,8 +273,10 @@ class RedisWebSessions:
         try:
             data = json.loads(self._box.open(record))
         except CredentialError:
-            log.error("a sign-in session in Redis cannot be opened with this node's key "
-                      "(secrets/camera-credentials.key): every node must share the secrets directory")
+            log.error(
+                "a sign-in session in Redis cannot be opened with this node's key "
+                "(secrets/camera-credentials.key): every node must share the secrets directory"
+            )
             raise SignInUnavailable(MISCONFIGURED) from None
         except ValueError:
             data = None
@@ -254,8 +285,16 @@ class RedisWebSessions:
             with self._link.guard():
                 self._r.delete(self._hash_key(key))
             return None
-        return WebSession(key, data["account_id"], data["token"], data["token_id"], tuple(data["amr"]),
-                          float(created), float(last_seen), data.get("source"))
+        return WebSession(
+            key,
+            data["account_id"],
+            data["token"],
+            data["token_id"],
+            tuple(data["amr"]),
+            float(created),
+            float(last_seen),
+            data.get("source"),
+        )
 
     def lookup(self, cookie: str, *, touch: bool = True) -> WebSession:
         key = self._key(cookie)
@@ -265,8 +304,9 @@ class RedisWebSessions:
         if session is None:
             raise SessionProblem("the session is unknown or has ended")
         if status == "idle":
-            raise SessionProblem(f"no activity for more than {self.idle_seconds:g} seconds", locked=True,
-                                 session=session)
+            raise SessionProblem(
+                f"no activity for more than {self.idle_seconds:g} seconds", locked=True, session=session
+            )
         if status == "lifetime":
             raise SessionProblem("the session reached its maximum length", locked=True, session=session)
         return session
@@ -315,8 +355,15 @@ class RedisFailureLimiter:
     times in one sorted set per key, expiring with the window. Times are wall-clock
     seconds (nodes' monotonic clocks cannot be compared)."""
 
-    def __init__(self, link: _Link | redis.Redis, namespace: str, name: str, limit: int, window: float,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        link: _Link | redis.Redis,
+        namespace: str,
+        name: str,
+        limit: int,
+        window: float,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._link = link if isinstance(link, _Link) else _Link(link, "redis")
         self._r = self._link.client
         self._prefix = f"{namespace}:signin:failures:{name}:"
@@ -367,9 +414,14 @@ class RedisSignInStore:
     @staticmethod
     def client_for(url: str, password: str | None = None) -> redis.Redis:
         return redis.Redis.from_url(
-            url, password=password or None, decode_responses=True, client_name="sightline-signin",
-            socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1), health_check_interval=30,
+            url,
+            password=password or None,
+            decode_responses=True,
+            client_name="sightline-signin",
+            socket_timeout=TIMEOUT_SECONDS,
+            socket_connect_timeout=TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
         )
 
     @classmethod
@@ -384,14 +436,16 @@ class RedisSignInStore:
             client.close()
             raise SignInStoreUnreachable(
                 f"{config.path}: [gateway] redis: {where} refused this node's credentials ({exc}); check the "
-                f"{PASSWORD_ENV} environment variable (and the user name in the URL, if any)") from None
+                f"{PASSWORD_ENV} environment variable (and the user name in the URL, if any)"
+            ) from None
         except redis.RedisError as exc:
             client.close()
             raise SignInStoreUnreachable(
                 f"{config.path}: [gateway] redis: cannot reach {where} ({type(exc).__name__}: {exc}); page sign-in "
                 "sessions are kept there, so this node does not start without it. Check that Redis is running "
                 "and reachable from this node (host, port, firewall; TLS for rediss://), that the URL is right, "
-                f"and {PASSWORD_ENV} if it needs a password") from None
+                f"and {PASSWORD_ENV} if it needs a password"
+            ) from None
         return cls(client, namespace_for(config), CredentialBox.for_dir(config.secrets_dir), where)
 
     def sessions(self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL) -> RedisWebSessions:

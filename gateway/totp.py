@@ -41,8 +41,7 @@ def code_at(secret: str, t: float | None = None) -> str:
     return code_at_step(secret, step_at(time.time() if t is None else t))
 
 
-def verify(secret: str, code: str | None, t: float | None = None, *,
-           window: int = WINDOW) -> int | None:
+def verify(secret: str, code: str | None, t: float | None = None, *, window: int = WINDOW) -> int | None:
     """The matching step, or None. Compares in constant time; never raises on bad input.
 
     Every step in the window is compared (no early return), so timing does not tell

@@ -86,12 +86,15 @@ def _to_signin(request: Request, locked: bool) -> Response:
 
 
 def _context(request: Request, ident: Identity, name: str) -> dict[str, Any]:
-    return {"user": _user(request, ident), "title": PAGES[name][0], "page": name,
-            "idle_seconds": sign_in_state(request).sessions.idle_seconds}
+    return {
+        "user": _user(request, ident),
+        "title": PAGES[name][0],
+        "page": name,
+        "idle_seconds": sign_in_state(request).sessions.idle_seconds,
+    }
 
 
-def _page(request: Request, ident: Identity, name: str, template: str,
-          extra: dict[str, Any] | None = None) -> Response:
+def _page(request: Request, ident: Identity, name: str, template: str, extra: dict[str, Any] | None = None) -> Response:
     """A page its guard (gateway/guards.py ``page``) let the person see."""
     return _render(request, template, {**_context(request, ident, name), **(extra or {})})
 
@@ -104,8 +107,7 @@ def _refused(request: Request, exc: PageRefused) -> Response:
     if name is None:  # "/" refuses only who cannot sign in at all
         return _to_signin(request, False)
     allowed = ", ".join(sorted(ROLE_LABELS[r].lower() + "s" for r in roles_with(exc.permission)))
-    return _render(request, "forbidden.html", {**_context(request, exc.ident, name), "allowed": allowed},
-                   status=403)
+    return _render(request, "forbidden.html", {**_context(request, exc.ident, name), "allowed": allowed}, status=403)
 
 
 def _buildings(request: Request, ident: Identity) -> list[dict[str, str]]:
@@ -171,8 +173,9 @@ def _call_types(auto: Collection[str]) -> list[dict[str, Any]]:
     """CALL_TYPES in plain words, each marked if the policy approves it by itself, and the
     policy's own auto-approved types added when CALL_TYPES lacks them."""
     known = dict(CALL_TYPES)
-    return ([{"id": cid, "label": label, "auto": cid in auto} for cid, label in CALL_TYPES]
-            + [{"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known])
+    return [{"id": cid, "label": label, "auto": cid in auto} for cid, label in CALL_TYPES] + [
+        {"id": cid, "label": _plain(cid), "auto": True} for cid in sorted(auto) if cid not in known
+    ]
 
 
 def _dispatch_data(request: Request, ident: Identity) -> dict[str, Any]:
@@ -203,15 +206,18 @@ def _dispatch_data(request: Request, ident: Identity) -> dict[str, Any]:
         "call_types": call_types,
         "actions": actions,
         "default_action": str(Action.LOCKDOWN),
-        "incident_types": [{"id": str(i), "label": INCIDENT_LABELS.get(i, _plain(str(i)))}
-                           for i in sorted(IncidentType, key=lambda i: i is not IncidentType.OTHER)],
+        "incident_types": [
+            {"id": str(i), "label": INCIDENT_LABELS.get(i, _plain(str(i)))}
+            for i in sorted(IncidentType, key=lambda i: i is not IncidentType.OTHER)
+        ],
         "shared_counts": counts,
         "agencies": agencies,
         "own_agency_outside": bool(own and not own.agreement),
         "timebox_minutes": int(policy.timebox.total_seconds() // 60),
         # who may decide a request, so the list can name them rather than show an account id
-        "deciders": {a.id: a.name for a in site.accounts.values()
-                     if role_holds(a.role, Permission.DECIDE_ACCESS_REQUESTS)},
+        "deciders": {
+            a.id: a.name for a in site.accounts.values() if role_holds(a.role, Permission.DECIDE_ACCESS_REQUESTS)
+        },
         "reason_max": MAX_REASON,
     }
 
@@ -224,8 +230,13 @@ def _safe_next(value: str | None) -> str:
 
 
 def install(app: FastAPI) -> None:
-    mount_public(app, "/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static",
-                 why="the pages' scripts, styles and images")
+    mount_public(
+        app,
+        "/static",
+        StaticFiles(directory=str(WEB_DIR / "static")),
+        name="static",
+        why="the pages' scripts, styles and images",
+    )
     app.add_exception_handler(PageRefused, _refused)  # type: ignore[arg-type]  # Starlette types it for Exception
 
     @app.exception_handler(SignInUnavailable)
@@ -233,9 +244,17 @@ def install(app: FastAPI) -> None:
         """The shared sign-in store is down: pages say so in words; the API keeps its JSON."""
         if request.url.path.startswith(("/api/", "/whep")):
             return error_response(exc.status, exc.code, exc.detail, exc.headers)
-        page = _render(request, "unavailable.html", {"title": "Sign-in unavailable", "user": None,
-                                                     "detail": exc.detail[:1].upper() + exc.detail[1:],
-                                                     "again": request.url.path}, status=503)
+        page = _render(
+            request,
+            "unavailable.html",
+            {
+                "title": "Sign-in unavailable",
+                "user": None,
+                "detail": exc.detail[:1].upper() + exc.detail[1:],
+                "again": request.url.path,
+            },
+            status=503,
+        )
         page.headers.update(exc.headers or {})
         return page
 
@@ -244,8 +263,9 @@ def install(app: FastAPI) -> None:
         return _with_headers(RedirectResponse(home_page(ident.actor) or "/signin", status_code=303))
 
     @app.get("/signin", include_in_schema=False, dependencies=[Depends(public("the sign-in form"))])
-    def signin_page(request: Request, next: str | None = None, locked: bool = False,
-                    signed_out: bool = False) -> Response:
+    def signin_page(
+        request: Request, next: str | None = None, locked: bool = False, signed_out: bool = False
+    ) -> Response:
         target = _safe_next(next)
         ident, _ = page_identity(request)
         if ident is not None:
@@ -263,12 +283,18 @@ def install(app: FastAPI) -> None:
 
     @app.get("/view", include_in_schema=False)
     def view_page(request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_VIEWER_PAGE))]) -> Response:
-        return _page(request, ident, "view", "viewer.html",
-                     {"page_data": _page_data(request, ident), "redisclosure_notice": REDISCLOSURE_NOTICE})
+        return _page(
+            request,
+            ident,
+            "view",
+            "viewer.html",
+            {"page_data": _page_data(request, ident), "redisclosure_notice": REDISCLOSURE_NOTICE},
+        )
 
     @app.get("/dispatch", include_in_schema=False)
-    def dispatch_page(request: Request,
-                      ident: Annotated[Identity, Depends(page(Permission.USE_DISPATCH_PAGE))]) -> Response:
+    def dispatch_page(
+        request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_DISPATCH_PAGE))]
+    ) -> Response:
         data = _dispatch_data(request, ident)
         return _page(request, ident, "dispatch", "dispatch.html", {"page_data": data, "form": data})
 
@@ -277,15 +303,18 @@ def install(app: FastAPI) -> None:
         return _page(request, ident, "audit", "audit_list.html")
 
     @app.get("/audit/report", include_in_schema=False)
-    def audit_report_page(request: Request,
-                          ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]) -> Response:
+    def audit_report_page(
+        request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]
+    ) -> Response:
         return _page(request, ident, "audit", "audit_report.html", {"title": "Monthly access report"})
 
     @app.get("/audit/emergencies/{emergency_id}", include_in_schema=False)
-    def audit_incident_page(request: Request, emergency_id: str,
-                            ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]) -> Response:
-        return _page(request, ident, "audit", "audit_incident.html",
-                     {"title": "Incident record", "emergency_id": emergency_id})
+    def audit_incident_page(
+        request: Request, emergency_id: str, ident: Annotated[Identity, Depends(page(Permission.USE_AUDIT_PAGES))]
+    ) -> Response:
+        return _page(
+            request, ident, "audit", "audit_incident.html", {"title": "Incident record", "emergency_id": emergency_id}
+        )
 
     @app.get("/favicon.ico", include_in_schema=False, dependencies=[Depends(public("no icon: an empty answer"))])
     def favicon() -> Response:

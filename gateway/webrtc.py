@@ -33,7 +33,9 @@ def check_offer_text(body: bytes) -> str:
 
 
 async def answer_offer(
-    sdp: str, track: MediaStreamTrack, profile_level_id: str | None = None,
+    sdp: str,
+    track: MediaStreamTrack,
+    profile_level_id: str | None = None,
     ice_servers: list[RTCIceServer] | None = None,
 ) -> tuple[RTCPeerConnection, str]:
     """Returns the peer and its complete (non-trickle) answer. Closes the peer on failure.

@@ -18,12 +18,19 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 768}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 # Under CI (CI=true) a missing chromium fails the test instead of skipping it.
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                                    reason="Debian's chromium is not installed (scripts/debian-test.txt)")
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    reason="Debian's chromium is not installed (scripts/debian-test.txt)",
+)
 
 
 async def sign_in(page, wg: WebGateway, user: str, path: str) -> None:
@@ -44,7 +51,9 @@ async def sign_in(page, wg: WebGateway, user: str, path: str) -> None:
 async def check_layout(page, label: str, targets: str = "main .button, main button, .topbar button") -> None:
     """Every visible target at least 44 px tall; nothing wider than the screen."""
     small = await page.eval_on_selector_all(
-        targets, "els => els.filter(e => e.offsetParent && e.getBoundingClientRect().height < 44).map(e => e.textContent)")
+        targets,
+        "els => els.filter(e => e.offsetParent && e.getBoundingClientRect().height < 44).map(e => e.textContent)",
+    )
     assert small == [], f"{label}: small targets {small}"
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{label}: page is {overflow}px wider than the screen"

@@ -90,4 +90,3 @@ async def run_gateway() -> AsyncIterator[Callable[[Path], "asyncio.Future[Runnin
     for server, task in servers:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
-

@@ -29,7 +29,6 @@ DEBIAN_PACKAGES = (
 ELEMENTS = ("videotestsrc", "clockoverlay", "videoconvert", "x264enc", "x265enc", "rtph264pay", "rtph265pay")
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def aiortc_patched() -> None:
     """aiortc as the gateway runs it: ``Gateway.start`` installs the patch, and media tests
@@ -37,6 +36,7 @@ def aiortc_patched() -> None:
     from camera_adapters import aiortc_patch
 
     aiortc_patch.install()
+
 
 @functools.cache
 def _gst_problem() -> str | None:
@@ -48,8 +48,7 @@ def _gst_problem() -> str | None:
         "assert not missing, 'GStreamer elements missing: ' + ', '.join(missing)"
     )
     try:
-        result = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True,
-                                timeout=30)
+        result = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{SYSTEM_PYTHON} unusable ({exc})"
     if result.returncode != 0:
@@ -62,8 +61,10 @@ def require_gst_rtsp() -> None:
     problem = _gst_problem()
     if problem is None:
         return
-    message = (f"RTSP test camera needs GStreamer's RTSP server for {SYSTEM_PYTHON} "
-               f"({problem}); install Debian packages: {DEBIAN_PACKAGES}")
+    message = (
+        f"RTSP test camera needs GStreamer's RTSP server for {SYSTEM_PYTHON} "
+        f"({problem}); install Debian packages: {DEBIAN_PACKAGES}"
+    )
     missing(message)
 
 
@@ -97,10 +98,26 @@ class RtspCamera:
         self.sessions = 0
         self._ready = threading.Event()
         self._proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path,
-             "--codec", self.codec, "--width", str(self.width), "--height", str(self.height),
-             "--fps", str(self.fps)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            [
+                SYSTEM_PYTHON,
+                str(SERVER_SCRIPT),
+                "--port",
+                str(self.port),
+                "--path",
+                self.path,
+                "--codec",
+                self.codec,
+                "--width",
+                str(self.width),
+                "--height",
+                str(self.height),
+                "--fps",
+                str(self.fps),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
         threading.Thread(target=self._read, args=(self._proc, self._ready), daemon=True).start()
         if not self._ready.wait(READY_TIMEOUT):
@@ -143,8 +160,7 @@ class RtspCameras:
     def __init__(self) -> None:
         self.cameras: list[RtspCamera] = []
 
-    def start(self, codec: str = "h264", width: int = 640, height: int = 360,
-              fps: int = 15) -> RtspCamera:
+    def start(self, codec: str = "h264", width: int = 640, height: int = 360, fps: int = 15) -> RtspCamera:
         camera = RtspCamera(codec, width, height, fps)
         self.cameras.append(camera)
         return camera.start()
@@ -163,6 +179,7 @@ def rtsp_camera() -> Iterator[RtspCameras]:
     cameras = RtspCameras()
     yield cameras
     cameras.stop_all()
+
 
 class PacketLog:
     """Drains a PacketTrack in the background, recording what arrived and when."""
@@ -220,13 +237,21 @@ class OnvifCameras:
     def __init__(self) -> None:
         self.cameras: list[Any] = []
 
-    def start(self, main_uri: str = "rtsp://127.0.0.1:8554/main",
-              sub_uri: str = "rtsp://127.0.0.1:8554/sub", *, username: str = "admin",
-              password: str = "s3cret-Pa55", clock_offset: float = 120.0, **options: Any) -> Any:
+    def start(
+        self,
+        main_uri: str = "rtsp://127.0.0.1:8554/main",
+        sub_uri: str = "rtsp://127.0.0.1:8554/sub",
+        *,
+        username: str = "admin",
+        password: str = "s3cret-Pa55",
+        clock_offset: float = 120.0,
+        **options: Any,
+    ) -> Any:
         from tests.onvif_simulator import OnvifSimulator
 
-        camera = OnvifSimulator(main_uri, sub_uri, username=username, password=password,
-                                clock_offset=clock_offset, **options)
+        camera = OnvifSimulator(
+            main_uri, sub_uri, username=username, password=password, clock_offset=clock_offset, **options
+        )
         self.cameras.append(camera)
         return camera.start()
 

@@ -37,8 +37,10 @@ CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/postgres", "postgresql:///po
 
 
 def _unavailable(why: str) -> None:
-    message = f"PostgreSQL tests need a server: {why}. Run scripts/test (it installs and starts one) " \
-              "or set SIGHTLINE_TEST_PG=postgresql://user@host:port/postgres"
+    message = (
+        f"PostgreSQL tests need a server: {why}. Run scripts/test (it installs and starts one) "
+        "or set SIGHTLINE_TEST_PG=postgresql://user@host:port/postgres"
+    )
     missing(message)
 
 
@@ -67,8 +69,10 @@ def _with_dbname(url: str, dbname: str) -> str:
 
 def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                     "pg_backend_pid()", (name,))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 

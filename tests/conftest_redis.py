@@ -26,11 +26,14 @@ DEBIAN_PACKAGE = "redis-server"
 
 
 def _binary() -> str:
-    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK)
-                                             else None)
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None
+    )
     if found is None:
-        message = (f"the Redis tests need a redis-server binary; install the Debian package {DEBIAN_PACKAGE} "
-                   "(scripts/debian-test.txt)")
+        message = (
+            f"the Redis tests need a redis-server binary; install the Debian package {DEBIAN_PACKAGE} "
+            "(scripts/debian-test.txt)"
+        )
         missing(message)
     return found
 
@@ -58,9 +61,26 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--daemonize", "no", "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
         )
         log.close()
         deadline = time.monotonic() + 10

@@ -39,8 +39,17 @@ class _Tables:
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
     def copy(self) -> _Tables:
-        return _Tables(dict(self.emergencies), dict(self.grants), list(self.audit), dict(self.checkpoints),
-                       dict(self.keys), dict(self.requests), dict(self.links), dict(self.outbox), set(self.receipts))
+        return _Tables(
+            dict(self.emergencies),
+            dict(self.grants),
+            list(self.audit),
+            dict(self.checkpoints),
+            dict(self.keys),
+            dict(self.requests),
+            dict(self.links),
+            dict(self.outbox),
+            set(self.receipts),
+        )
 
 
 class MemoryStore:
@@ -107,13 +116,15 @@ class MemoryStore:
         return self._t.grants.get(grant_id)
 
     def grants_of_emergency(self, emergency_id: str) -> list[Grant]:
-        return sorted((g for g in self._t.grants.values() if g.emergency_id == emergency_id),
-                      key=lambda g: (g.starts, g.id))
+        return sorted(
+            (g for g in self._t.grants.values() if g.emergency_id == emergency_id), key=lambda g: (g.starts, g.id)
+        )
 
     def unended_grants(self, *, agency: str | None = None) -> list[Grant]:
-        return sorted((g for g in self._t.grants.values()
-                       if g.ended_at is None and (agency is None or g.agency == agency)),
-                      key=lambda g: (g.starts, g.id))
+        return sorted(
+            (g for g in self._t.grants.values() if g.ended_at is None and (agency is None or g.agency == agency)),
+            key=lambda g: (g.starts, g.id),
+        )
 
     # audit log
 
@@ -171,16 +182,31 @@ class MemoryStore:
     def upsert_record_link(self, link: RecordLink) -> None:
         key = (link.kind, link.source, link.external_id)
         before = self._t.links.get(key)
-        self._t.links[key] = link if before is None else RecordLink(
-            link.kind, link.source, link.external_id, link.building, link.fields, before.received, link.updated,
-            link.emergency_id, link.review)
+        self._t.links[key] = (
+            link
+            if before is None
+            else RecordLink(
+                link.kind,
+                link.source,
+                link.external_id,
+                link.building,
+                link.fields,
+                before.received,
+                link.updated,
+                link.emergency_id,
+                link.review,
+            )
+        )
 
     def get_record_link(self, kind: RecordKind, source: str, external_id: str) -> RecordLink | None:
         return self._t.links.get((kind, source, external_id))
 
     def record_links(self, kind: RecordKind | None = None, *, open_only: bool = False) -> list[RecordLink]:
-        found = [x for x in self._t.links.values()
-                 if (kind is None or x.kind is kind) and (not open_only or x.fields.get("open") == 1)]
+        found = [
+            x
+            for x in self._t.links.values()
+            if (kind is None or x.kind is kind) and (not open_only or x.fields.get("open") == 1)
+        ]
         return sorted(found, key=lambda x: (x.received, x.external_id))
 
     # notification outbox

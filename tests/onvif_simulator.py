@@ -39,8 +39,10 @@ MEDIA = "http://www.onvif.org/ver10/media/wsdl"
 XS = "{http://www.w3.org/2001/XMLSchema}"
 CREATED_WINDOW = 5.0
 SOAP_TYPE = "application/soap+xml; charset=utf-8"
-NS = (f'xmlns:s="{SOAP_ENV}" xmlns:tds="{DEVICE}" xmlns:trt="{MEDIA}" '
-      'xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:ter="http://www.onvif.org/ver10/error"')
+NS = (
+    f'xmlns:s="{SOAP_ENV}" xmlns:tds="{DEVICE}" xmlns:trt="{MEDIA}" '
+    'xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:ter="http://www.onvif.org/ver10/error"'
+)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -58,8 +60,7 @@ def wsdl_schema(namespace: str) -> etree.XMLSchema:
     """
     spec = importlib.util.find_spec("onvif")  # not imported: it calls logging.basicConfig
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the ONVIF simulator needs the WSDLs of onvif-zeep-async; "
-                           "pip install onvif-zeep-async")
+        raise RuntimeError("the ONVIF simulator needs the WSDLs of onvif-zeep-async; pip install onvif-zeep-async")
     wsdl_dir = Path(spec.submodule_search_locations[0]) / "wsdl"
     name = {DEVICE: "devicemgmt.wsdl", MEDIA: "media.wsdl"}[namespace]
     doc = etree.parse(str(wsdl_dir / name))
@@ -91,10 +92,12 @@ class Fault(Exception):
         self.code, self.subcode, self.reason, self.status = code, subcode, reason, status
 
     def envelope(self) -> str:
-        return (f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope {NS}><s:Body><s:Fault>'
-                f"<s:Code><s:Value>s:{self.code}</s:Value><s:Subcode><s:Value>{self.subcode}"
-                f"</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"en\">"
-                f"{escape(self.reason)}</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>")
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope {NS}><s:Body><s:Fault>'
+            f"<s:Code><s:Value>s:{self.code}</s:Value><s:Subcode><s:Value>{self.subcode}"
+            f'</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">'
+            f"{escape(self.reason)}</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"
+        )
 
 
 def not_authorized(why: str) -> Fault:
@@ -102,9 +105,11 @@ def not_authorized(why: str) -> Fault:
 
 
 def _date_time(moment: datetime) -> str:
-    return (f"<tt:Time><tt:Hour>{moment.hour}</tt:Hour><tt:Minute>{moment.minute}</tt:Minute>"
-            f"<tt:Second>{moment.second}</tt:Second></tt:Time><tt:Date><tt:Year>{moment.year}"
-            f"</tt:Year><tt:Month>{moment.month}</tt:Month><tt:Day>{moment.day}</tt:Day></tt:Date>")
+    return (
+        f"<tt:Time><tt:Hour>{moment.hour}</tt:Hour><tt:Minute>{moment.minute}</tt:Minute>"
+        f"<tt:Second>{moment.second}</tt:Second></tt:Time><tt:Date><tt:Year>{moment.year}"
+        f"</tt:Year><tt:Month>{moment.month}</tt:Month><tt:Day>{moment.day}</tt:Day></tt:Date>"
+    )
 
 
 def _profile(token: str, name: str, width: int, height: int, fps: int) -> str:
@@ -143,12 +148,22 @@ class OnvifSimulator:
       Authorization gets a 401 challenge before WS-Security is looked at.
     """
 
-    def __init__(self, main_uri: str, sub_uri: str, *, username: str = "admin",
-                 password: str = "s3cret-Pa55", clock_offset: float = 120.0,
-                 name: str = "Gym North", hardware: str = "SL-CAM-1000",
-                 location: str = "building/lincoln-high", get_services: bool = True,
-                 snapshot: bool = True, clock_needs_credentials: bool = False,
-                 soap_digest: bool = False) -> None:
+    def __init__(
+        self,
+        main_uri: str,
+        sub_uri: str,
+        *,
+        username: str = "admin",
+        password: str = "s3cret-Pa55",
+        clock_offset: float = 120.0,
+        name: str = "Gym North",
+        hardware: str = "SL-CAM-1000",
+        location: str = "building/lincoln-high",
+        get_services: bool = True,
+        snapshot: bool = True,
+        clock_needs_credentials: bool = False,
+        soap_digest: bool = False,
+    ) -> None:
         self.main_uri, self.sub_uri = main_uri, sub_uri
         self.username, self.password = username, password
         self.clock_offset = clock_offset
@@ -183,13 +198,16 @@ class OnvifSimulator:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> OnvifSimulator:
-        app = Starlette(routes=[
-            Route("/onvif/device_service", self._soap, methods=["POST"]),
-            Route("/onvif/media_service", self._soap, methods=["POST"]),
-            Route("/onvif/snapshot.jpg", self._snapshot, methods=["GET"]),
-        ])
-        self._server = uvicorn.Server(uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="off"))
+        app = Starlette(
+            routes=[
+                Route("/onvif/device_service", self._soap, methods=["POST"]),
+                Route("/onvif/media_service", self._soap, methods=["POST"]),
+                Route("/onvif/snapshot.jpg", self._snapshot, methods=["GET"]),
+            ]
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off")
+        )
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self._thread.start()
@@ -205,7 +223,8 @@ class OnvifSimulator:
     async def _serve(self, ready: threading.Event) -> None:
         assert self._server is not None
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _DiscoveryResponder(self), local_addr=(self.host, self.udp_port))
+            lambda: _DiscoveryResponder(self), local_addr=(self.host, self.udp_port)
+        )
         task = asyncio.create_task(self._server.serve())
         while not self._server.started and not task.done():
             await asyncio.sleep(0.01)
@@ -260,8 +279,9 @@ class OnvifSimulator:
         handler = getattr(self, f"_op_{qname.localname}", None)
         if handler is None:
             raise Fault("Receiver", "ter:ActionNotSupported", f"{qname.localname} not supported")
-        return (f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope {NS}><s:Body>'
-                f"{handler(operation)}</s:Body></s:Envelope>")
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope {NS}><s:Body>{handler(operation)}</s:Body></s:Envelope>'
+        )
 
     def _authenticate(self, header: etree._Element | None) -> None:
         token = None if header is None else header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
@@ -282,8 +302,7 @@ class OnvifSimulator:
             return self._refuse("malformed Nonce or Created")
         if abs(stamp - self.now()) > CREATED_WINDOW:
             return self._refuse(f"Created {created} outside ±{CREATED_WINDOW:g}s of device clock")
-        expected = base64.b64encode(hashlib.sha1(
-            nonce + created.encode() + self.password.encode()).digest()).decode()
+        expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + self.password.encode()).digest()).decode()
         if username != self.username or not hmac.compare_digest(expected, password.text or ""):
             return self._refuse("bad username or digest")
         with self._lock:
@@ -303,19 +322,23 @@ class OnvifSimulator:
 
     def _op_GetSystemDateAndTime(self, _: etree._Element) -> str:
         moment = datetime.fromtimestamp(self.now(), UTC)
-        return (f"<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
-                f"<tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false"
-                f"</tt:DaylightSavings><tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone>"
-                f"<tt:UTCDateTime>{_date_time(moment)}</tt:UTCDateTime><tt:LocalDateTime>"
-                f"{_date_time(moment)}</tt:LocalDateTime></tds:SystemDateAndTime>"
-                f"</tds:GetSystemDateAndTimeResponse>")
+        return (
+            f"<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
+            f"<tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false"
+            f"</tt:DaylightSavings><tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone>"
+            f"<tt:UTCDateTime>{_date_time(moment)}</tt:UTCDateTime><tt:LocalDateTime>"
+            f"{_date_time(moment)}</tt:LocalDateTime></tds:SystemDateAndTime>"
+            f"</tds:GetSystemDateAndTimeResponse>"
+        )
 
     def _op_GetDeviceInformation(self, _: etree._Element) -> str:
-        return ("<tds:GetDeviceInformationResponse><tds:Manufacturer>Sightline Labs"
-                f"</tds:Manufacturer><tds:Model>{escape(self.hardware)}</tds:Model>"
-                "<tds:FirmwareVersion>2.4.1</tds:FirmwareVersion><tds:SerialNumber>SIM0001"
-                "</tds:SerialNumber><tds:HardwareId>1.0</tds:HardwareId>"
-                "</tds:GetDeviceInformationResponse>")
+        return (
+            "<tds:GetDeviceInformationResponse><tds:Manufacturer>Sightline Labs"
+            f"</tds:Manufacturer><tds:Model>{escape(self.hardware)}</tds:Model>"
+            "<tds:FirmwareVersion>2.4.1</tds:FirmwareVersion><tds:SerialNumber>SIM0001"
+            "</tds:SerialNumber><tds:HardwareId>1.0</tds:HardwareId>"
+            "</tds:GetDeviceInformationResponse>"
+        )
 
     def _op_GetServices(self, _: etree._Element) -> str:
         if not self.supports_get_services:
@@ -325,21 +348,28 @@ class OnvifSimulator:
             f"<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{base}/{path}"
             f"</tds:XAddr><tds:Version><tt:Major>2</tt:Major><tt:Minor>40</tt:Minor>"
             f"</tds:Version></tds:Service>"
-            for ns, path in ((DEVICE, "device_service"), (MEDIA, "media_service")))
+            for ns, path in ((DEVICE, "device_service"), (MEDIA, "media_service"))
+        )
         return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
 
     def _op_GetCapabilities(self, _: etree._Element) -> str:
         # Behind NAT cameras advertise addresses we cannot reach; so does this one.
-        return ("<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>"
-                "http://192.0.2.10/onvif/media_service</tt:XAddr><tt:StreamingCapabilities>"
-                "<tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
-                "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
-                "</tds:Capabilities></tds:GetCapabilitiesResponse>")
+        return (
+            "<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>"
+            "http://192.0.2.10/onvif/media_service</tt:XAddr><tt:StreamingCapabilities>"
+            "<tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
+            "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
+            "</tds:Capabilities></tds:GetCapabilitiesResponse>"
+        )
 
     def _op_GetProfiles(self, _: etree._Element) -> str:
         # Sub listed first: the client must choose by resolution, not by order.
-        return ("<trt:GetProfilesResponse>" + _profile("sub", "Sub stream", 640, 360, 15)
-                + _profile("main", "Main stream", 1280, 720, 25) + "</trt:GetProfilesResponse>")
+        return (
+            "<trt:GetProfilesResponse>"
+            + _profile("sub", "Sub stream", 640, 360, 15)
+            + _profile("main", "Main stream", 1280, 720, 25)
+            + "</trt:GetProfilesResponse>"
+        )
 
     def _profile_token(self, operation: etree._Element) -> str:
         token = operation.findtext(f"{{{MEDIA}}}ProfileToken")
@@ -349,19 +379,23 @@ class OnvifSimulator:
 
     def _op_GetStreamUri(self, operation: etree._Element) -> str:
         uri = self.main_uri if self._profile_token(operation) == "main" else self.sub_uri
-        return (f"<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>{escape(uri)}</tt:Uri>"
-                "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>"
-                "false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri>"
-                "</trt:GetStreamUriResponse>")
+        return (
+            f"<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>{escape(uri)}</tt:Uri>"
+            "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>"
+            "false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri>"
+            "</trt:GetStreamUriResponse>"
+        )
 
     def _op_GetSnapshotUri(self, operation: etree._Element) -> str:
         self._profile_token(operation)
         if not self.supports_snapshot:
             raise Fault("Receiver", "ter:ActionNotSupported", "snapshots not supported", 500)
-        return (f"<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>{self.snapshot_url}</tt:Uri>"
-                "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>"
-                "false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri>"
-                "</trt:GetSnapshotUriResponse>")
+        return (
+            f"<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>{self.snapshot_url}</tt:Uri>"
+            "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>"
+            "false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri>"
+            "</trt:GetSnapshotUriResponse>"
+        )
 
     # --- snapshot over HTTP Digest (RFC 7616, MD5, qop=auth) -----------------------------
 
@@ -392,8 +426,7 @@ class OnvifSimulator:
 
         ha1 = md5(f"{self.username}:onvif-sim:{self.password}")
         ha2 = md5(f"{request.method}:{fields.get('uri', '')}")
-        expected = md5(f"{ha1}:{fields['nonce']}:{fields.get('nc', '')}:"
-                       f"{fields.get('cnonce', '')}:auth:{ha2}")
+        expected = md5(f"{ha1}:{fields['nonce']}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:auth:{ha2}")
         return hmac.compare_digest(expected, fields.get("response", ""))
 
 
@@ -434,12 +467,15 @@ class _DiscoveryResponder(asyncio.DatagramProtocol):
 
     def _match(self, relates_to: str) -> str:
         sim = self.sim
-        scopes = " ".join([
-            "onvif://www.onvif.org/type/video_encoder", "onvif://www.onvif.org/Profile/Streaming",
-            f"onvif://www.onvif.org/name/{sim.name.replace(' ', '%20')}",
-            f"onvif://www.onvif.org/hardware/{sim.hardware}",
-            f"onvif://www.onvif.org/location/{sim.location}",
-        ])
+        scopes = " ".join(
+            [
+                "onvif://www.onvif.org/type/video_encoder",
+                "onvif://www.onvif.org/Profile/Streaming",
+                f"onvif://www.onvif.org/name/{sim.name.replace(' ', '%20')}",
+                f"onvif://www.onvif.org/hardware/{sim.hardware}",
+                f"onvif://www.onvif.org/location/{sim.location}",
+            ]
+        )
         return f"""<?xml version="1.0" encoding="UTF-8"?>
 <s:Envelope xmlns:s="{SOAP_ENV}" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"
  xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery"

@@ -30,7 +30,7 @@ def _launch_line(codec: str, width: int, height: int, fps: int) -> str:
     return (
         f"( videotestsrc is-live=true pattern=ball "
         f"! video/x-raw,width={width},height={height},framerate={fps}/1 "
-        f"! clockoverlay time-format=\"%H:%M:%S\" "
+        f'! clockoverlay time-format="%H:%M:%S" '
         f"! videoconvert ! {ENCODERS[codec].format(fps=fps)} )"
     )
 

@@ -22,8 +22,9 @@ PANEL_SECRET = "panel-shared-secret"
 
 
 async def declare(admin: httpx.AsyncClient, action: str, building: str = "lincoln-hs") -> str:
-    created = await admin.post("/api/v1/emergencies", json={"building": building, "action": action,
-                                                            "incident_type": "armed_intruder"})
+    created = await admin.post(
+        "/api/v1/emergencies", json={"building": building, "action": action, "incident_type": "armed_intruder"}
+    )
     assert created.status_code == 201, created.text
     confirmed = await admin.post(f"/api/v1/emergencies/{created.json()['id']}/confirm")
     assert confirmed.json()["state"] == "active"
@@ -69,8 +70,9 @@ async def test_restart_keeps_grants_and_applies_expiry_missed_while_down(site_fi
     first = Gateway(config, clock)
     await first.start()
     admin = first.tokens.authenticate(first.tokens.issue("admin")[0]).actor
-    emergency = first.emergencies.declare(admin, building="lincoln-hs", action="LOCKDOWN",
-                                          incident_type="armed_intruder")
+    emergency = first.emergencies.declare(
+        admin, building="lincoln-hs", action="LOCKDOWN", incident_type="armed_intruder"
+    )
     first.emergencies.confirm(admin, emergency.id)
     before = first.emergencies.live_grants()
     await first.stop()
@@ -95,14 +97,17 @@ async def test_restart_keeps_grants_and_applies_expiry_missed_while_down(site_fi
 
 def with_panic_button(path) -> None:
     sealed = seal_secret(path, PANEL_SECRET)
-    path.write_text(path.read_text() + f'''
+    path.write_text(
+        path.read_text()
+        + f'''
 [[panic_buttons]]
 id = "hs-office"
 building = "lincoln-hs"
 action = "LOCKDOWN"
 incident_type = "armed_intruder"
 secret = "{sealed}"
-''')
+'''
+    )
 
 
 def signed(body: dict, *, secret: str = PANEL_SECRET, age: int = 0) -> tuple[bytes, dict[str, str]]:
@@ -130,31 +135,47 @@ async def test_panic_webhook_declares_and_refuses_forgeries(site_file, run_gatew
         assert first.status_code == 201 and first.json()["state"] == "pending", first.text
         replay = await c.post("/api/v1/triggers/panic/hs-office", content=raw, headers=headers)
         assert replay.status_code == 409
-        again = await c.post("/api/v1/triggers/panic/hs-office", content=signed({"event_id": "e2"})[0],
-                             headers=signed({"event_id": "e2"})[1])
+        again = await c.post(
+            "/api/v1/triggers/panic/hs-office",
+            content=signed({"event_id": "e2"})[0],
+            headers=signed({"event_id": "e2"})[1],
+        )
         assert again.json() == {"status": "already_open", "emergency": first.json()["emergency"]}
         assert (await c.post("/api/v1/triggers/panic/nope", content=raw, headers=headers)).status_code == 404
 
     emergency = gw.gateway.emergencies.get(first.json()["emergency"])
     assert emergency.trigger == "panic" and emergency.declared_by == "panic:hs-office"
     denied = [e for e in gw.gateway.audit.entries(limit=10_000) if e.event_type == "trigger.denied"]
-    assert [e.reason for e in denied] == ["bad or missing signature", "stale signature timestamp",
-                                          "bad or missing signature", "event 'e1' was already received",
-                                          "no such panic button"]
+    assert [e.reason for e in denied] == [
+        "bad or missing signature",
+        "stale signature timestamp",
+        "bad or missing signature",
+        "event 'e1' was already received",
+        "no such panic button",
+    ]
     assert all(e.outcome == "denied" and e.source == "127.0.0.1" for e in denied)
 
 
 async def test_dispatcher_request_approved_denied_and_auto_approved(site_file, run_gateway) -> None:
-    path = site_file({"confirm_window_seconds = 10": 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school"]'})
+    path = site_file(
+        {"confirm_window_seconds = 10": 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school"]'}
+    )
     gw = await run_gateway(path)
-    async with gw.client("dispatcher") as dispatcher, gw.client("admin") as admin, \
-            gw.client("principal") as principal, gw.client("officer") as officer:
-        asked = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "lincoln-hs", "call_type": "officer_request", "reason": "Unit 12 reports shots nearby"})
+    async with (
+        gw.client("dispatcher") as dispatcher,
+        gw.client("admin") as admin,
+        gw.client("principal") as principal,
+        gw.client("officer") as officer,
+    ):
+        asked = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={"building": "lincoln-hs", "call_type": "officer_request", "reason": "Unit 12 reports shots nearby"},
+        )
         assert asked.status_code == 201 and asked.json()["state"] == "pending"
         assert (await officer.post(f"/api/v1/access-requests/{asked.json()['id']}/approve")).status_code == 403
-        assert [r["id"] for r in (await principal.get("/api/v1/access-requests?pending_only=true")).json()] \
-            == [asked.json()["id"]]
+        assert [r["id"] for r in (await principal.get("/api/v1/access-requests?pending_only=true")).json()] == [
+            asked.json()["id"]
+        ]
         approved = await principal.post(f"/api/v1/access-requests/{asked.json()['id']}/approve")
         assert approved.json()["state"] == "approved"
         emergency = gw.gateway.emergencies.get(approved.json()["emergency"])
@@ -163,23 +184,36 @@ async def test_dispatcher_request_approved_denied_and_auto_approved(site_file, r
         twice = await admin.post(f"/api/v1/access-requests/{asked.json()['id']}/deny")
         assert twice.status_code == 409
 
-        other = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "washington-ms", "call_type": "officer_request", "reason": "check"})
+        other = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={"building": "washington-ms", "call_type": "officer_request", "reason": "check"},
+        )
         denied = await admin.post(f"/api/v1/access-requests/{other.json()['id']}/deny", json={"reason": "no threat"})
         assert denied.json()["state"] == "denied"
         assert not [e for e in gw.gateway.emergencies.list() if e.building == "washington-ms"]
 
-        auto = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "washington-ms", "call_type": "911_call_from_school", "reason": "911 call from the office"})
+        auto = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={
+                "building": "washington-ms",
+                "call_type": "911_call_from_school",
+                "reason": "911 call from the office",
+            },
+        )
         assert auto.json()["state"] == "approved" and auto.json()["decided_by"] == "policy"
         assert gw.gateway.emergencies.get(auto.json()["emergency"]).state == "active"
         # The school has an emergency open: a further request is refused, not left pending forever.
-        moot = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "washington-ms", "call_type": "officer_request", "reason": "second call"})
+        moot = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={"building": "washington-ms", "call_type": "officer_request", "reason": "second call"},
+        )
         assert moot.status_code == 409 and "already has an emergency open" in moot.json()["detail"]
         assert not (await admin.get("/api/v1/access-requests?pending_only=true")).json()
-        assert (await officer.post("/api/v1/access-requests", json={
-            "building": "lincoln-hs", "call_type": "x", "reason": "y"})).status_code == 403
+        assert (
+            await officer.post(
+                "/api/v1/access-requests", json={"building": "lincoln-hs", "call_type": "x", "reason": "y"}
+            )
+        ).status_code == 403
 
 
 async def test_extensions_need_a_reason_and_a_second_admin_past_the_maximum(site_file, run_gateway) -> None:
@@ -189,7 +223,9 @@ async def test_extensions_need_a_reason_and_a_second_admin_past_the_maximum(site
         eid = await declare(admin, "LOCKDOWN")
         start = gw.gateway.emergencies.get(eid)
         assert (await admin.post(f"/api/v1/emergencies/{eid}/extend", json={"minutes": 30})).status_code == 422
-        within = await admin.post(f"/api/v1/emergencies/{eid}/extend", json={"minutes": 60, "reason": "still searching"})
+        within = await admin.post(
+            f"/api/v1/emergencies/{eid}/extend", json={"minutes": 60, "reason": "still searching"}
+        )
         assert within.json()["expires_at"] == (start.expires_at + timedelta(minutes=60)).isoformat()
         grants = gw.gateway.emergencies.live_grants()
         assert all(g.expires == start.expires_at + timedelta(minutes=60) for g in grants)
@@ -222,13 +258,16 @@ async def test_threat_text_never_blocks_and_is_filled_later(site_file, run_gatew
 async def test_notifications_commit_with_the_change(site_file, run_gateway) -> None:
     path = site_file()
     sealed = seal_secret(path, "cad-secret")
-    path.write_text(path.read_text() + f'''
+    path.write_text(
+        path.read_text()
+        + f'''
 [[webhooks]]
 id = "cad"
 url = "http://127.0.0.1:9/hook"
 topics = ["emergency.activated", "emergency.all_clear"]
 secret = "{sealed}"
-''')
+'''
+    )
     gw = await run_gateway(path)
     async with gw.client("admin") as admin:
         eid = await declare(admin, "LOCKDOWN")

@@ -31,19 +31,36 @@ class Env:
         self.clock = FakeClock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
         self.store = SqliteStore(self.db)
         self.signer = CheckpointSigner.load_or_create(tmp_path / "secrets", "node-a")
-        self.audit = AuditLog(self.store, self.clock, "node-a", signer=self.signer,
-                              mirror=FileMirror(self.mirror_path) if mirror else None, checkpoint_every=every)
+        self.audit = AuditLog(
+            self.store,
+            self.clock,
+            "node-a",
+            signer=self.signer,
+            mirror=FileMirror(self.mirror_path) if mirror else None,
+            checkpoint_every=every,
+        )
 
     def fill(self, n=N):
         for i in range(1, n + 1):
-            self.audit.append("view.denied", actor=OFFICER, object=f"camera:c{i}", outcome="denied",
-                              source="10.0.0.1", reason="no_live_grant", details={"n": i})
+            self.audit.append(
+                "view.denied",
+                actor=OFFICER,
+                object=f"camera:c{i}",
+                outcome="denied",
+                source="10.0.0.1",
+                reason="no_live_grant",
+                details={"n": i},
+            )
             self.clock.advance(0.5)
 
     def sql(self, *statements):
         conn = sqlite3.connect(self.db)
-        for t in ("audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_update",
-                  "audit_checkpoints_no_delete"):
+        for t in (
+            "audit_log_no_update",
+            "audit_log_no_delete",
+            "audit_checkpoints_no_update",
+            "audit_checkpoints_no_delete",
+        ):
             conn.execute(f"DROP TRIGGER IF EXISTS {t}")
         for sql, params in statements:
             conn.execute(sql, params)
@@ -57,8 +74,9 @@ class Env:
         self.mirror_path.write_text("".join(line + "\n" for line in lines))
 
     def entry_line_index(self, seq):
-        return next(i for i, line in enumerate(self.lines())
-                    if line.startswith('{"hash"') and json.loads(line)["seq"] == seq)
+        return next(
+            i for i, line in enumerate(self.lines()) if line.startswith('{"hash"') and json.loads(line)["seq"] == seq
+        )
 
     def verify(self):
         # the mirror grace is about entries still on their way; these are all "old"
@@ -104,6 +122,7 @@ def test_untouched_log_verifies_with_checkpoints_and_mirror(env):
 
 # --- the database, triggers dropped ------------------------------------------------------
 
+
 def test_db_altered_entry_is_named(env):
     env.sql(("UPDATE audit_log SET reason = 'granted' WHERE seq = 7", ()))
     result = env.verify()
@@ -117,8 +136,11 @@ def test_db_deleted_entry_is_named(env):
 
 
 def test_db_reordered_entries_are_named(env):
-    env.sql(("UPDATE audit_log SET seq = -1 WHERE seq = 3", ()), ("UPDATE audit_log SET seq = 3 WHERE seq = 8", ()),
-            ("UPDATE audit_log SET seq = 8 WHERE seq = -1", ()))
+    env.sql(
+        ("UPDATE audit_log SET seq = -1 WHERE seq = 3", ()),
+        ("UPDATE audit_log SET seq = 3 WHERE seq = 8", ()),
+        ("UPDATE audit_log SET seq = 8 WHERE seq = -1", ()),
+    )
     result = env.verify()
     assert not result.ok and result.first_bad_seq == 3
 
@@ -129,7 +151,9 @@ def test_db_inserted_entry_is_named(env):
     env.sql(*shift, _row(_forged(env, 6, prev.hash)))
     result = env.verify()
     # the forger chained seq 6 correctly, so the chain breaks at 7; the mirror names 6 itself
-    assert not result.ok and result.first_bad_seq == 6 and "differs between the database and the mirror" in result.problem
+    assert (
+        not result.ok and result.first_bad_seq == 6 and "differs between the database and the mirror" in result.problem
+    )
 
 
 def test_db_inserted_entry_without_mirror_is_caught_by_the_checkpoint(tmp_path):
@@ -206,7 +230,8 @@ def test_forged_key_is_not_trusted(env, tmp_path):
     assert any("NOT trusted" in s for s in result.signers)
     # pinned in secrets/audit_trusted_keys, it is trusted
     (tmp_path / "secrets" / "audit_trusted_keys").write_text(
-        f"{forger.key_id} {base64.b64encode(forger.public_raw).decode()} node-b\n")
+        f"{forger.key_id} {base64.b64encode(forger.public_raw).decode()} node-b\n"
+    )
     trusted = TrustedKeys.for_node(tmp_path / "secrets")
     assert env.signer.key_id in trusted and forger.key_id in trusted
     env.audit._trusted = trusted
@@ -221,6 +246,7 @@ def test_deleted_checkpoints_are_caught_by_the_mirror(env):
 
 
 # --- the mirror file ---------------------------------------------------------------------
+
 
 def test_mirror_altered_line_is_named(env):
     lines = env.lines()
@@ -267,7 +293,7 @@ def test_mirror_duplicated_line_is_named(env):
 
 def test_mirror_missing_old_tail_fails_but_a_fresh_lag_is_a_note(env):
     lines = env.lines()
-    env.write_lines(lines[:env.entry_line_index(19)])
+    env.write_lines(lines[: env.entry_line_index(19)])
     result = env.audit.verify()  # the clock has not moved: seq 19, 20 are seconds old
     assert result.ok and "not mirrored yet" in result.mirror
     result = env.verify()
@@ -310,6 +336,7 @@ def test_syslog_mirror_is_reported_not_checkable(tmp_path):
 
 
 # --- cadence, transactions, group commit -------------------------------------------------
+
 
 def test_checkpoint_every_n_entries(tmp_path):
     e = Env(tmp_path, every=10, mirror=False)
@@ -374,8 +401,9 @@ def test_concurrent_appends_share_commits(tmp_path):
 
 def test_append_many_is_one_transaction(tmp_path):
     e = Env(tmp_path, every=1000)
-    entries = e.audit.append_many([{"event_type": "bulk", "actor_id": "system", "details": {"i": i}}
-                                   for i in range(500)])
+    entries = e.audit.append_many(
+        [{"event_type": "bulk", "actor_id": "system", "details": {"i": i}} for i in range(500)]
+    )
     assert [x.seq for x in entries] == list(range(1, 501)) and e.verify().ok
 
 

@@ -28,8 +28,15 @@ def log(db):
     store = SqliteStore(db)
     audit = AuditLog(store, clock, "node-a")
     for i in range(1, 11):
-        audit.append("view.denied", actor=OFFICER, object=f"camera:c{i}", outcome="denied",
-                     source="10.0.0.1", reason="no_live_grant", details={"n": i})
+        audit.append(
+            "view.denied",
+            actor=OFFICER,
+            object=f"camera:c{i}",
+            outcome="denied",
+            source="10.0.0.1",
+            reason="no_live_grant",
+            details={"n": i},
+        )
         clock.advance(0.5)
     yield audit
     store.close()
@@ -50,7 +57,11 @@ def test_entry_fields_and_chain(log):
     assert (first.seq, second.seq) == (1, 2)
     assert first.ts == "2025-03-01T12:00:00.123Z" and second.ts == "2025-03-01T12:00:00.623Z"
     assert (first.node, first.actor_id, first.actor_role, first.actor_agency) == (
-        "node-a", "officer", "officer", "village-pd")
+        "node-a",
+        "officer",
+        "officer",
+        "village-pd",
+    )
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     fields = {k: v for k, v in first.__dict__.items() if k != "hash"}
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -58,8 +69,12 @@ def test_entry_fields_and_chain(log):
 
 
 def test_append_without_actor_and_paging(log):
-    e = log.append("gateway.started", actor_id="system", object="node:node-a",
-                   details={"when": datetime(2025, 1, 1, tzinfo=UTC), "tags": {"b", "a"}})
+    e = log.append(
+        "gateway.started",
+        actor_id="system",
+        object="node:node-a",
+        details={"when": datetime(2025, 1, 1, tzinfo=UTC), "tags": {"b", "a"}},
+    )
     assert (e.seq, e.actor_id, e.actor_role, e.outcome) == (11, "system", None, "success")
     assert e.details == {"when": "2025-01-01T00:00:00+00:00", "tags": ["a", "b"]}
     assert [x.seq for x in log.entries(after_seq=8, limit=2)] == [9, 10]
@@ -77,8 +92,9 @@ def test_empty_log_verifies(tmp_path):
     assert AuditLog(store, FakeClock(), "n").verify().ok
 
 
-@pytest.mark.parametrize("sql", ["UPDATE audit_log SET reason = 'granted' WHERE seq = 3",
-                                 "DELETE FROM audit_log WHERE seq = 3"])
+@pytest.mark.parametrize(
+    "sql", ["UPDATE audit_log SET reason = 'granted' WHERE seq = 3", "DELETE FROM audit_log WHERE seq = 3"]
+)
 def test_triggers_refuse_update_and_delete(log, db, sql):
     conn = sqlite3.connect(db)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -87,8 +103,10 @@ def test_triggers_refuse_update_and_delete(log, db, sql):
     assert log.verify().ok
 
 
-@pytest.mark.parametrize(("column", "value"), [("reason", "granted"), ("outcome", "success"),
-                                                ("details", '{"n":99}'), ("ts", "2025-03-01T11:00:00.000Z")])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("reason", "granted"), ("outcome", "success"), ("details", '{"n":99}'), ("ts", "2025-03-01T11:00:00.000Z")],
+)
 def test_edited_field_is_caught(log, db, column, value):
     tamper(db, (f"UPDATE audit_log SET {column} = ? WHERE seq = 4", (value,)))
     result = log.verify()
@@ -122,8 +140,16 @@ def test_swapped_seqs_are_caught(log, db):
 
 def _forge(log, seq, prev_hash):
     template = log.entries(limit=1)[0]
-    forged = template.__class__(**{**template.__dict__, "seq": seq, "prev_hash": prev_hash,
-                                   "event_type": "view.started", "outcome": "success", "hash": ""})
+    forged = template.__class__(
+        **{
+            **template.__dict__,
+            "seq": seq,
+            "prev_hash": prev_hash,
+            "event_type": "view.started",
+            "outcome": "success",
+            "hash": "",
+        }
+    )
     forged = forged.__class__(**{**forged.__dict__, "hash": forged.computed_hash()})
     row = {**forged.__dict__, "details": json.dumps(forged.details)}
     cols = ", ".join(row)
@@ -180,15 +206,27 @@ def test_concurrent_appends_keep_one_chain(log):
 
 # --- the bulk verification path (whole pages at once) ------------------------------------
 
+
 @pytest.mark.parametrize("store_backend", ["sqlite", "postgres"], indirect=True)
 def test_page_texts_are_the_canonical_form_on_both_backends(store_backend):
     """The store's aggregated page holds exactly what the row-by-row walk would hash, so
     plain entries never need the row-by-row walk (on SQLite and PostgreSQL)."""
     store = store_backend.open()
     audit = AuditLog(store, FakeClock(), "node-a")
-    audit.append_many([{"event_type": "view.denied", "actor": OFFICER if i % 2 else None, "actor_id": "system",
-                        "object": f'camera:"q{i}"\\', "outcome": "denied", "reason": "tab\there\n",
-                        "details": {"n": i, "x": [1.5, None, True], "s": "\x01"}} for i in range(30)])
+    audit.append_many(
+        [
+            {
+                "event_type": "view.denied",
+                "actor": OFFICER if i % 2 else None,
+                "actor_id": "system",
+                "object": f'camera:"q{i}"\\',
+                "outcome": "denied",
+                "reason": "tab\there\n",
+                "details": {"n": i, "x": [1.5, None, True], "s": "\x01"},
+            }
+            for i in range(30)
+        ]
+    )
     n, last, seqs, prevs, hashes, texts, texts_n, odd = store.audit_chain_page(after_seq=0, limit=100)
     entries = audit.entries(limit=100)
     assert (n, last, texts_n, odd) == (30, 30, 30, 0) and seqs == ",".join(str(e.seq) for e in entries)

@@ -42,14 +42,20 @@ async def test_whep_bad_input(active) -> None:
         assert_error(await c.post("/whep/hs-front", content="v=0\r\nm=video garbage\r\n", headers=sdp), 400, "bad_sdp")
         assert_error(await c.post("/whep/hs-front", content=b"\xff\xfe\x00", headers=sdp), 400, "bad_sdp")
         assert_error(await c.post("/whep/hs-front", content="v=0\r\n" * 20000, headers=sdp), 413, "too_large")
-        assert_error(await c.post("/whep/hs-front", content="v=0", headers={**officer, "Content-Type": "text/plain"}),
-                     415)
+        assert_error(
+            await c.post("/whep/hs-front", content="v=0", headers={**officer, "Content-Type": "text/plain"}), 415
+        )
         assert_error(await c.post("/whep/no-such-camera", content="v=0", headers=sdp), 404, "not_found")
         assert_error(await c.post("/whep/hs-front?stream=ultra", content="v=0", headers=sdp), 422)
         assert_error(await c.post("/whep/hs-front", content="v=0", headers={"Content-Type": "application/sdp"}), 401)
-        assert_error(await c.post("/whep/hs-front", content="v=0",
-                                  headers={"Authorization": "Bearer garbage.token.here",
-                                           "Content-Type": "application/sdp"}), 401)
+        assert_error(
+            await c.post(
+                "/whep/hs-front",
+                content="v=0",
+                headers={"Authorization": "Bearer garbage.token.here", "Content-Type": "application/sdp"},
+            ),
+            401,
+        )
         assert_error(await c.delete("/whep/hs-front/sessions/nope", headers=officer), 404)
     assert await snapshot(gw) == before
     assert gw.gateway.media.stats("hs-front", "main")["viewers"] == 0
@@ -67,8 +73,10 @@ async def test_api_bad_input(active) -> None:
         assert_error(await admin.post("/api/v1/emergencies/nope/all-clear"), 404, "not_found")
         assert_error(await admin.get("/api/v1/emergencies/nope"), 404, "not_found")
         assert_error(await admin.post("/api/v1/emergencies/nope/explode"), 422)
-        assert_error(await admin.post("/api/v1/emergencies", content="{not json",
-                                      headers={"Content-Type": "application/json"}), 422)
+        assert_error(
+            await admin.post("/api/v1/emergencies", content="{not json", headers={"Content-Type": "application/json"}),
+            422,
+        )
         assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "action": "PANIC"}), 422)
         assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "building": "nowhere"}), 422, "invalid")
         assert_error(await admin.post("/api/v1/emergencies", json={**VALID, "extra": 1}), 422)

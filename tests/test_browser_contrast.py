@@ -16,12 +16,15 @@ PAGE = """<!doctype html><body style="background:#ffffff">
 </body>"""
 
 
-@pytest.mark.parametrize("bad, caught", [
-    ('<p style="color:#aaaaaa">grey on white</p>', True),
-    ('<div style="background:#ffd400"><span style="color:#ffffff">white on yellow</span></div>', True),
-    ('<p style="color:rgba(0,0,0,0.3)">faint black</p>', True),
-    ('<p style="color:#595959">dark grey on white (7:1)</p>', False),
-])
+@pytest.mark.parametrize(
+    "bad, caught",
+    [
+        ('<p style="color:#aaaaaa">grey on white</p>', True),
+        ('<div style="background:#ffd400"><span style="color:#ffffff">white on yellow</span></div>', True),
+        ('<p style="color:rgba(0,0,0,0.3)">faint black</p>', True),
+        ('<p style="color:#595959">dark grey on white (7:1)</p>', False),
+    ],
+)
 async def test_contrast_check(bad: str, caught: bool) -> None:
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -20,6 +20,7 @@ async def check_layout(page, label: str) -> None:
     """The page's choice tiles are targets too."""
     await _check_layout(page, label, "main .button, main button, .topbar button, main label.choice")
 
+
 AUTO = 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school"]'
 REASON = "Caller in room 112 reports a man with a gun in the east hallway"
 
@@ -105,7 +106,9 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 approved = await admin.post(f"/api/v1/access-requests/{rid}/approve")
                 assert approved.status_code == 200, approved.text
                 decided = time.monotonic()
-                await page.wait_for_selector(f"{item(rid)}[data-state=approved][data-emergency-state=active]", timeout=6000)
+                await page.wait_for_selector(
+                    f"{item(rid)}[data-state=approved][data-emergency-state=active]", timeout=6000
+                )
                 shown_after = time.monotonic() - decided
                 assert shown_after < 5, shown_after
                 text = await page.inner_text(item(rid))
@@ -114,8 +117,12 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 assert "Alex Kim (district safety director) approved it" in text, text
                 assert "approved" in await page.inner_text("#requests-announce")
                 # The newest answer is also at the top of the page (a phone need not scroll to it).
-                assert "LOCKDOWN at Lincoln High School: Approved — emergency active" in await page.inner_text("#latest")
-                await page.wait_for_selector("[data-building-status=lincoln-hs]:has-text('Emergency active now: LOCKDOWN')")
+                assert "LOCKDOWN at Lincoln High School: Approved — emergency active" in await page.inner_text(
+                    "#latest"
+                )
+                await page.wait_for_selector(
+                    "[data-building-status=lincoln-hs]:has-text('Emergency active now: LOCKDOWN')"
+                )
 
                 # By keyboard: a request for the other school, then denied with a reason.
                 await page.focus("#building-washington-ms")
@@ -130,8 +137,10 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 await page.wait_for_selector("#my-requests li[data-state=pending]")
                 other = (await admin.get("/api/v1/access-requests", params={"pending_only": "true"})).json()[0]
                 assert other["building"] == "washington-ms"
-                denied = await admin.post(f"/api/v1/access-requests/{other['id']}/deny",
-                                          json={"reason": "No threat at the school; the office checked the yard"})
+                denied = await admin.post(
+                    f"/api/v1/access-requests/{other['id']}/deny",
+                    json={"reason": "No threat at the school; the office checked the yard"},
+                )
                 assert denied.status_code == 200, denied.text
                 await page.wait_for_selector(f"{item(other['id'])}[data-state=denied]", timeout=6000)
                 text = await page.inner_text(item(other["id"]))
@@ -148,7 +157,9 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 assert "Auto-approved by the district's plan" in text and "EVACUATE at Washington Middle School" in text
 
                 # Newest first.
-                order = await page.eval_on_selector_all("#my-requests li[data-request]", "els => els.map(e => e.dataset.state)")
+                order = await page.eval_on_selector_all(
+                    "#my-requests li[data-request]", "els => els.map(e => e.dataset.state)"
+                )
                 assert order == ["approved", "denied", "approved"], order
 
                 # An API refusal in plain words: the school has an emergency open already (not recorded).
@@ -164,7 +175,9 @@ async def test_dispatcher_asks_the_school_and_follows_the_answer(tmp_path) -> No
                 await page.screenshot(path=str(SHOTS / "dispatch-laptop.png"), full_page=True)
 
                 # The same page on a phone (same session).
-                phone_ctx = await browser.new_context(viewport=PHONE, color_scheme="dark", storage_state=await laptop_ctx.storage_state())
+                phone_ctx = await browser.new_context(
+                    viewport=PHONE, color_scheme="dark", storage_state=await laptop_ctx.storage_state()
+                )
                 phone = await phone_ctx.new_page()
                 phone.on("pageerror", lambda exc: errors.append(str(exc)))
                 await phone.goto(f"{wg.base_url}/dispatch")

@@ -66,8 +66,10 @@ CAPTURE = """() => {
 
 # The officer's floor plan of a building: the site file's image (loaded) and where each
 # camera marker sits on it, as fractions of the image, and whether it is on top there.
-PLAN_IMAGE_LOADED = ("(() => { const i = document.querySelector('.plan[data-building=lincoln-hs] img.plan-image');"
-                     " return Boolean(i && i.complete && i.naturalWidth > 0); })()")
+PLAN_IMAGE_LOADED = (
+    "(() => { const i = document.querySelector('.plan[data-building=lincoln-hs] img.plan-image');"
+    " return Boolean(i && i.complete && i.naturalWidth > 0); })()"
+)
 PLAN = """() => {
   const img = document.querySelector(".plan[data-building=lincoln-hs] img.plan-image");
   img.scrollIntoView({ block: "center" });
@@ -136,7 +138,9 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 await admin.wait_for_selector(f"{hs} .chooser")
                 await admin.screenshot(path=str(SHOTS / "admin-choose-laptop.png"), full_page=True)
                 await admin.click(f"{hs} .chooser [data-action=LOCKDOWN]")
-                await admin.wait_for_selector(f"{hs}[data-state=pending] .window-countdown:has-text('unless you cancel')")
+                await admin.wait_for_selector(
+                    f"{hs}[data-state=pending] .window-countdown:has-text('unless you cancel')"
+                )
                 await admin.fill(f"{hs} textarea", "Caller reports a person with a handgun in the east parking lot.")
                 await admin.screenshot(path=str(SHOTS / "admin-pending-laptop.png"), full_page=True)
                 await admin.click(f"{hs} [data-do=confirm]")
@@ -217,7 +221,9 @@ async def test_declare_watch_all_clear_and_false_alarm(tmp_path) -> None:
                 await officer.wait_for_selector("#focus .tile[data-stream=sub][data-live=live]", timeout=8000)
                 await officer.evaluate("window.sightlineViewer.simulateQuality({lossRate: 0.3, kbps: 40, fps: 1})")
                 await officer.wait_for_selector("#link-status:has-text('still picture')")
-                await officer.wait_for_selector(".grid .tile[data-live=still] .live-badge:has-text('STILL PICTURE')", timeout=8000)
+                await officer.wait_for_selector(
+                    ".grid .tile[data-live=still] .live-badge:has-text('STILL PICTURE')", timeout=8000
+                )
                 await officer.screenshot(path=str(SHOTS / "viewer-snapshots-laptop.png"), full_page=True)
                 await officer.click("#retry-video")
                 await officer.wait_for_selector("#focus .tile[data-stream=main][data-live=live]", timeout=8000)

@@ -69,10 +69,12 @@ async def nodes(tmp_path: Path, site_file, redis_server):
 
 
 def two_node_site(site_file, redis_server, pg_url: str, camera_url: str) -> Path:
-    return site_file({
-        'node = "demo"': f'node = "demo"\nredis = "{redis_server.url}"\ndatabase = "{pg_url}"',
-        "synthetic://hs-front?w=640&h=360&fps=15": camera_url,
-    })
+    return site_file(
+        {
+            'node = "demo"': f'node = "demo"\nredis = "{redis_server.url}"\ndatabase = "{pg_url}"',
+            "synthetic://hs-front?w=640&h=360&fps=15": camera_url,
+        }
+    )
 
 
 async def activate(node: Node) -> str:
@@ -100,8 +102,9 @@ async def wait_for(predicate, timeout: float, what: str) -> float:
 
 @pytest.mark.rtsp
 @pytest.mark.parametrize("holder_end", ["clean_stop", "lease_left_behind"])
-async def test_two_nodes_share_one_rtsp_session_and_fail_over(site_file, redis_server, pg_url, nodes,
-                                                              rtsp_camera, monkeypatch, holder_end) -> None:
+async def test_two_nodes_share_one_rtsp_session_and_fail_over(
+    site_file, redis_server, pg_url, nodes, rtsp_camera, monkeypatch, holder_end
+) -> None:
     """``lease_left_behind``: node A stops without deleting its lease, as a node that dies
     does; node B then takes the camera over once the lease expires."""
     camera = rtsp_camera.start(codec="h264", width=320, height=180, fps=SOURCE_FPS)
@@ -138,9 +141,14 @@ async def test_two_nodes_share_one_rtsp_session_and_fail_over(site_file, redis_s
         stopped = time.monotonic()
         await a.stop()
         ttl = LEASE_TTL_MS / 1000
-        took = await wait_for(lambda: any(t > stopped + 0.2 for t in on_b.frame_times[frames_before:])
-                              and on_b.frame_times[-1] > time.monotonic() - 0.5, ttl + 5,
-                              "node B's viewer got frames again")
+        took = await wait_for(
+            lambda: (
+                any(t > stopped + 0.2 for t in on_b.frame_times[frames_before:])
+                and on_b.frame_times[-1] > time.monotonic() - 0.5
+            ),
+            ttl + 5,
+            "node B's viewer got frames again",
+        )
         print(f"failover ({holder_end}): frames again on node B {took:.2f} s after node A began stopping")
         assert on_b.pc.connectionState == "connected"
         assert await fps_of(on_b, 2.0) >= 0.8 * SOURCE_FPS
@@ -159,8 +167,9 @@ async def test_two_nodes_share_one_rtsp_session_and_fail_over(site_file, redis_s
 
 
 @pytest.mark.rtsp
-async def test_holder_that_cannot_reach_the_camera_gives_it_up(site_file, redis_server, pg_url, nodes,
-                                                               rtsp_camera, monkeypatch) -> None:
+async def test_holder_that_cannot_reach_the_camera_gives_it_up(
+    site_file, redis_server, pg_url, nodes, rtsp_camera, monkeypatch
+) -> None:
     """Node A's network path to the camera is broken (its site file has a dead address);
     node B can reach it. A takes the lease first, gets no video, gives the lease up; B takes
     the camera and A's own viewer then watches through a relay from B."""
@@ -179,8 +188,9 @@ async def test_holder_that_cannot_reach_the_camera_gives_it_up(site_file, redis_
     on_b = WhepViewer(b.base_url, "hs-front", b.token("officer"))
     try:
         assert (await on_a.start()).status_code == 201
-        await wait_for(lambda: a.gateway.media.stats("hs-front", "main")["ingest"] == "camera", 10,
-                       "node A holds the camera")
+        await wait_for(
+            lambda: a.gateway.media.stats("hs-front", "main")["ingest"] == "camera", 10, "node A holds the camera"
+        )
         assert (await on_b.start()).status_code == 201
         await on_b.wait_frames(5, timeout=25)
         await on_a.wait_frames(5, timeout=25)
@@ -192,8 +202,7 @@ async def test_holder_that_cannot_reach_the_camera_gives_it_up(site_file, redis_
         await asyncio.gather(on_a.close(), on_b.close())
 
 
-async def test_relay_endpoint_refuses_unsigned_and_is_not_documented(site_file, redis_server, pg_url,
-                                                                      nodes) -> None:
+async def test_relay_endpoint_refuses_unsigned_and_is_not_documented(site_file, redis_server, pg_url, nodes) -> None:
     path = site_file({'node = "demo"': f'node = "demo"\nredis = "{redis_server.url}"\ndatabase = "{pg_url}"'})
     a = await nodes(path, "node-a")
     key = relay_key(a.gateway.config.secrets_dir)
@@ -230,12 +239,19 @@ def test_relay_signature_and_framing_roundtrip(tmp_path: Path) -> None:
     assert verify_relay(key, "POST", "/internal/v1/relay/x/main", headers) is None
     assert key.hex() not in str(headers)
 
-    stream = (MAGIC + encode_unit(90_000, True, b"\x00\x00\x00\x01\x67abc") + HEARTBEAT
-              + encode_unit(93_000, False, b"\x00\x01x"))
+    stream = (
+        MAGIC
+        + encode_unit(90_000, True, b"\x00\x00\x00\x01\x67abc")
+        + HEARTBEAT
+        + encode_unit(93_000, False, b"\x00\x01x")
+    )
     body = io.BytesIO(stream)
     units = list(decode_units(lambda n: body.read(min(n, 3))))  # short reads, as from a socket
     assert [u and (u.pts, u.keyframe, u.data) for u in units] == [
-        (90_000, True, b"\x00\x00\x00\x01\x67abc"), None, (93_000, False, b"\x00\x01x")]
+        (90_000, True, b"\x00\x00\x00\x01\x67abc"),
+        None,
+        (93_000, False, b"\x00\x01x"),
+    ]
 
 
 def test_internal_url_is_validated(site_file) -> None:

@@ -94,9 +94,26 @@ async def test_snapshot_rules_and_rate(site_file, run_gateway) -> None:
 def test_camera_add_rtsp_keeps_password_encrypted(site_file) -> None:
     path = site_file()
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "cameras", "add", "--config", str(path), "--name", "Gym door",
-         "--building", "lincoln-hs", "--zone", "gym", "--rtsp", "rtsp://viewer:s3cr%40t@10.0.0.9:554/stream1"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "cameras",
+            "add",
+            "--config",
+            str(path),
+            "--name",
+            "Gym door",
+            "--building",
+            "lincoln-hs",
+            "--zone",
+            "gym",
+            "--rtsp",
+            "rtsp://viewer:s3cr%40t@10.0.0.9:554/stream1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "s3cr" not in result.stdout + result.stderr
@@ -106,8 +123,12 @@ def test_camera_add_rtsp_keeps_password_encrypted(site_file) -> None:
     connection = camera_connections(config)["gym-door"]
     assert connection.password == "s3cr@t" and "s3cr" not in repr(connection)
     assert connection.url("main") == "rtsp://viewer:s3cr%40t@10.0.0.9:554/stream1"
-    audit = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "verify", "--config", str(path)],
-                           capture_output=True, text=True, timeout=60)
+    audit = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert audit.returncode == 0
 
 

@@ -18,7 +18,10 @@ def test_demo_answers_healthz_within_10_seconds(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         elapsed = None

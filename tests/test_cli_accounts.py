@@ -23,7 +23,7 @@ from .web_helpers import CSRF, start_web_gateway, stop
 
 NEW_PASSWORD = "correct horse battery staple"
 
-SITE = '''# hand-kept comment
+SITE = """# hand-kept comment
 [[accounts]]
 id = "officer"   # Dana
 name = "Officer"
@@ -35,7 +35,7 @@ name = "Auditor"
 
 [policy]
 x = 1
-'''
+"""
 
 
 def test_set_account_keys_replaces_adds_and_keeps_the_rest() -> None:
@@ -48,26 +48,30 @@ def test_set_account_keys_replaces_adds_and_keeps_the_rest() -> None:
     assert last.count("password_hash") == 2  # the officer's stays
 
 
-@pytest.mark.parametrize("text", [SITE.replace('id = "officer"', 'id = "other"'),
-                                  'accounts = [{id = "officer", name = "x"}]\n'])
+@pytest.mark.parametrize(
+    "text", [SITE.replace('id = "officer"', 'id = "other"'), 'accounts = [{id = "officer", name = "x"}]\n']
+)
 def test_set_account_keys_refuses_what_it_cannot_find(text: str) -> None:
     with pytest.raises(EnrolError, match="officer"):
         set_account_keys(text, "officer", {"password_hash": "x"})
 
 
 def sightline(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 async def test_enrolled_officer_signs_in_with_the_new_credentials(tmp_path: Path) -> None:
     site = ensure_demo_site(tmp_path)
     before = site.read_text()
-    done = sightline("accounts", "enrol", "--config", str(site), "--user", "officer", "--password-stdin",
-                     stdin=NEW_PASSWORD + "\n")
+    done = sightline(
+        "accounts", "enrol", "--config", str(site), "--user", "officer", "--password-stdin", stdin=NEW_PASSWORD + "\n"
+    )
     assert done.returncode == 0, done.stderr
-    secret = next(line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
-                  if line.strip().startswith("secret:"))
+    secret = next(
+        line.split(":", 1)[1].strip() for line in done.stdout.splitlines() if line.strip().startswith("secret:")
+    )
     after = site.read_text()
     assert NEW_PASSWORD not in after and secret not in after
     assert before.splitlines()[0] == after.splitlines()[0]  # the file's header comment stays
@@ -91,23 +95,35 @@ async def test_enrolled_officer_signs_in_with_the_new_credentials(tmp_path: Path
     wg, server, task = await start_web_gateway(tmp_path)
     try:
         async with httpx.AsyncClient(base_url=wg.base_url) as client:
-            old = await client.post("/api/v1/auth/login", headers=CSRF, json={
-                "username": "officer", "password": wg.logins["officer"]["password"],
-                "totp": totp.code_at(secret, time.time())})
+            old = await client.post(
+                "/api/v1/auth/login",
+                headers=CSRF,
+                json={
+                    "username": "officer",
+                    "password": wg.logins["officer"]["password"],
+                    "totp": totp.code_at(secret, time.time()),
+                },
+            )
             assert old.status_code == 401, old.text
-            ok = await client.post("/api/v1/auth/login", headers=CSRF, json={
-                "username": "officer", "password": NEW_PASSWORD, "totp": totp.code_at(secret, time.time())})
+            ok = await client.post(
+                "/api/v1/auth/login",
+                headers=CSRF,
+                json={"username": "officer", "password": NEW_PASSWORD, "totp": totp.code_at(secret, time.time())},
+            )
             assert ok.status_code == 200, ok.text
             assert ok.json()["mfa"] is True
     finally:
         await stop(server, task)
 
 
-@pytest.mark.parametrize("user, stdin, message", [
-    ("officer", "short\n", "at least 12 characters"),
-    ("records", NEW_PASSWORD + "\n", "client secret"),
-    ("nobody", NEW_PASSWORD + "\n", "no account 'nobody'"),
-])
+@pytest.mark.parametrize(
+    "user, stdin, message",
+    [
+        ("officer", "short\n", "at least 12 characters"),
+        ("records", NEW_PASSWORD + "\n", "client secret"),
+        ("nobody", NEW_PASSWORD + "\n", "no account 'nobody'"),
+    ],
+)
 def test_enrol_refusals_change_nothing(tmp_path: Path, user: str, stdin: str, message: str) -> None:
     site = ensure_demo_site(tmp_path)
     before = site.read_text()

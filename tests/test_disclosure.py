@@ -20,13 +20,13 @@ from gateway.audit_packet import site_names
 from .test_activation import declare
 from .whep_client import WhepViewer
 
-SECOND_OFFICER = '''
+SECOND_OFFICER = """
 [[accounts]]
 id = "officer2"
 name = "Officer Sam Lee"
 role = "officer"
 agency = "village-pd"
-'''
+"""
 
 
 async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gateway) -> None:
@@ -35,9 +35,11 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
     gw = await run_gateway(path)
     async with gw.client("admin") as admin:
         eid = await declare(admin, "LOCKDOWN")
-        views = [WhepViewer(gw.base_url, "hs-front", gw.token("officer")),
-                 WhepViewer(gw.base_url, "hs-hall-a", gw.token("officer")),
-                 WhepViewer(gw.base_url, "hs-front", gw.token("officer2"))]
+        views = [
+            WhepViewer(gw.base_url, "hs-front", gw.token("officer")),
+            WhepViewer(gw.base_url, "hs-hall-a", gw.token("officer")),
+            WhepViewer(gw.base_url, "hs-front", gw.token("officer2")),
+        ]
         for v in views:
             assert (await v.start()).status_code == 201
         await asyncio.gather(*(v.wait_frames(3, 10) for v in views))
@@ -50,8 +52,11 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         await asyncio.gather(*(v.close() for v in views))
         await admin.patch(f"/api/v1/emergencies/{eid}", json={"threat_basis": "Man with a rifle at the east door"})
 
-    sessions = {(e.details["viewer"], e.object): e for e in gw.gateway.audit.entries(limit=10_000)
-                if e.event_type == "view.ended"}
+    sessions = {
+        (e.details["viewer"], e.object): e
+        for e in gw.gateway.audit.entries(limit=10_000)
+        if e.event_type == "view.ended"
+    }
     names = site_names(gw.gateway.config.site)
     async with gw.client("auditor") as auditor, gw.client("officer") as officer:
         assert (await officer.get(f"/api/v1/emergencies/{eid}/disclosure")).status_code == 403
@@ -60,15 +65,25 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         assert [a["id"] for a in record["agencies"]] == ["village-pd"]
         assert record["officers"] == ["officer", "officer2"]
         watched = {(v["officer"], c["camera"]): c["spans"] for v in record["viewers"] for c in v["cameras"]}
-        assert set(watched) == {("officer", "hs-front"), ("officer", "hs-hall-a"), ("officer2", "hs-front"),
-                                ("officer2", "hs-gym")}
+        assert set(watched) == {
+            ("officer", "hs-front"),
+            ("officer", "hs-hall-a"),
+            ("officer2", "hs-front"),
+            ("officer2", "hs-gym"),
+        }
         for (officer_id, camera), spans in watched.items():
             if camera == "hs-gym":
                 assert [s["kind"] for s in spans] == ["snapshot"]
                 continue
             ended = sessions[(officer_id, f"camera:{camera}")]
-            assert spans == [{"start": ended.details["started"], "end": ended.details["ended"],
-                              "seconds": ended.details["seconds"], "kind": "video"}]
+            assert spans == [
+                {
+                    "start": ended.details["started"],
+                    "end": ended.details["ended"],
+                    "seconds": ended.details["seconds"],
+                    "kind": "video",
+                }
+            ]
         assert {c["camera"] for c in record["cameras"]} == {"hs-front", "hs-hall-a", "hs-gym"}
         notice = record["parent_notice_draft"]
         assert notice["recipient"] == "Village Police Department"
@@ -78,12 +93,22 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         pdf = await auditor.get(f"/api/v1/emergencies/{eid}/export?format=pdf")
         assert pdf.headers["content-type"] == "application/pdf"
         text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
-        for expected in ("Officer Dana Reyes", "Officer Sam Lee", "HS front entrance", "HS hallway A", "HS gym",
-                         "Man with a rifle at the east door", "Village Police Department", "INTACT",
-                         "emergency.extended", "declared ALL CLEAR: all video sharing ended"):
+        for expected in (
+            "Officer Dana Reyes",
+            "Officer Sam Lee",
+            "HS front entrance",
+            "HS hallway A",
+            "HS gym",
+            "Man with a rifle at the east door",
+            "Village Police Department",
+            "INTACT",
+            "emergency.extended",
+            "declared ALL CLEAR: all video sharing ended",
+        ):
             assert expected in text, expected
-        rows = list(csv.DictReader(io.StringIO((await auditor.get(
-            f"/api/v1/emergencies/{eid}/export?format=csv")).text)))
+        rows = list(
+            csv.DictReader(io.StringIO((await auditor.get(f"/api/v1/emergencies/{eid}/export?format=csv")).text))
+        )
         assert {(r["officer"], r["camera"]) for r in rows if r["section"] == "access"} == set(watched)
         # the timeline in the catalogue's plain words (emergency/audit/events.py), as the console shows it
         cleared = next(r for r in rows if r["section"] == "event" and r["event_type"] == "emergency.all_clear")
@@ -91,8 +116,10 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         packet = (await auditor.get(f"/api/v1/emergencies/{eid}/export?format=json")).json()
         assert packet["verification"]["ok"] is True
         assert any(t["event_type"] == "emergency.all_clear" for t in packet["timeline"])
-        assert all(t["text"] == describe(AuditEntry(**{k: v for k, v in t.items() if k != "text"}), names)
-                   for t in packet["timeline"])
+        assert all(
+            t["text"] == describe(AuditEntry(**{k: v for k, v in t.items() if k != "text"}), names)
+            for t in packet["timeline"]
+        )
 
         month = datetime.now().strftime("%Y-%m")
         report = (await auditor.get(f"/api/v1/reports/monthly?month={month}")).json()
@@ -100,15 +127,34 @@ async def test_disclosure_record_names_exactly_who_saw_what(site_file, run_gatew
         page = (await auditor.get("/api/v1/audit/events", params={"emergency": eid, "actor": "officer2"})).json()
         assert {e["event_type"] for e in page["entries"]} >= {"view.started", "view.ended", "snapshot.served"}
         texts = {e["text"] for e in page["entries"]}
-        assert {"Officer Sam Lee (officer2) started watching HS front entrance (hs-front)",
-                "Officer Sam Lee (officer2) was shown a still image from HS gym (hs-gym)"} <= texts, texts
+        assert {
+            "Officer Sam Lee (officer2) started watching HS front entrance (hs-front)",
+            "Officer Sam Lee (officer2) was shown a still image from HS gym (hs-gym)",
+        } <= texts, texts
         assert (await officer.get("/api/v1/audit/events")).status_code == 403
 
     reads = [e.event_type for e in gw.gateway.audit.entries(limit=100_000) if e.actor_id == "auditor"]
     assert {"disclosure.read", "audit.exported", "report.read", "audit.read"} <= set(reads)
 
-    cli = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "export", "--config", str(path),
-                          "--emergency", eid, "--format", "json", "--output", "-"],
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "audit",
+            "export",
+            "--config",
+            str(path),
+            "--emergency",
+            eid,
+            "--format",
+            "json",
+            "--output",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["disclosure"]["officers"] == ["officer", "officer2"]

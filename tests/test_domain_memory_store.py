@@ -43,14 +43,28 @@ def w() -> SimpleNamespace:
     records = RecordsService(site, store, audit, clock, svc, listeners=[events.append])
     svc.held_cameras = records.held_cameras
     actors = {a.replace("-", "_"): Actor.from_account(acc, mfa=True) for a, acc in site.accounts.items()}
-    return SimpleNamespace(site=site, clock=clock, store=store, audit=audit, outbox=outbox, svc=svc,
-                           requests=requests, records=records, events=events,
-                           who=SimpleNamespace(**actors))
+    return SimpleNamespace(
+        site=site,
+        clock=clock,
+        store=store,
+        audit=audit,
+        outbox=outbox,
+        svc=svc,
+        requests=requests,
+        records=records,
+        events=events,
+        who=SimpleNamespace(**actors),
+    )
 
 
 def test_declare_confirm_and_end_an_emergency_on_the_memory_store(w: SimpleNamespace) -> None:
-    e = w.svc.declare(w.who.admin, building="lincoln-hs", action=Action.LOCKDOWN,
-                      incident_type=IncidentType.ARMED_INTRUDER, threat_basis="armed person at the front door")
+    e = w.svc.declare(
+        w.who.admin,
+        building="lincoln-hs",
+        action=Action.LOCKDOWN,
+        incident_type=IncidentType.ARMED_INTRUDER,
+        threat_basis="armed person at the front door",
+    )
     assert e.state is State.PENDING and w.svc.grants_for(w.who.officer) == []
     e = w.svc.confirm(w.who.admin, e.id)
     assert e.state is State.ACTIVE
@@ -69,8 +83,7 @@ def test_declare_confirm_and_end_an_emergency_on_the_memory_store(w: SimpleNames
 
 
 def test_the_confirm_window_and_the_time_box_run_on_the_injected_clock(w: SimpleNamespace) -> None:
-    e = w.svc.declare(w.who.admin, building="lincoln-hs", action=Action.SECURE,
-                      incident_type=IncidentType.OTHER)
+    e = w.svc.declare(w.who.admin, building="lincoln-hs", action=Action.SECURE, incident_type=IncidentType.OTHER)
     w.clock.advance(w.site.policy.confirm_window_seconds)
     assert w.svc.get(e.id).state is State.ACTIVE
     [grant] = w.svc.grants_for(w.who.officer)
@@ -88,8 +101,9 @@ def test_a_refused_command_rolls_back_and_is_audited(w: SimpleNamespace) -> None
 
 
 def test_an_approved_dispatcher_request_activates_at_once(w: SimpleNamespace) -> None:
-    request = w.requests.submit(w.who.dispatcher, building="lincoln-hs", call_type="shots fired",
-                                reason="caller reports shots in the gym")
+    request = w.requests.submit(
+        w.who.dispatcher, building="lincoln-hs", call_type="shots fired", reason="caller reports shots in the gym"
+    )
     assert request.state is RequestState.PENDING
     assert w.requests.visible_to(w.who.admin, pending_only=True) == [request]
     approved = w.requests.approve(w.who.admin, request.id)
@@ -100,17 +114,35 @@ def test_an_approved_dispatcher_request_activates_at_once(w: SimpleNamespace) ->
 
 
 def test_a_restraint_episode_holds_its_cameras_until_it_ends(w: SimpleNamespace) -> None:
-    e = w.svc.confirm(w.who.admin, w.svc.declare(w.who.admin, building="lincoln-hs", action=Action.LOCKDOWN,
-                                             incident_type=IncidentType.OTHER).id)
+    e = w.svc.confirm(
+        w.who.admin,
+        w.svc.declare(w.who.admin, building="lincoln-hs", action=Action.LOCKDOWN, incident_type=IncidentType.OTHER).id,
+    )
     start = w.clock.now()
-    w.records.upsert_restraint("sis", source="sis", external_id="ep-1", episode_type="time_out",
-                               building="lincoln-hs", location="hallways", start=start, end=None)
+    w.records.upsert_restraint(
+        "sis",
+        source="sis",
+        external_id="ep-1",
+        episode_type="time_out",
+        building="lincoln-hs",
+        location="hallways",
+        start=start,
+        end=None,
+    )
     assert w.records.held_cameras() == {"hs-hall-a"}
     assert w.svc.grants_for(w.who.officer)[0].camera_ids == HS_LOCKDOWN - {"hs-hall-a"}
     assert not w.svc.decide_view(w.who.officer, "hs-hall-a").allowed
     w.clock.advance(60)
-    w.records.upsert_restraint("sis", source="sis", external_id="ep-1", episode_type="time_out",
-                               building="lincoln-hs", location="hallways", start=start, end=w.clock.now())
+    w.records.upsert_restraint(
+        "sis",
+        source="sis",
+        external_id="ep-1",
+        episode_type="time_out",
+        building="lincoln-hs",
+        location="hallways",
+        start=start,
+        end=w.clock.now(),
+    )
     assert w.records.held_cameras() == frozenset()
     assert w.svc.grants_for(w.who.officer)[0].camera_ids == HS_LOCKDOWN
     link = w.records.get(w.records.links()[0].kind, "sis", "ep-1")
@@ -130,8 +162,9 @@ def test_a_receipt_is_accepted_once(w: SimpleNamespace) -> None:
 
 def test_the_audit_log_chains_signs_and_verifies_on_the_memory_store(w: SimpleNamespace) -> None:
     for _ in range(3):
-        e = w.svc.declare(w.who.admin, building="washington-ms", action=Action.LOCKDOWN,
-                          incident_type=IncidentType.OTHER)
+        e = w.svc.declare(
+            w.who.admin, building="washington-ms", action=Action.LOCKDOWN, incident_type=IncidentType.OTHER
+        )
         w.svc.cancel(w.who.admin, e.id, reason="drill button pressed by mistake")
     w.audit.append("gateway.started", actor_id="system", object="node:memory-node")  # outside a transaction
     entries = w.audit.entries()
@@ -150,9 +183,11 @@ def test_the_audit_log_chains_signs_and_verifies_on_the_memory_store(w: SimpleNa
 
 
 def test_the_domain_services_import_no_sqlite() -> None:
-    code = ("import sys, emergency.service, emergency.requests, emergency.records, emergency.outbox, "
-            "emergency.receipts, emergency.audit\n"
-            "bad = sorted(m for m in sys.modules if m in ('sqlite3', 'emergency.sqlite_store', 'emergency.sql_store',"
-            " 'emergency.pg_store', 'psycopg'))\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys, emergency.service, emergency.requests, emergency.records, emergency.outbox, "
+        "emergency.receipts, emergency.audit\n"
+        "bad = sorted(m for m in sys.modules if m in ('sqlite3', 'emergency.sqlite_store', 'emergency.sql_store',"
+        " 'emergency.pg_store', 'psycopg'))\n"
+        "assert not bad, bad\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

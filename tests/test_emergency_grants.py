@@ -31,8 +31,7 @@ def world(tmp_path, clock=None, **policy):
 
 
 def active(w, action=Action.LOCKDOWN, building="lincoln-hs", **kw):
-    e = w.svc.declare(w.admin, building=building, action=action,
-                      incident_type=IncidentType.ARMED_INTRUDER, **kw)
+    e = w.svc.declare(w.admin, building=building, action=action, incident_type=IncidentType.ARMED_INTRUDER, **kw)
     return w.svc.confirm(w.admin, e.id)
 
 

@@ -29,8 +29,9 @@ def world(tmp_path, **policy):
 
 
 def declare(w, actor=None, building="lincoln-hs", action=Action.LOCKDOWN, **kw):
-    return w.svc.declare(actor or w.principal, building=building, action=action,
-                         incident_type=IncidentType.ARMED_INTRUDER, **kw)
+    return w.svc.declare(
+        actor or w.principal, building=building, action=action, incident_type=IncidentType.ARMED_INTRUDER, **kw
+    )
 
 
 def event_types(w):

@@ -24,15 +24,23 @@ ADMINS = [a for a in ACTORS if a.id in ("admin", "principal")]
 actors = st.one_of(st.sampled_from(ADMINS), st.sampled_from(ADMINS), st.sampled_from(ACTORS))
 
 ops = st.one_of(
-    st.tuples(st.just("declare"), actors, st.sampled_from(sorted(SITE.buildings)),
-              st.sampled_from(list(Action)), st.booleans()),
-    st.tuples(st.sampled_from(["confirm", "confirm", "cancel", "all_clear", "close"]), actors,
-              st.integers(0, 5)),
+    st.tuples(
+        st.just("declare"),
+        actors,
+        st.sampled_from(sorted(SITE.buildings)),
+        st.sampled_from(list(Action)),
+        st.booleans(),
+    ),
+    st.tuples(st.sampled_from(["confirm", "confirm", "cancel", "all_clear", "close"]), actors, st.integers(0, 5)),
     st.tuples(st.just("advance"), st.sampled_from([0.5, 9.999, 10, 60, 299.999, 300]) | st.floats(0, 700)),
     st.tuples(st.just("tick")),
     st.tuples(st.just("change"), actors, st.integers(0, 5), st.sampled_from(list(Action))),
-    st.tuples(st.just("activate"), st.sampled_from(ADMINS), st.sampled_from(sorted(SITE.buildings)),
-              st.sampled_from(list(Action))),
+    st.tuples(
+        st.just("activate"),
+        st.sampled_from(ADMINS),
+        st.sampled_from(sorted(SITE.buildings)),
+        st.sampled_from(list(Action)),
+    ),
     st.tuples(st.just("extend"), actors, st.integers(0, 5), st.sampled_from([1, 3, 5, 8])),
     st.tuples(st.just("extend"), st.sampled_from(ADMINS), st.integers(0, 5), st.sampled_from([4, 8])),
     st.tuples(st.sampled_from(["approve", "deny"]), actors, st.integers(0, 5)),
@@ -43,7 +51,8 @@ ops = st.one_of(
 def second_approvals(store: SqliteStore) -> set[str]:
     """Emergencies with a recorded extension approved by two different administrators."""
     return {
-        e.details["emergency"] for e in store.audit_entries(limit=100_000)
+        e.details["emergency"]
+        for e in store.audit_entries(limit=100_000)
         if e.event_type == "emergency.extended" and len(set(e.details["approved_by"])) == 2
     }
 

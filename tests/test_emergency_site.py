@@ -43,7 +43,10 @@ def _break(edit):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["cameras"][3].update(zone="gymm"), "cameras[3].zone: 'gymm' is not a zone of building 'lincoln-hs'"),
+        (
+            lambda d: d["cameras"][3].update(zone="gymm"),
+            "cameras[3].zone: 'gymm' is not a zone of building 'lincoln-hs'",
+        ),
         (lambda d: d["cameras"][0].update(building="north"), "cameras[0].building: 'north' is not a building"),
         (lambda d: d["cameras"][0].pop("privacy"), "cameras[0].privacy: required"),
         (lambda d: d["cameras"][0].update(privacy="public"), "cameras[0].privacy: 'public' is not one of"),
@@ -60,15 +63,24 @@ def _break(edit):
         (lambda d: d.update(extra=1), "extra: unknown key"),
         (lambda d: d["policy"].update(timebox=5), "policy.timebox: unknown key"),
         (lambda d: d["policy"].update(default_timebox_minutes=600), "policy.default_timebox_minutes: 600 exceeds"),
-        (lambda d: d["policy"].update(confirm_window_seconds=True), "policy.confirm_window_seconds: expected an integer"),
+        (
+            lambda d: d["policy"].update(confirm_window_seconds=True),
+            "policy.confirm_window_seconds: expected an integer",
+        ),
         (lambda d: d["policy"].update(shared_zones={"LOCKDWN": ["*"]}), "policy.shared_zones.LOCKDWN: unknown action"),
-        (lambda d: d["policy"].update(shared_zones={"SECURE": ["entrance"]}),
-         "policy.shared_zones.SECURE[0]: 'entrance' is not a zone of any building"),
+        (
+            lambda d: d["policy"].update(shared_zones={"SECURE": ["entrance"]}),
+            "policy.shared_zones.SECURE[0]: 'entrance' is not a zone of any building",
+        ),
         (lambda d: d.update(buildings=[]), "buildings: at least one building"),
-        (lambda d: d["buildings"][0].update(floor_plan="../plan.svg"),
-         "buildings[0].floor_plan: building 'lincoln-hs': '../plan.svg' must stay inside the site file's folder"),
-        (lambda d: d["buildings"][1].update(floor_plan="/srv/plan.png"),
-         "buildings[1].floor_plan: building 'washington-ms': '/srv/plan.png' must stay inside"),
+        (
+            lambda d: d["buildings"][0].update(floor_plan="../plan.svg"),
+            "buildings[0].floor_plan: building 'lincoln-hs': '../plan.svg' must stay inside the site file's folder",
+        ),
+        (
+            lambda d: d["buildings"][1].update(floor_plan="/srv/plan.png"),
+            "buildings[1].floor_plan: building 'washington-ms': '/srv/plan.png' must stay inside",
+        ),
         (lambda d: d["buildings"][0].update(floor_plan="plans\\hs.svg"), "has a backslash; use '/'"),
         (lambda d: d["buildings"][0].update(floor_plan="plans/hs.pdf"), "'plans/hs.pdf' is not a floor plan image"),
         (lambda d: d["buildings"][0].update(floor_plan=""), "buildings[0].floor_plan: expected a non-empty string"),

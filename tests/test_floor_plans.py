@@ -22,7 +22,8 @@ SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 # The smallest PNG there is: one transparent pixel.
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
 
 
 def test_sample_cameras_sit_in_rooms_of_their_zone() -> None:
@@ -56,8 +57,7 @@ def _load_with(site_file, value: str, *, make=None) -> str:
 
 def test_demo_plans_load(site_file) -> None:
     config = load_config(site_file())
-    assert {b.floor_plan for b in config.site.buildings.values()} == {"plans/lincoln-hs.svg",
-                                                                       "plans/washington-ms.svg"}
+    assert {b.floor_plan for b in config.site.buildings.values()} == {"plans/lincoln-hs.svg", "plans/washington-ms.svg"}
     plan = config.floor_plans["lincoln-hs"]
     assert plan.media_type == "image/svg+xml" and plan.path == config.path.parent / "plans" / "lincoln-hs.svg"
 
@@ -85,11 +85,13 @@ def test_a_plan_must_be_an_image_file(site_file) -> None:
     assert "is not a floor plan image; use a .png, .jpg, .jpeg, .svg, .webp file" in message
     assert "not a floor plan image" in _load_with(site_file, "plans/lincoln-hs.svg.html")
     # The content must be what the name says.
-    message = _load_with(site_file, "plans/fake.png",
-                         make=lambda d: (d / "plans" / "fake.png").write_text("<svg></svg>"))
+    message = _load_with(
+        site_file, "plans/fake.png", make=lambda d: (d / "plans" / "fake.png").write_text("<svg></svg>")
+    )
     assert "is not a PNG image" in message and "export the plan as PNG" in message
     assert "is not a SVG image" in _load_with(
-        site_file, "plans/photo.svg", make=lambda d: (d / "plans" / "photo.svg").write_bytes(PNG_1PX))
+        site_file, "plans/photo.svg", make=lambda d: (d / "plans" / "photo.svg").write_bytes(PNG_1PX)
+    )
     assert "is not a file" in _load_with(site_file, "plans/dir.svg", make=lambda d: (d / "plans" / "dir.svg").mkdir())
     assert "is empty" in _load_with(site_file, "plans/empty.svg", make=lambda d: (d / "plans" / "empty.svg").touch())
 
@@ -107,7 +109,9 @@ def test_png_and_jpeg_plans_and_none(site_file) -> None:
     (path.parent / "plans" / "hs.PNG").write_bytes(PNG_1PX)
     (path.parent / "plans" / "ms.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
     text = path.read_text()
-    path.write_text(text.replace(HS_PLAN, 'floor_plan = "plans/hs.PNG"').replace(MS_PLAN, 'floor_plan = "plans/ms.jpg"\n'))
+    path.write_text(
+        text.replace(HS_PLAN, 'floor_plan = "plans/hs.PNG"').replace(MS_PLAN, 'floor_plan = "plans/ms.jpg"\n')
+    )
     plans = load_config(path).floor_plans
     assert (plans["lincoln-hs"].media_type, plans["washington-ms"].media_type) == ("image/png", "image/jpeg")
     path.write_text(text.replace(HS_PLAN + "\n", ""))
@@ -133,9 +137,15 @@ async def status(client, url: str = HS_URL) -> int:
 async def test_plan_follows_camera_access(wg) -> None:
     plan_bytes = (wg.data_dir / "plans" / "lincoln-hs.svg").read_bytes()
     officer_cookie = await wg.sign_in("officer")
-    async with (wg.bearer("officer") as officer, wg.bearer("outsider") as outsider, wg.bearer("admin") as admin,
-                wg.bearer("principal") as principal, wg.bearer("dispatcher") as dispatcher,
-                wg.bearer("auditor") as auditor, officer_cookie):
+    async with (
+        wg.bearer("officer") as officer,
+        wg.bearer("outsider") as outsider,
+        wg.bearer("admin") as admin,
+        wg.bearer("principal") as principal,
+        wg.bearer("dispatcher") as dispatcher,
+        wg.bearer("auditor") as auditor,
+        officer_cookie,
+    ):
         # No emergency: the officer sees no camera of the building, so no plan either.
         r = await officer.get(HS_URL)
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
@@ -152,8 +162,10 @@ async def test_plan_follows_camera_access(wg) -> None:
         r = await admin.get(MS_URL)  # a building without a plan
         assert r.status_code == 404 and "Washington Middle School has no floor plan image" in r.json()["detail"]
         r = await admin.get("/api/v1/buildings/nowhere/floor-plan")
-        assert r.status_code == 404 and r.json() == {"error": "not_found",
-                                                     "detail": "no building 'nowhere' in this district"}
+        assert r.status_code == 404 and r.json() == {
+            "error": "not_found",
+            "detail": "no building 'nowhere' in this district",
+        }
 
         # LOCKDOWN at Lincoln High: the officer (bearer or the page's cookie) now sees it.
         e = (await admin.post("/api/v1/emergencies", json=LOCKDOWN)).json()
@@ -183,12 +195,17 @@ async def test_plan_follows_camera_access(wg) -> None:
         assert await status(officer) == 403
         assert await status(officer_cookie) == 403
 
-    refused = [x for x in wg.gateway.audit.entries(limit=10_000)
-               if x.event_type == "permission.denied" and x.object == "building:lincoln-hs"]
+    refused = [
+        x
+        for x in wg.gateway.audit.entries(limit=10_000)
+        if x.event_type == "permission.denied" and x.object == "building:lincoln-hs"
+    ]
     assert {x.actor_id for x in refused} >= {"officer", "outsider"}
     # A dispatcher never may see a floor plan: the route's guard refuses it (gateway/guards.py).
-    assert any(x.event_type == "permission.denied" and x.actor_id == "dispatcher"
-               and x.object == f"http:GET {HS_URL}" for x in wg.gateway.audit.entries(limit=10_000))
+    assert any(
+        x.event_type == "permission.denied" and x.actor_id == "dispatcher" and x.object == f"http:GET {HS_URL}"
+        for x in wg.gateway.audit.entries(limit=10_000)
+    )
     assert wg.gateway.audit.verify().ok
 
 

@@ -22,24 +22,44 @@ PASSWORD = "s3cret-Pa55"
 
 
 def sightline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 async def test_onvif_discover_add_view_snapshot(site_file, run_gateway, rtsp_camera, onvif_camera, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     main = rtsp_camera.start(codec="h264", width=640, height=360, fps=15)
     sub = rtsp_camera.start(codec="h264", width=320, height=180, fps=15)
-    device = onvif_camera.start(main.url, sub.url, username="admin", password=PASSWORD,
-                                clock_offset=120.0, name="GymEast")
+    device = onvif_camera.start(
+        main.url, sub.url, username="admin", password=PASSWORD, clock_offset=120.0, name="GymEast"
+    )
     path = site_file()
 
     found = sightline("cameras", "discover", "--timeout", "1", "--target", f"127.0.0.1:{device.udp_port}")
     assert found.returncode == 0 and "GymEast" in found.stdout, found.stdout + found.stderr
 
-    added = sightline("cameras", "add", "--config", str(path), "--name", "Gym east", "--building", "lincoln-hs",
-                      "--zone", "gym", "--onvif", f"127.0.0.1:{device.port}", "--username", "admin",
-                      env={"SIGHTLINE_CAMERA_PASSWORD": PASSWORD})
+    added = sightline(
+        "cameras",
+        "add",
+        "--config",
+        str(path),
+        "--name",
+        "Gym east",
+        "--building",
+        "lincoln-hs",
+        "--zone",
+        "gym",
+        "--onvif",
+        f"127.0.0.1:{device.port}",
+        "--username",
+        "admin",
+        env={"SIGHTLINE_CAMERA_PASSWORD": PASSWORD},
+    )
     assert added.returncode == 0, added.stderr
     offset = re.search(r"clock off by \+(\d+) s", added.stdout)
     assert offset and 119 <= int(offset.group(1)) <= 121, added.stdout  # whole-second clocks: ±1 s
@@ -47,9 +67,24 @@ async def test_onvif_discover_add_view_snapshot(site_file, run_gateway, rtsp_cam
     assert PASSWORD not in site_text + added.stdout + added.stderr
     assert f'main = "{main.url}"' in site_text and f'sub = "{sub.url}"' in site_text
 
-    wrong = sightline("cameras", "add", "--config", str(path), "--name", "Gym west", "--building", "lincoln-hs",
-                      "--zone", "gym", "--onvif", f"127.0.0.1:{device.port}", "--username", "admin",
-                      "--password", "nope")
+    wrong = sightline(
+        "cameras",
+        "add",
+        "--config",
+        str(path),
+        "--name",
+        "Gym west",
+        "--building",
+        "lincoln-hs",
+        "--zone",
+        "gym",
+        "--onvif",
+        f"127.0.0.1:{device.port}",
+        "--username",
+        "admin",
+        "--password",
+        "nope",
+    )
     assert wrong.returncode == 2 and "credentials" in wrong.stderr and "Gym west" not in path.read_text()
 
     gw = await run_gateway(path)

@@ -14,10 +14,13 @@ async def offer(profiles: tuple[str, ...] | None = None) -> str:
     pc = RTCPeerConnection()
     transceiver = pc.addTransceiver("video", direction="recvonly")
     if profiles:
-        transceiver.setCodecPreferences([
-            c for c in RTCRtpSender.getCapabilities("video").codecs
-            if c.mimeType == "video/H264" and c.parameters.get("profile-level-id") in profiles
-        ])
+        transceiver.setCodecPreferences(
+            [
+                c
+                for c in RTCRtpSender.getCapabilities("video").codecs
+                if c.mimeType == "video/H264" and c.parameters.get("profile-level-id") in profiles
+            ]
+        )
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     await pc.close()

@@ -38,15 +38,18 @@ def test_turn_credentials_follow_the_turn_rest_scheme() -> None:
     assert base64.b64decode(credential) == expected
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"urls": ["turn:turn.example:3478"]}, "TURN needs auth_secret"),
-    ({"urls": ["turn:turn.example:3478"], "auth_secret": "plain"}, "plain text"),
-    ({"urls": ["stun:stun.example"], "auth_secret": "enc:v1:x"}, "only for turn"),
-    ({"urls": ["http://turn.example"]}, "not a stun:"),
-    ({"urls": []}, "non-empty list"),
-    ({"urls": ["turn:t:3478"], "auth_secret": "enc:v1:x", "credential": "pw"}, "unknown keys"),
-    ("stun:stun.example", "must be a table"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"urls": ["turn:turn.example:3478"]}, "TURN needs auth_secret"),
+        ({"urls": ["turn:turn.example:3478"], "auth_secret": "plain"}, "plain text"),
+        ({"urls": ["stun:stun.example"], "auth_secret": "enc:v1:x"}, "only for turn"),
+        ({"urls": ["http://turn.example"]}, "not a stun:"),
+        ({"urls": []}, "non-empty list"),
+        ({"urls": ["turn:t:3478"], "auth_secret": "enc:v1:x", "credential": "pw"}, "unknown keys"),
+        ("stun:stun.example", "must be a table"),
+    ],
+)
 def test_bad_ice_server_entries_are_refused_with_what_to_write(raw, message: str) -> None:
     with pytest.raises(IceConfigError, match=message):
         parse_ice_servers([raw], "site.toml: [gateway]")
@@ -75,8 +78,12 @@ def test_config_error_names_the_setting(site_file) -> None:
 async def test_viewer_gets_short_lived_credentials_made_for_it(site_file, run_gateway, tmp_path) -> None:
     path = site_file()
     secret = sealed(tmp_path, TURN_SECRET)
-    with_ice(path, f'ice_servers = [{{urls = ["stun:stun.example:3478"]}}, '
-                   f'{{urls = ["turn:turn.example:3478?transport=udp"], auth_secret = "{secret}"}}]\n', ttl=600)
+    with_ice(
+        path,
+        f'ice_servers = [{{urls = ["stun:stun.example:3478"]}}, '
+        f'{{urls = ["turn:turn.example:3478?transport=udp"], auth_secret = "{secret}"}}]\n',
+        ttl=600,
+    )
     gw = await run_gateway(path)
     async with gw.client("officer") as officer:
         before = int(time.time())
@@ -98,6 +105,7 @@ async def test_viewer_gets_short_lived_credentials_made_for_it(site_file, run_ga
 
 # ------------------------------------------------------------------ a real coturn relay
 
+
 @pytest.fixture
 def coturn(tmp_path):
     binary = shutil.which("turnserver")
@@ -107,11 +115,28 @@ def coturn(tmp_path):
     low = 40000 + (port % 1000) * 20
     log = tmp_path / "turnserver.log"
     proc = subprocess.Popen(
-        [binary, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}", "--relay-ip=127.0.0.1",
-         "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=sightline.test",
-         "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers", f"--min-port={low}",
-         f"--max-port={low + 19}", f"--log-file={log}", "--simple-log", "--pidfile=" + str(tmp_path / "t.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        [
+            binary,
+            "-n",
+            "--listening-ip=127.0.0.1",
+            f"--listening-port={port}",
+            "--relay-ip=127.0.0.1",
+            "--use-auth-secret",
+            f"--static-auth-secret={TURN_SECRET}",
+            "--realm=sightline.test",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            f"--min-port={low}",
+            f"--max-port={low + 19}",
+            f"--log-file={log}",
+            "--simple-log",
+            "--pidfile=" + str(tmp_path / "t.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -137,8 +162,9 @@ async def test_viewer_through_coturn_relay_only(site_file, run_gateway, tmp_path
         created = await admin.post("/api/v1/emergencies", json=LOCKDOWN)
         assert (await admin.post(f"/api/v1/emergencies/{created.json()['id']}/confirm")).json()["state"] == "active"
         servers = (await officer.get("/api/v1/ice-servers")).json()["iceServers"]
-    config = RTCConfiguration(iceServers=[RTCIceServer(**s) for s in servers],
-                              iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+    config = RTCConfiguration(
+        iceServers=[RTCIceServer(**s) for s in servers], iceTransportPolicy=RTCIceTransportPolicy.RELAY
+    )
     viewer = WhepViewer(gw.base_url, "hs-front", gw.token("officer"), config=config)
     try:
         answer = await viewer.start()
@@ -158,12 +184,22 @@ def test_seal_command_output_opens_to_the_secret(site_file, tmp_path) -> None:
     import sys
 
     path = site_file()
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", "seal", "--config", str(path)],
-                          input=TURN_SECRET + "\n", capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "seal", "--config", str(path)],
+        input=TURN_SECRET + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     value = done.stdout.strip()
     assert value.startswith("enc:v1:") and TURN_SECRET not in value
     assert CredentialBox.for_dir(tmp_path / "secrets").open(value) == TURN_SECRET
-    empty = subprocess.run([sys.executable, "-m", "gateway.cli", "seal", "--config", str(path)],
-                           input="\n", capture_output=True, text=True, timeout=60)
+    empty = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "seal", "--config", str(path)],
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert empty.returncode == 2 and "empty" in empty.stderr

@@ -32,15 +32,19 @@ def test_supported_versions_and_built_extension_run_the_lean_sender() -> None:
 def test_missing_c_extension_runs_aiortcs_sender_and_says_how_to_build_it() -> None:
     choice = choose_sender(SUPPORTED, extension_built=False)
     assert not choice.lean and choice.name == "aiortc"
-    assert choice.message == ("RTP sender: aiortc's own sender, because the C extension camera_adapters/_rtpsend "
-                              "is not built: run pip install -e . with a C compiler installed")
+    assert choice.message == (
+        "RTP sender: aiortc's own sender, because the C extension camera_adapters/_rtpsend "
+        "is not built: run pip install -e . with a C compiler installed"
+    )
 
 
 def test_other_aiortc_version_runs_aiortcs_sender_and_names_both_versions() -> None:
     choice = choose_sender({**SUPPORTED, "aiortc": "1.17.0"}, extension_built=True)
     assert not choice.lean
-    assert choice.message == ("RTP sender: aiortc's own sender, because aiortc 1.17.0 is installed, "
-                              f"the lean sender supports {SUPPORTED_AIORTC}")
+    assert choice.message == (
+        "RTP sender: aiortc's own sender, because aiortc 1.17.0 is installed, "
+        f"the lean sender supports {SUPPORTED_AIORTC}"
+    )
 
 
 def test_every_reason_is_given() -> None:
@@ -95,8 +99,14 @@ PROBE = textwrap.dedent("""
 
 
 def probe(setup: str) -> dict[str, object]:
-    result = subprocess.run([sys.executable, "-c", PROBE, setup], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, setup],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     data: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
@@ -148,8 +158,13 @@ def test_no_aiortc_internals_outside_aiortc_patch() -> None:
 
 
 def test_the_guard_sees_what_it_guards_against() -> None:
-    for line in ('ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)', "_sender.get_encoder = get_encoder",
-                 "RTCRtpSender._run_rtp = _run_rtp", "pair = connection._nominated.get(1)", "_h264.PACKET_MAX = 1200"):
+    for line in (
+        'ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)',
+        "_sender.get_encoder = get_encoder",
+        "RTCRtpSender._run_rtp = _run_rtp",
+        "pair = connection._nominated.get(1)",
+        "_h264.PACKET_MAX = 1200",
+    ):
         assert PRIVATE.search(line), line
 
 

@@ -77,8 +77,16 @@ class Viewer:
         original = receiver._handle_rtp_packet
 
         async def handle(packet, arrival_time_ms):
-            self.rtp.append((packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp,
-                             packet.marker, packet.payload))
+            self.rtp.append(
+                (
+                    packet.ssrc,
+                    packet.payload_type,
+                    packet.sequence_number,
+                    packet.timestamp,
+                    packet.marker,
+                    packet.payload,
+                )
+            )
             await original(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = handle
@@ -101,9 +109,14 @@ class Viewer:
         original = connection.data_received
 
         def data_received(data: bytes, component: int) -> None:
-            if (self.drop_seq is not None and len(data) > 12 and data[0] & 0xC0 == 0x80
-                    and not 192 <= data[1] <= 223 and int.from_bytes(data[2:4], "big") == self.drop_seq
-                    and self.drop_seq not in self.dropped):
+            if (
+                self.drop_seq is not None
+                and len(data) > 12
+                and data[0] & 0xC0 == 0x80
+                and not 192 <= data[1] <= 223
+                and int.from_bytes(data[2:4], "big") == self.drop_seq
+                and self.drop_seq not in self.dropped
+            ):
                 self.dropped.append(self.drop_seq)
                 return
             original(data, component)
@@ -163,7 +176,9 @@ class Rig:
         self.gateways.append(gateway)
         self.tracks.append(track)
         sender = gateway.getTransceivers()[0].sender
-        await wait_until(lambda: aiortc_patch.lean_sender_of(sender) is not None or sender._RTCRtpSender__rtp_started.is_set())
+        await wait_until(
+            lambda: aiortc_patch.lean_sender_of(sender) is not None or sender._RTCRtpSender__rtp_started.is_set()
+        )
         return gateway, sender, track
 
     async def play(self, count: int, interval: float = 1 / 30, new_session: bool = False, pts_jump: int = 0) -> None:
@@ -173,8 +188,11 @@ class Rig:
             if self._next and self._next % len(UNITS) == 0:
                 self.pts_base += len(UNITS) * TICKS
             self._next += 1
-            self.source.push(AccessUnit(unit.data, unit.pts + self.pts_base + pts_jump, unit.keyframe,
-                                        new_session=new_session and i == 0))
+            self.source.push(
+                AccessUnit(
+                    unit.data, unit.pts + self.pts_base + pts_jump, unit.keyframe, new_session=new_session and i == 0
+                )
+            )
             await asyncio.sleep(interval)
 
     async def close(self) -> None:

@@ -54,8 +54,18 @@ def encoded_units(width: int, height: int, count: int, seed: int = 1) -> list[Ac
 def test_shared_packetization_matches_aiortc_packer() -> None:
     units = encoded_units(1280, 720, 4)
     # plus small NALs that aiortc aggregates into STAP-A and a 3-byte start code
-    units.append(AccessUnit(b"\x00\x00\x00\x01\x67" + b"\x42" * 20 + b"\x00\x00\x01\x68" + b"\xce" * 4
-                            + b"\x00\x00\x00\x01\x65" + bytes(range(256)) * 20, 99_000, True))
+    units.append(
+        AccessUnit(
+            b"\x00\x00\x00\x01\x67"
+            + b"\x42" * 20
+            + b"\x00\x00\x01\x68"
+            + b"\xce" * 4
+            + b"\x00\x00\x00\x01\x65"
+            + bytes(range(256)) * 20,
+            99_000,
+            True,
+        )
+    )
     assert any(u.keyframe for u in units)
     for unit in units:
         shared = SharedUnit(unit)

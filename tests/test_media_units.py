@@ -19,8 +19,9 @@ def test_split_handles_three_and_four_byte_start_codes() -> None:
 
 
 def test_avcc_packets_become_annexb_with_parameter_sets_before_idr() -> None:
-    extradata = (b"\x01\x42\xc0\x1e\xff\xe1" + len(SPS).to_bytes(2, "big") + SPS
-                 + b"\x01" + len(PPS).to_bytes(2, "big") + PPS)
+    extradata = (
+        b"\x01\x42\xc0\x1e\xff\xe1" + len(SPS).to_bytes(2, "big") + SPS + b"\x01" + len(PPS).to_bytes(2, "big") + PPS
+    )
     params = ParameterSets(extradata)
     assert params.length_size == 4
     avcc = len(IDR).to_bytes(4, "big") + IDR

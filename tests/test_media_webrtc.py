@@ -42,8 +42,7 @@ async def test_loopback_passthrough_decodes_frames() -> None:
     try:
         track = hubs.open_track("lobby")
         transceiver = sender_pc.addTransceiver(track, direction="sendonly")
-        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType == "video/H264"]
+        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
         transceiver.setCodecPreferences(h264)
         await sender_pc.setLocalDescription(await sender_pc.createOffer())
         await receiver_pc.setRemoteDescription(sender_pc.localDescription)
@@ -87,6 +86,7 @@ async def test_whep_style_answerer_sends_h264() -> None:
         async def first_frames() -> None:
             frames = [await track.recv() for _ in range(5)]
             got.set_result(frames)
+
         asyncio.ensure_future(first_frames())
 
     try:
@@ -94,7 +94,8 @@ async def test_whep_style_answerer_sends_h264() -> None:
         await viewer.setLocalDescription(await viewer.createOffer())
         transceiver = gateway.addTransceiver(hubs.open_track("lobby"), direction="sendonly")
         transceiver.setCodecPreferences(
-            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"])
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+        )
         await gateway.setRemoteDescription(viewer.localDescription)
         await gateway.setLocalDescription(await gateway.createAnswer())
         assert "VP8" not in gateway.localDescription.sdp

@@ -45,8 +45,9 @@ NEWER = "9999_from_the_future"
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # the two databases, reached by raw SQL ------------------------------------------------------
@@ -107,8 +108,12 @@ class SqliteRelease(Release):
             conn.close()
 
     def tables(self) -> list[str]:
-        return [r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                        " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return [
+            r[0]
+            for r in self.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
 
     def schema(self) -> dict[str, list[tuple[Any, ...]]]:
         return sqlite_schema(self.path)
@@ -154,8 +159,11 @@ def sqlite_schema(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         return {
             "tables": sorted(tables),
             "columns": [(t, *c) for t in tables for c in conn.execute(f"PRAGMA table_xinfo({t})")],
-            "indexes": [(t, *i, [tuple(c) for c in conn.execute(f"PRAGMA index_xinfo({i[1]})")])
-                        for t in tables for i in conn.execute(f"PRAGMA index_list({t})")],
+            "indexes": [
+                (t, *i, [tuple(c) for c in conn.execute(f"PRAGMA index_xinfo({i[1]})")])
+                for t in tables
+                for i in conn.execute(f"PRAGMA index_list({t})")
+            ],
             "index_sql": sorted((name, _words(sql)) for kind, name, _, sql in objects if kind == "index" and sql),
             "triggers": sorted((name, table, _words(sql)) for kind, name, table, sql in objects if kind == "trigger"),
         }
@@ -166,13 +174,13 @@ def sqlite_schema(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 def pg_schema(url: str) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "columns": "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,"
-                   " collation_name, is_identity, identity_generation FROM information_schema.columns"
-                   " WHERE table_schema = 'public'",
+        " collation_name, is_identity, identity_generation FROM information_schema.columns"
+        " WHERE table_schema = 'public'",
         "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
-                       " WHERE connamespace = 'public'::regnamespace",
+        " WHERE connamespace = 'public'::regnamespace",
         "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
         "triggers": "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger"
-                    " WHERE NOT tgisinternal",
+        " WHERE NOT tgisinternal",
         "functions": "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = 'public'::regnamespace",
     }
     with psycopg.connect(url, autocommit=True) as conn:
@@ -188,8 +196,11 @@ def _words(sql: str) -> str:
 
 def _copy_site(tmp_path: Path) -> Path:
     site_dir = tmp_path / "site"
-    shutil.copytree(FIXTURE, site_dir, ignore=shutil.ignore_patterns("make_fixtures.py", "postgres.sql",
-                                                                     "expected.json", "__pycache__"))
+    shutil.copytree(
+        FIXTURE,
+        site_dir,
+        ignore=shutil.ignore_patterns("make_fixtures.py", "postgres.sql", "expected.json", "__pycache__"),
+    )
     os.chmod(site_dir / "secrets", 0o700)
     return site_dir
 
@@ -203,8 +214,13 @@ def _load_dump(url: str, dump: Path) -> None:
     psql = shutil.which("psql")
     if psql is None:
         missing("the migration tests load a pg_dump with psql: apt-get install postgresql-client")
-    subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(dump)], check=True,
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(dump)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -264,8 +280,11 @@ def test_release_01_upgrades_with_data_chain_and_triggers_intact(release: Releas
         expected = release.expected
         assert {e.id: e.state.value for e in store.list_emergencies()} == expected["emergencies"]
         assert set(expected["emergencies"].values()) == {"active", "closed", "cancelled"}
-        grants = {g.id: [g.emergency_id, g.agency, sorted(g.camera_ids), g.end_reason]
-                  for e in store.list_emergencies() for g in store.grants_of_emergency(e.id)}
+        grants = {
+            g.id: [g.emergency_id, g.agency, sorted(g.camera_ids), g.end_reason]
+            for e in store.list_emergencies()
+            for g in store.grants_of_emergency(e.id)
+        }
         assert grants == expected["grants"]
         assert {r.id: r.state.value for r in store.list_access_requests()} == expected["access_requests"]
         assert [[x.kind.value, x.source, x.external_id] for x in store.record_links()] == expected["record_links"]
@@ -309,7 +328,10 @@ def test_serve_upgrades_at_start_after_copying_the_file(sqlite_release: SqliteRe
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(sqlite_release.config), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -366,7 +388,8 @@ def test_a_store_refuses_a_database_from_before_migrations_without_touching_it(r
 
 
 def test_sqlite_migrations_on_an_empty_database_give_the_upgraded_release_schema(
-        sqlite_release: SqliteRelease, tmp_path: Path) -> None:
+    sqlite_release: SqliteRelease, tmp_path: Path
+) -> None:
     assert cli("db", "upgrade", "--config", str(sqlite_release.config)).returncode == 0
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
@@ -381,7 +404,8 @@ def test_sqlite_migrations_on_an_empty_database_give_the_upgraded_release_schema
 
 
 def test_postgres_migrations_on_an_empty_database_give_the_upgraded_release_schema(
-        postgres_release: PostgresRelease, second_pg_url: str, tmp_path: Path) -> None:
+    postgres_release: PostgresRelease, second_pg_url: str, tmp_path: Path
+) -> None:
     assert cli("db", "upgrade", "--config", str(postgres_release.config)).returncode == 0
     site = tmp_path / "empty.toml"
     site.write_text(postgres_release.config.read_text().replace(postgres_release.url, second_pg_url))
@@ -394,7 +418,8 @@ def test_postgres_migrations_on_an_empty_database_give_the_upgraded_release_sche
 
 
 def test_a_first_release_sqlite_database_gets_the_columns_release_01_added(
-        sqlite_release: SqliteRelease, tmp_path: Path) -> None:
+    sqlite_release: SqliteRelease, tmp_path: Path
+) -> None:
     """Revision 0001 adopts a database from before migrations by creating only what it
     lacks: for the first release, four columns of ``emergencies`` (with their defaults)."""
     added = ("trigger", "activation", "pending_extension", "extensions")
@@ -402,8 +427,9 @@ def test_a_first_release_sqlite_database_gets_the_columns_release_01_added(
         sqlite_release.execute(f"ALTER TABLE emergencies DROP COLUMN {column}")
     upgraded = cli("db", "upgrade", "--config", str(sqlite_release.config))
     assert upgraded.returncode == 0, upgraded.stderr
-    assert sqlite_release.rows("SELECT DISTINCT trigger, activation, pending_extension, extensions"
-                               " FROM emergencies") == [("panel", "window", None, 0)]
+    assert sqlite_release.rows(
+        "SELECT DISTINCT trigger, activation, pending_extension, extensions FROM emergencies"
+    ) == [("panel", "window", None, 0)]
     SqliteStore(tmp_path / "head.db").close()
     assert sqlite_release.schema()["columns"] == sqlite_schema(tmp_path / "head.db")["columns"]
 
@@ -494,4 +520,3 @@ def test_store_open_at_head_skips_alembic(sqlite_release: SqliteRelease, monkeyp
 
     monkeypatch.setattr(runner, "_run_upgrade", no_alembic)
     sqlite_release.open_store().close()
-

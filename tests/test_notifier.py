@@ -101,8 +101,9 @@ class Node:
 
     def __post_init__(self) -> None:
         self.box = CredentialBox.for_dir(self.data_dir / "secrets")
-        self.webhook = WebhookConfig(id="cad", url=self.url, topics=frozenset({"*"}),
-                                     sealed_secret=self.box.seal(SECRET))
+        self.webhook = WebhookConfig(
+            id="cad", url=self.url, topics=frozenset({"*"}), sealed_secret=self.box.seal(SECRET)
+        )
         self.open()
 
     def open(self) -> None:
@@ -110,11 +111,25 @@ class Node:
         self.store = SqliteStore(self.data_dir / "sightline.db")
         self.audit = AuditLog(self.store, clock, "test")
         self.metrics = Metrics()
-        self.outbox = Outbox(self.store, clock, webhook_subscribers([self.webhook]),
-                             backoff_base=self.backoff_base, backoff_cap=0.2, jitter=0.0,
-                             max_attempts=self.max_attempts)
-        self.notifier = Notifier(self.outbox, [self.webhook], self.box, clock=clock, audit=self.audit,
-                                 metrics=self.metrics, poll_interval=0.02, timeout=2.0)
+        self.outbox = Outbox(
+            self.store,
+            clock,
+            webhook_subscribers([self.webhook]),
+            backoff_base=self.backoff_base,
+            backoff_cap=0.2,
+            jitter=0.0,
+            max_attempts=self.max_attempts,
+        )
+        self.notifier = Notifier(
+            self.outbox,
+            [self.webhook],
+            self.box,
+            clock=clock,
+            audit=self.audit,
+            metrics=self.metrics,
+            poll_interval=0.02,
+            timeout=2.0,
+        )
 
     async def restart(self) -> None:
         await self.notifier.stop()
@@ -150,8 +165,12 @@ async def test_delivery_is_signed_and_carries_the_headers_and_json_body(node: No
     assert req.headers[DELIVERY_HEADER] == n.id
     assert verify(SECRET, req.body, req.headers[SIGNATURE_HEADER], now=time.time())
     assert not verify("another secret", req.body, req.headers[SIGNATURE_HEADER], now=time.time())
-    assert json.loads(req.body) == {"id": n.id, "topic": "emergency.activated",
-                                    "created": n.created.isoformat(), "payload": PAYLOAD}
+    assert json.loads(req.body) == {
+        "id": n.id,
+        "topic": "emergency.activated",
+        "created": n.created.isoformat(),
+        "payload": PAYLOAD,
+    }
     got = node.outbox.get(n.id)
     assert got.delivered_at is not None and got.attempts == 1
     assert node.outbox.pending_count() == 0

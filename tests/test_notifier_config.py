@@ -40,10 +40,12 @@ def test_webhooks_are_parsed_and_kept_out_of_the_site_model(site):
     path, write = site
     sealed = seal_secret(path, SECRET)
     assert sealed.startswith("enc:v1:") and SECRET not in sealed
-    config = load_config(write(
-        webhook_toml("https://cad.example.org/hook", sealed, '["emergency.activated", "emergency.all_clear"]'),
-        webhook_toml("http://127.0.0.1:9/hook", seal_secret(path, "x"), ident="comms"),
-    ))
+    config = load_config(
+        write(
+            webhook_toml("https://cad.example.org/hook", sealed, '["emergency.activated", "emergency.all_clear"]'),
+            webhook_toml("http://127.0.0.1:9/hook", seal_secret(path, "x"), ident="comms"),
+        )
+    )
     cad, comms = config.webhooks
     assert cad.id == "cad" and cad.url == "https://cad.example.org/hook"
     assert cad.wants("emergency.activated") and not cad.wants("emergency.extended")
@@ -69,17 +71,20 @@ def test_a_plain_text_secret_is_refused_with_how_to_seal_it(site):
     assert seal_secret(path, SECRET).startswith("enc:v1:")
 
 
-@pytest.mark.parametrize(("block", "message"), [
-    (webhook_toml("https://cad.example.org/h", "enc:v1:x", '["emergency.activate"]'), "unknown topics"),
-    (webhook_toml("https://cad.example.org/h", "enc:v1:x", "[]"), "topics must be"),
-    (webhook_toml("http://cad.example.org/h", "enc:v1:x"), "must use https"),
-    (webhook_toml("ftp://cad.example.org/h", "enc:v1:x"), "https://"),
-    (webhook_toml("https://user:pw@cad.example.org/h", "enc:v1:x"), "must not hold credentials"),
-    (webhook_toml("https://cad.example.org/h", "enc:v1:x", extra='retries = 3\n'), "unknown keys"),
-    (webhook_toml("https://cad.example.org/h", "enc:v1:x") * 2, "used by another webhook"),
-    ('\n[[webhooks]]\nid = "cad"\nurl = "https://cad.example.org/h"\n', "secret must be"),
-    ("top:webhooks = 3\n", "must be a list"),
-])
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (webhook_toml("https://cad.example.org/h", "enc:v1:x", '["emergency.activate"]'), "unknown topics"),
+        (webhook_toml("https://cad.example.org/h", "enc:v1:x", "[]"), "topics must be"),
+        (webhook_toml("http://cad.example.org/h", "enc:v1:x"), "must use https"),
+        (webhook_toml("ftp://cad.example.org/h", "enc:v1:x"), "https://"),
+        (webhook_toml("https://user:pw@cad.example.org/h", "enc:v1:x"), "must not hold credentials"),
+        (webhook_toml("https://cad.example.org/h", "enc:v1:x", extra="retries = 3\n"), "unknown keys"),
+        (webhook_toml("https://cad.example.org/h", "enc:v1:x") * 2, "used by another webhook"),
+        ('\n[[webhooks]]\nid = "cad"\nurl = "https://cad.example.org/h"\n', "secret must be"),
+        ("top:webhooks = 3\n", "must be a list"),
+    ],
+)
 def test_bad_webhooks_are_refused(site, block, message):
     _, write = site
     top = block.startswith("top:")

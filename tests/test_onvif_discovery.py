@@ -12,9 +12,9 @@ pytestmark = pytest.mark.timeout(15)
 async def test_discover_finds_the_simulator(onvif_camera) -> None:
     sim = onvif_camera.start(name="Gym North", hardware="SL-CAM-1000")
     other = onvif_camera.start(name="Front Door")
-    devices = await discover(1.0, targets=[("127.0.0.1", sim.udp_port),
-                                           ("127.0.0.1", other.udp_port),
-                                           ("127.0.0.1", sim.udp_port)])
+    devices = await discover(
+        1.0, targets=[("127.0.0.1", sim.udp_port), ("127.0.0.1", other.udp_port), ("127.0.0.1", sim.udp_port)]
+    )
     assert [d.name for d in devices] == ["Front Door", "Gym North"]
     gym = devices[1]
     assert gym.address == sim.endpoint

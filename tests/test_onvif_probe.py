@@ -20,8 +20,10 @@ PASSWORD = "s3cret-Pa55"
 MAIN = "rtsp://10.0.0.7:554/Streaming/Channels/101"
 SUB = "rtsp://10.0.0.7:554/Streaming/Channels/102"
 SOAP = "application/soap+xml; charset=utf-8"
-ENVELOPE = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
-            'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>')
+ENVELOPE = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>'
+)
 
 
 def fault_of(response: httpx.Response) -> tuple[str, str, str]:
@@ -39,10 +41,11 @@ async def test_probe_camera_two_minutes_off(onvif_camera) -> None:
     camera = await probe_camera(sim.host, sim.port, "admin", PASSWORD)
     assert time.monotonic() - started < 5
     assert camera.info.manufacturer == "Sightline Labs"
-    assert (camera.info.model, camera.info.firmware, camera.info.serial) == (
-        "SL-CAM-1000", "2.4.1", "SIM0001")
+    assert (camera.info.model, camera.info.firmware, camera.info.serial) == ("SL-CAM-1000", "2.4.1", "SIM0001")
     assert {(p.token, p.encoding, p.width, p.height, p.fps) for p in camera.profiles} == {
-        ("main", "H264", 1280, 720, 25.0), ("sub", "H264", 640, 360, 15.0)}
+        ("main", "H264", 1280, 720, 25.0),
+        ("sub", "H264", 640, 360, 15.0),
+    }
     assert (camera.main_profile, camera.sub_profile) == ("main", "sub")
     assert (camera.main_uri, camera.sub_uri) == (MAIN, SUB)
     assert camera.snapshot_uri == sim.snapshot_url
@@ -94,8 +97,7 @@ async def test_created_must_follow_the_camera_clock(onvif_camera) -> None:
         sent = etree.tostring(history.last_sent["envelope"])
         assert b"UsernameToken" in sent and PASSWORD.encode() not in sent
         async with httpx.AsyncClient() as client:
-            replay = await client.post(sim.device_url, content=sent,
-                                       headers={"Content-Type": SOAP})
+            replay = await client.post(sim.device_url, content=sent, headers={"Content-Type": SOAP})
         assert fault_of(replay)[:2] == ("Sender", "NotAuthorized")
         assert sim.auth_failures[-1] == "replayed nonce"
     finally:
@@ -106,15 +108,18 @@ async def test_created_must_follow_the_camera_clock(onvif_camera) -> None:
 async def test_schema_invalid_request_gets_a_fault(onvif_camera) -> None:
     sim = onvif_camera.start(password=PASSWORD)
     # StreamSetup after ProfileToken: wrong order per media.wsdl
-    misordered = ('<GetStreamUri xmlns="http://www.onvif.org/ver10/media/wsdl"><ProfileToken>'
-                  'main</ProfileToken><StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>'
-                  '<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup>'
-                  '</GetStreamUri>')
-    bogus = ('<GetCapabilities xmlns="http://www.onvif.org/ver10/device/wsdl"><Category>'
-             'Everything</Category></GetCapabilities>')
+    misordered = (
+        '<GetStreamUri xmlns="http://www.onvif.org/ver10/media/wsdl"><ProfileToken>'
+        "main</ProfileToken><StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>"
+        "<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></StreamSetup>"
+        "</GetStreamUri>"
+    )
+    bogus = (
+        '<GetCapabilities xmlns="http://www.onvif.org/ver10/device/wsdl"><Category>'
+        "Everything</Category></GetCapabilities>"
+    )
     async with httpx.AsyncClient(headers={"Content-Type": SOAP}) as client:
-        answer = await client.post(sim.device_url.replace("device", "media"),
-                                   content=ENVELOPE.format(misordered))
+        answer = await client.post(sim.device_url.replace("device", "media"), content=ENVELOPE.format(misordered))
         code, subcode, reason = fault_of(answer)
         assert (code, subcode) == ("Sender", "InvalidArgs")
         assert "StreamSetup" in reason or "ProfileToken" in reason

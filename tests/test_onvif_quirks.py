@@ -18,15 +18,19 @@ SUB = "rtsp://10.0.0.7:554/Streaming/Channels/102"
 
 
 def sightline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 async def test_clock_behind_a_bare_401_is_read_with_credentials(onvif_camera) -> None:
     """HTTP 401 without WWW-Authenticate to an unauthenticated GetSystemDateAndTime means
     "send credentials", not "your credentials are wrong": none were sent."""
-    sim = onvif_camera.start(MAIN, SUB, password=PASSWORD, clock_offset=3.0,
-                             clock_needs_credentials=True)
+    sim = onvif_camera.start(MAIN, SUB, password=PASSWORD, clock_offset=3.0, clock_needs_credentials=True)
     camera = await probe_camera(sim.host, sim.port, "admin", PASSWORD)
     assert (camera.main_uri, camera.sub_uri) == (MAIN, SUB)
     assert camera.snapshot_uri == sim.snapshot_url
@@ -42,8 +46,7 @@ async def test_clock_behind_a_bare_401_with_a_wrong_password(onvif_camera) -> No
     message = str(info.value)
     assert "refused the credentials" in message and "HTTP 401" in message
     assert "Wr0ng-Guess-42" not in message and PASSWORD not in message
-    assert sim.auth_failures == ["no UsernameToken", "bad username or digest",
-                                 "bad username or digest"]
+    assert sim.auth_failures == ["no UsernameToken", "bad username or digest", "bad username or digest"]
 
 
 async def test_clock_behind_a_bare_401_and_far_off_names_the_clock(onvif_camera) -> None:
@@ -68,11 +71,22 @@ async def test_http_digest_in_front_of_soap(onvif_camera) -> None:
 def test_cameras_add_onvif_device_with_bare_401_clock(site_file, onvif_camera) -> None:
     """``sightline cameras add --onvif`` adds the device with the right password (both
     stream URIs) and refuses it with a wrong one."""
-    sim = onvif_camera.start(MAIN, SUB, password=PASSWORD, clock_offset=0.0,
-                             clock_needs_credentials=True)
+    sim = onvif_camera.start(MAIN, SUB, password=PASSWORD, clock_offset=0.0, clock_needs_credentials=True)
     path = site_file()
-    common = ("cameras", "add", "--config", str(path), "--building", "lincoln-hs",
-              "--zone", "gym", "--onvif", f"127.0.0.1:{sim.port}", "--username", "admin")
+    common = (
+        "cameras",
+        "add",
+        "--config",
+        str(path),
+        "--building",
+        "lincoln-hs",
+        "--zone",
+        "gym",
+        "--onvif",
+        f"127.0.0.1:{sim.port}",
+        "--username",
+        "admin",
+    )
 
     added = sightline(*common, "--name", "Gym east", env={"SIGHTLINE_CAMERA_PASSWORD": PASSWORD})
     assert added.returncode == 0, added.stderr

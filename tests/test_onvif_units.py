@@ -20,17 +20,22 @@ def profile(token: str, encoding: str | None, w: int | None, h: int | None) -> M
 
 
 def test_main_prefers_h264_then_resolution_sub_is_smallest() -> None:
-    profiles = (profile("mjpeg4k", "JPEG", 3840, 2160), profile("sub", "H264", 640, 360),
-                profile("main", "H264", 1920, 1080), profile("mid", "H264", 1280, 720),
-                profile("meta", None, None, None))
+    profiles = (
+        profile("mjpeg4k", "JPEG", 3840, 2160),
+        profile("sub", "H264", 640, 360),
+        profile("main", "H264", 1920, 1080),
+        profile("mid", "H264", 1280, 720),
+        profile("meta", None, None, None),
+    )
     main, sub = choose_streams(profiles)
     assert (main.token, sub and sub.token) == ("main", "sub")
 
 
 def test_single_profile_has_no_sub_and_encoderless_profiles_are_a_last_resort() -> None:
-    assert choose_streams((profile("only", "H265", 1920, 1080), profile("audio", None, None,
-                                                                         None))) == (
-        profile("only", "H265", 1920, 1080), None)
+    assert choose_streams((profile("only", "H265", 1920, 1080), profile("audio", None, None, None))) == (
+        profile("only", "H265", 1920, 1080),
+        None,
+    )
     main, sub = choose_streams((profile("a", None, None, None),))
     assert main.token == "a" and sub is None
 
@@ -41,15 +46,18 @@ def _clock(**system_date_and_time: Any) -> datetime | None:
 
 
 def _dt(y: int, mo: int, d: int, h: int, mi: int, s: int) -> dict[str, dict[str, int]]:
-    return {"Time": {"Hour": h, "Minute": mi, "Second": s},
-            "Date": {"Year": y, "Month": mo, "Day": d}}
+    return {"Time": {"Hour": h, "Minute": mi, "Second": s}, "Date": {"Year": y, "Month": mo, "Day": d}}
 
 
 def test_camera_clock_variants() -> None:
     utc = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
     assert _clock(UTCDateTime=_dt(2025, 3, 1, 12, 0, 5)) == utc
-    local_only = {"DaylightSavings": True, "TimeZone": {"TZ": "EST5EDT,M3.2.0,M11.1.0"},
-                  "UTCDateTime": None, "LocalDateTime": _dt(2025, 3, 1, 8, 0, 5)}
+    local_only = {
+        "DaylightSavings": True,
+        "TimeZone": {"TZ": "EST5EDT,M3.2.0,M11.1.0"},
+        "UTCDateTime": None,
+        "LocalDateTime": _dt(2025, 3, 1, 8, 0, 5),
+    }
     assert _clock(**local_only) == utc
     assert _clock(UTCDateTime=_dt(2025, 0, 1, 24, 0, 0)) is None
     assert _clock() is None
@@ -61,8 +69,9 @@ async def test_library_token_is_a_digest_on_the_camera_clock() -> None:
     camera = new_camera("127.0.0.1", 9, "admin", "pw", clock_offset=120.0)
     try:
         service = await camera.create_devicemgmt_service()
-        envelope = etree.fromstring(b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-'
-                                    b'envelope"><s:Header/><s:Body/></s:Envelope>')
+        envelope = etree.fromstring(
+            b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header/><s:Body/></s:Envelope>'
+        )
         before = time.time()
         service.zeep_client.wsse.apply(envelope, {})
     finally:

@@ -187,10 +187,12 @@ def test_schema_is_added_to_an_existing_database(tmp_path, clock):
     it refuses until then: schema changes are migrations); reopening is harmless."""
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE emergencies (id TEXT PRIMARY KEY, building TEXT NOT NULL, state TEXT NOT NULL, "
-                 "action TEXT NOT NULL, incident_type TEXT NOT NULL, drill INTEGER NOT NULL, threat_basis TEXT, "
-                 "declared_by TEXT NOT NULL, declared_at TEXT NOT NULL, confirm_deadline TEXT NOT NULL, "
-                 "activated_at TEXT, expires_at TEXT, ended_at TEXT, end_reason TEXT)")
+    conn.execute(
+        "CREATE TABLE emergencies (id TEXT PRIMARY KEY, building TEXT NOT NULL, state TEXT NOT NULL, "
+        "action TEXT NOT NULL, incident_type TEXT NOT NULL, drill INTEGER NOT NULL, threat_basis TEXT, "
+        "declared_by TEXT NOT NULL, declared_at TEXT NOT NULL, confirm_deadline TEXT NOT NULL, "
+        "activated_at TEXT, expires_at TEXT, ended_at TEXT, end_reason TEXT)"
+    )
     conn.commit()
     conn.close()
     with pytest.raises(migrations.SchemaBehind):

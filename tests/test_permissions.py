@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 P = Permission
 
 
-def actor(role: Role, buildings: tuple[str, ...] = (), *, stands_in_for: tuple[Delegation, ...] = (),
-          ident: str = "someone") -> Actor:
+def actor(
+    role: Role, buildings: tuple[str, ...] = (), *, stands_in_for: tuple[Delegation, ...] = (), ident: str = "someone"
+) -> Actor:
     agency = "village-pd" if role in (Role.OFFICER, Role.DISPATCHER) else None
     return Actor(ident, role, agency, buildings, True, stands_in_for)
 
@@ -52,29 +53,67 @@ def test_every_permission_is_described_and_every_role_has_a_row() -> None:
     assert all(roles_with(p) for p in Permission), "a permission nobody holds"
 
 
-@pytest.mark.parametrize(("who", "allowed"), [
-    (DISTRICT, {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.READ_AUDIT, P.EXPORT_AUDIT, P.MONTHLY_REPORT,
-                P.LIST_VIEW_SESSIONS, P.SEE_THREAT_BASIS, P.USE_ADMIN_PAGE, P.USE_AUDIT_PAGES}),
-    (PRINCIPAL, {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.DECIDE_ACCESS_REQUESTS, P.READ_DISCLOSURE,
-                 P.USE_ADMIN_PAGE}),
-    (DISPATCHER, {P.REQUEST_ACCESS, P.USE_DISPATCH_PAGE, P.LIST_EMERGENCIES}),
-    (OFFICER, {P.WATCH_LIVE, P.USE_VIEWER_PAGE, P.GET_ICE_SERVERS}),
-    (AUDITOR, {P.READ_AUDIT, P.EXPORT_AUDIT, P.SEE_THREAT_BASIS, P.USE_AUDIT_PAGES}),
-    (RECORDS, {P.POST_THREAT_RECORDS, P.POST_RESTRAINT_RECORDS, P.POST_REPORT_RECORDS, P.USE_CLIENT_CREDENTIALS}),
-])
+@pytest.mark.parametrize(
+    ("who", "allowed"),
+    [
+        (
+            DISTRICT,
+            {
+                P.DECLARE_EMERGENCY,
+                P.COMMAND_EMERGENCY,
+                P.READ_AUDIT,
+                P.EXPORT_AUDIT,
+                P.MONTHLY_REPORT,
+                P.LIST_VIEW_SESSIONS,
+                P.SEE_THREAT_BASIS,
+                P.USE_ADMIN_PAGE,
+                P.USE_AUDIT_PAGES,
+            },
+        ),
+        (
+            PRINCIPAL,
+            {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.DECIDE_ACCESS_REQUESTS, P.READ_DISCLOSURE, P.USE_ADMIN_PAGE},
+        ),
+        (DISPATCHER, {P.REQUEST_ACCESS, P.USE_DISPATCH_PAGE, P.LIST_EMERGENCIES}),
+        (OFFICER, {P.WATCH_LIVE, P.USE_VIEWER_PAGE, P.GET_ICE_SERVERS}),
+        (AUDITOR, {P.READ_AUDIT, P.EXPORT_AUDIT, P.SEE_THREAT_BASIS, P.USE_AUDIT_PAGES}),
+        (RECORDS, {P.POST_THREAT_RECORDS, P.POST_RESTRAINT_RECORDS, P.POST_REPORT_RECORDS, P.USE_CLIENT_CREDENTIALS}),
+    ],
+)
 def test_each_role_holds_what_it_needs(who: Actor, allowed: set[Permission]) -> None:
     assert all(may(who, p) for p in allowed), [p for p in allowed if not may(who, p)]
 
 
-@pytest.mark.parametrize(("who", "refused"), [
-    (PRINCIPAL, {P.READ_AUDIT, P.EXPORT_AUDIT, P.MONTHLY_REPORT, P.WATCH_LIVE, P.USE_AUDIT_PAGES}),
-    (DISPATCHER, {P.WATCH_LIVE, P.DECLARE_EMERGENCY, P.DECIDE_ACCESS_REQUESTS, P.SEE_THREAT_BASIS,
-                  P.SEE_FLOOR_PLANS, P.USE_ADMIN_PAGE}),
-    (OFFICER, {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.READ_AUDIT, P.SEE_THREAT_BASIS,
-               P.LIST_VIEW_SESSIONS, P.SEE_CAMERA_HEALTH}),
-    (AUDITOR, {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.WATCH_LIVE, P.READ_REPORT_LINKS}),
-    (RECORDS, {P.SIGN_IN, P.LIST_EMERGENCIES, P.LIST_CAMERAS, P.GET_ICE_SERVERS, P.WATCH_LIVE}),
-])
+@pytest.mark.parametrize(
+    ("who", "refused"),
+    [
+        (PRINCIPAL, {P.READ_AUDIT, P.EXPORT_AUDIT, P.MONTHLY_REPORT, P.WATCH_LIVE, P.USE_AUDIT_PAGES}),
+        (
+            DISPATCHER,
+            {
+                P.WATCH_LIVE,
+                P.DECLARE_EMERGENCY,
+                P.DECIDE_ACCESS_REQUESTS,
+                P.SEE_THREAT_BASIS,
+                P.SEE_FLOOR_PLANS,
+                P.USE_ADMIN_PAGE,
+            },
+        ),
+        (
+            OFFICER,
+            {
+                P.DECLARE_EMERGENCY,
+                P.COMMAND_EMERGENCY,
+                P.READ_AUDIT,
+                P.SEE_THREAT_BASIS,
+                P.LIST_VIEW_SESSIONS,
+                P.SEE_CAMERA_HEALTH,
+            },
+        ),
+        (AUDITOR, {P.DECLARE_EMERGENCY, P.COMMAND_EMERGENCY, P.WATCH_LIVE, P.READ_REPORT_LINKS}),
+        (RECORDS, {P.SIGN_IN, P.LIST_EMERGENCIES, P.LIST_CAMERAS, P.GET_ICE_SERVERS, P.WATCH_LIVE}),
+    ],
+)
 def test_each_role_is_refused_what_it_must_not_do(who: Actor, refused: set[Permission]) -> None:
     assert not any(may(who, p) for p in refused), [p for p in refused if may(who, p)]
 
@@ -125,14 +164,17 @@ def test_the_domain_rules_ask_the_matrix() -> None:
 
 # ---------------------------------------------------------------------- one place for roles
 
+
 def _role_comparisons(path: Path) -> list[str]:
     """``x is Role.Y``, ``x == Role.Y``, ``x in (Role.Y, ...)``, ``{Role.Y: ...}`` and sets of roles."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
 
     def names_a_role(node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "Role"
-                   for n in ast.walk(node))
+        return any(
+            isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "Role"
+            for n in ast.walk(node)
+        )
 
     found = []
     for node in ast.walk(tree):
@@ -147,25 +189,36 @@ def _role_comparisons(path: Path) -> list[str]:
 
 def test_no_role_is_compared_outside_the_matrix() -> None:
     allowed = {ROOT / "emergency" / "permissions.py", ROOT / "emergency" / "site.py"}
-    files = [p for folder in ("gateway", "emergency") for p in sorted((ROOT / folder).rglob("*.py")) if p not in allowed]
+    files = [
+        p for folder in ("gateway", "emergency") for p in sorted((ROOT / folder).rglob("*.py")) if p not in allowed
+    ]
     assert len(files) > 20
     assert [hit for p in files for hit in _role_comparisons(p)] == []
 
 
 def test_the_role_check_finds_a_comparison(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("from emergency.site import Role\n\ndef f(who):\n    return who.role is Role.OFFICER\n"
-                      "ADMINS = {Role.DISTRICT_ADMIN}\nHOME = {Role.AUDITOR: '/audit'}\n")
+    sample.write_text(
+        "from emergency.site import Role\n\ndef f(who):\n    return who.role is Role.OFFICER\n"
+        "ADMINS = {Role.DISTRICT_ADMIN}\nHOME = {Role.AUDITOR: '/audit'}\n"
+    )
     assert sorted(h.split(" ", 1)[1] for h in _role_comparisons(sample)) == [
-        "compares a role", "keys a dict by role", "lists roles"]
+        "compares a role",
+        "keys a dict by role",
+        "lists roles",
+    ]
 
 
 # ---------------------------------------------------------------------- the generated document
 
+
 def test_docs_permissions_md_is_up_to_date() -> None:
     """Regenerate with: python -m gateway.guards --markdown > docs/permissions.md"""
-    out = subprocess.run([sys.executable, "-m", "gateway.guards", "--markdown"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.guards", "--markdown"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "**none declared**" not in out
     committed = (ROOT / "docs" / "permissions.md").read_text(encoding="utf-8")
-    assert committed == out, "docs/permissions.md is out of date: python -m gateway.guards --markdown > docs/permissions.md"
+    assert committed == out, (
+        "docs/permissions.md is out of date: python -m gateway.guards --markdown > docs/permissions.md"
+    )

@@ -49,13 +49,27 @@ def world(backend, clock=None, node="test-node", **policy):
     svc = EmergencyService(site, store, audit, clock, [events.append], outbox=outbox)
     requests = AccessRequests(site, store, audit, clock, svc)
     actors = {a.replace("-", "_"): Actor.from_account(acc, mfa=True) for a, acc in site.accounts.items()}
-    return SimpleNamespace(site=site, clock=clock, store=store, audit=audit, outbox=outbox, svc=svc,
-                           requests=requests, events=events, **actors)
+    return SimpleNamespace(
+        site=site,
+        clock=clock,
+        store=store,
+        audit=audit,
+        outbox=outbox,
+        svc=svc,
+        requests=requests,
+        events=events,
+        **actors,
+    )
 
 
 def active(w, building="lincoln-hs", action=Action.LOCKDOWN):
-    e = w.svc.declare(w.admin, building=building, action=action, incident_type=IncidentType.ARMED_INTRUDER,
-                      threat_basis="Caller reports a person with a handgun.")
+    e = w.svc.declare(
+        w.admin,
+        building=building,
+        action=action,
+        incident_type=IncidentType.ARMED_INTRUDER,
+        threat_basis="Caller reports a person with a handgun.",
+    )
     return w.svc.confirm(w.admin, e.id)
 
 
@@ -68,8 +82,9 @@ def of(events, kind):
 
 def test_declare_confirm_all_clear_with_grants(store_backend):
     w = world(store_backend)
-    e = w.svc.declare(w.principal, building="lincoln-hs", action=Action.LOCKDOWN,
-                      incident_type=IncidentType.ARMED_INTRUDER)
+    e = w.svc.declare(
+        w.principal, building="lincoln-hs", action=Action.LOCKDOWN, incident_type=IncidentType.ARMED_INTRUDER
+    )
     assert e.state is State.PENDING and w.svc.grants_for(w.officer) == []
     e = w.svc.confirm(w.admin, e.id)
     assert e.state is State.ACTIVE and e.activated_at == w.clock.now()
@@ -91,8 +106,14 @@ def test_declare_confirm_all_clear_with_grants(store_backend):
     closed = w.svc.close(w.admin, e.id)
     assert closed.state is State.CLOSED
     types = [x.event_type for x in w.audit.entries()]
-    for expected in ("emergency.declared", "emergency.activated", "grant.started", "grant.ended",
-                     "emergency.all_clear", "emergency.closed"):
+    for expected in (
+        "emergency.declared",
+        "emergency.activated",
+        "grant.started",
+        "grant.ended",
+        "emergency.all_clear",
+        "emergency.closed",
+    ):
         assert expected in types
     assert w.audit.verify().ok
     assert w.outbox.pending_count() >= 2
@@ -154,8 +175,9 @@ def test_restart_on_the_same_database_keeps_grants_and_the_chain(store_backend):
 
 def test_access_request_approval_declares(store_backend):
     w = world(store_backend)
-    request = w.requests.submit(w.dispatcher, building="lincoln-hs", call_type="shots_fired",
-                                reason="911 caller hears shots in the gym")
+    request = w.requests.submit(
+        w.dispatcher, building="lincoln-hs", call_type="shots_fired", reason="911 caller hears shots in the gym"
+    )
     assert w.requests.get(request.id) == request
     assert [r.id for r in w.requests.visible_to(w.admin, pending_only=True)] == [request.id]
     approved = w.requests.approve(w.admin, request.id)
@@ -185,10 +207,22 @@ def _filled_log(backend, n=10):
     store = backend.open()
     audit = AuditLog(store, clock, "node-a")
     for i in range(1, n + 1):
-        audit.append("view.denied", actor_id="officer", object=f"camera:c{i}", outcome="denied",
-                     source="10.0.0.1", reason="no_live_grant",
-                     details={"n": i, "big": 1e20, "tiny": 1e-7, "nested": {"b": [1, 2.5], "a": None},
-                              "text": "Straße ✓ \u2028", "when": datetime(2025, 1, 1, tzinfo=UTC)})
+        audit.append(
+            "view.denied",
+            actor_id="officer",
+            object=f"camera:c{i}",
+            outcome="denied",
+            source="10.0.0.1",
+            reason="no_live_grant",
+            details={
+                "n": i,
+                "big": 1e20,
+                "tiny": 1e-7,
+                "nested": {"b": [1, 2.5], "a": None},
+                "text": "Straße ✓ \u2028",
+                "when": datetime(2025, 1, 1, tzinfo=UTC),
+            },
+        )
         clock.advance(0.5)
     return audit
 
@@ -205,11 +239,14 @@ def test_audit_chain_verifies_and_reads_back_exactly(store_backend):
     assert reopened.entries(limit=100) == audit.entries(limit=100)
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE audit_log SET reason = 'granted' WHERE seq = 3",
-    "DELETE FROM audit_log WHERE seq = 3",
-    "DELETE FROM audit_log",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_log SET reason = 'granted' WHERE seq = 3",
+        "DELETE FROM audit_log WHERE seq = 3",
+        "DELETE FROM audit_log",
+    ],
+)
 def test_triggers_refuse_update_and_delete(store_backend, sql):
     audit = _filled_log(store_backend)
     with pytest.raises(store_backend.errors, match="append-only"):
@@ -224,13 +261,16 @@ def test_truncate_is_refused_on_postgres(postgres_backend):
     assert audit.verify().checked == 10
 
 
-@pytest.mark.parametrize("tampering, first_bad", [
-    (["UPDATE audit_log SET reason = 'granted' WHERE seq = 3"], 3),
-    (["UPDATE audit_log SET details = '{\"n\": 99}' WHERE seq = 4"], 4),
-    (["DELETE FROM audit_log WHERE seq = 5"], 5),
-    (["DELETE FROM audit_log WHERE seq = 10"], None),  # a cut tail is the checkpoints' job
-    (["UPDATE audit_log SET prev_hash = hash WHERE seq = 7"], 7),
-])
+@pytest.mark.parametrize(
+    "tampering, first_bad",
+    [
+        (["UPDATE audit_log SET reason = 'granted' WHERE seq = 3"], 3),
+        (["UPDATE audit_log SET details = '{\"n\": 99}' WHERE seq = 4"], 4),
+        (["DELETE FROM audit_log WHERE seq = 5"], 5),
+        (["DELETE FROM audit_log WHERE seq = 10"], None),  # a cut tail is the checkpoints' job
+        (["UPDATE audit_log SET prev_hash = hash WHERE seq = 7"], 7),
+    ],
+)
 def test_verify_fails_after_tampering_with_the_triggers_dropped(store_backend, tampering, first_bad):
     audit = _filled_log(store_backend)
     store_backend.drop_audit_triggers()

@@ -28,24 +28,30 @@ def test_default_is_sqlite_in_the_data_dir(tmp_path):
         store.close()
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://sightline@db.internal:5432/sightline?sslmode=verify-full",
-    "postgres://sightline@/sightline?host=/var/run/postgresql",
-    "postgresql:///sightline",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://sightline@db.internal:5432/sightline?sslmode=verify-full",
+        "postgres://sightline@/sightline?host=/var/run/postgresql",
+        "postgresql:///sightline",
+    ],
+)
 def test_postgresql_urls_are_accepted(tmp_path, url):
     assert load_config(write(tmp_path, f'database = "{url}"')).database_url == url
 
 
-@pytest.mark.parametrize("value, message", [
-    ('"sqlite:///x.db"', "postgresql://"),
-    ('"/var/lib/sightline.db"', "postgresql://"),
-    ('""', "postgresql://"),
-    ("5432", "postgresql://"),
-    ('"postgresql://sightline:hunter2@db/sightline"', "password"),
-    ('"postgresql://sightline@db/sightline?password=hunter2"', "password"),
-    ('"postgresql://db:notaport/sightline"', "not a valid URL"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('"sqlite:///x.db"', "postgresql://"),
+        ('"/var/lib/sightline.db"', "postgresql://"),
+        ('""', "postgresql://"),
+        ("5432", "postgresql://"),
+        ('"postgresql://sightline:hunter2@db/sightline"', "password"),
+        ('"postgresql://sightline@db/sightline?password=hunter2"', "password"),
+        ('"postgresql://db:notaport/sightline"', "not a valid URL"),
+    ],
+)
 def test_bad_database_values_are_refused(tmp_path, value, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(write(tmp_path, f"database = {value}"))

@@ -9,8 +9,12 @@ import sys
 
 import psycopg
 
-LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
-            "threat_basis": "Caller reports a person with a handgun in the east parking lot."}
+LOCKDOWN = {
+    "building": "lincoln-hs",
+    "action": "LOCKDOWN",
+    "incident_type": "armed_intruder",
+    "threat_basis": "Caller reports a person with a handgun in the east parking lot.",
+}
 
 
 def sightline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,8 +52,14 @@ async def test_lockdown_on_postgresql(pg_url, site_file, run_gateway, tmp_path) 
     assert not (tmp_path / "sightline.db").exists()  # nothing went to SQLite
     with psycopg.connect(pg_url) as conn:
         types = [r[0] for r in conn.execute("SELECT event_type FROM audit_log ORDER BY seq")]
-    for expected in ("gateway.started", "emergency.declared", "emergency.activated", "grant.started",
-                     "grant.ended", "emergency.all_clear"):
+    for expected in (
+        "gateway.started",
+        "emergency.declared",
+        "emergency.activated",
+        "grant.started",
+        "grant.ended",
+        "emergency.all_clear",
+    ):
         assert expected in types, f"{expected} missing from the audit log"
 
     ok = sightline("audit", "verify", "--config", str(path))

@@ -23,8 +23,14 @@ def test_audit_entries_with_nul_characters_are_kept_exactly(postgres_backend):
     which PostgreSQL text cannot: the entry is still recorded and still verifies."""
     store = postgres_backend.open()
     audit = AuditLog(store, FakeClock(), "node-a")
-    audit.append("view.denied", actor_id="officer", object="camera:\x00evil", outcome="denied",
-                 reason="no\x00grant", details={"camera": "a\x00b"})
+    audit.append(
+        "view.denied",
+        actor_id="officer",
+        object="camera:\x00evil",
+        outcome="denied",
+        reason="no\x00grant",
+        details={"camera": "a\x00b"},
+    )
     audit.append("view.denied", actor_id="officer", object="camera:plain", outcome="denied")
     first, second = audit.entries()
     assert first.object == "camera:\x00evil" and first.reason == "no\x00grant" and first.details == {"camera": "a\x00b"}
@@ -42,8 +48,13 @@ def test_nul_in_domain_text_is_refused_as_invalid(postgres_backend):
     svc = EmergencyService(site, store, audit, clock)
     admin = Actor.from_account(site.accounts["admin"], mfa=True)
     with pytest.raises(Invalid):
-        svc.declare(admin, building="lincoln-hs", action=Action.LOCKDOWN, incident_type=IncidentType.OTHER,
-                    threat_basis="bad\x00text")
+        svc.declare(
+            admin,
+            building="lincoln-hs",
+            action=Action.LOCKDOWN,
+            incident_type=IncidentType.OTHER,
+            threat_basis="bad\x00text",
+        )
     assert svc.list() == []
     assert [e.event_type for e in audit.entries()] == ["declare.denied"]
     assert audit.verify().ok
@@ -55,7 +66,8 @@ def test_store_reconnects_after_losing_its_connection(postgres_backend):
     audit.append("one", actor_id="system")
     postgres_backend.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name = 'sightline'")
+        "AND application_name = 'sightline'"
+    )
     with pytest.raises(psycopg.OperationalError):  # the write in flight fails, nothing half-done
         audit.append("two", actor_id="system")
     audit.append("three", actor_id="system")  # the next one gets a new connection
@@ -73,8 +85,9 @@ def test_reopening_an_existing_database_is_harmless(postgres_backend):
 
 
 def test_times_are_utc_whatever_the_server_time_zone(postgres_backend):
-    postgres_backend.execute("ALTER DATABASE " + postgres_backend.url.rsplit("/", 1)[1] +
-                             " SET TimeZone = 'America/Chicago'")
+    postgres_backend.execute(
+        "ALTER DATABASE " + postgres_backend.url.rsplit("/", 1)[1] + " SET TimeZone = 'America/Chicago'"
+    )
     store = postgres_backend.open()
     now = datetime(2025, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)
     assert store.remember_receipt("o", "e", now)

@@ -34,8 +34,15 @@ NOW = START.isoformat()
 LATER = (START + timedelta(seconds=30)).isoformat()  # the episode ended a moment ago
 EARLIER = (START - timedelta(minutes=10)).isoformat()
 
-IMMINENT = {"source": "tat", "case_id": "case-7", "building": "lincoln-hs", "classification": "imminent",
-            "status": "open", "opened_at": NOW, "basis": "Student posted a specific threat to bring a gun today"}
+IMMINENT = {
+    "source": "tat",
+    "case_id": "case-7",
+    "building": "lincoln-hs",
+    "classification": "imminent",
+    "status": "open",
+    "opened_at": NOW,
+    "basis": "Student posted a specific threat to bring a gun today",
+}
 
 
 def write_site(tmp_path: Path) -> Path:
@@ -43,8 +50,15 @@ def write_site(tmp_path: Path) -> Path:
     for account in data["accounts"]:
         if account["id"] == "records":
             account["client_secret"] = hash_client_secret(SECRET)
-    data["accounts"].append({"id": "tat-only", "name": "Threat assessment system", "role": "records_client",
-                             "scopes": ["records:threats"], "client_secret": TAT_HASH})
+    data["accounts"].append(
+        {
+            "id": "tat-only",
+            "name": "Threat assessment system",
+            "role": "records_client",
+            "scopes": ["records:threats"],
+            "client_secret": TAT_HASH,
+        }
+    )
     path = tmp_path / "site.toml"
     path.write_text(to_toml({"gateway": GATEWAY, **data}))
     return path
@@ -97,11 +111,15 @@ async def test_bad_secret_unknown_client_and_foreign_scope_are_refused_and_audit
             body = r.json()
             assert body["error"] == "invalid_client" and body["detail"] == body["error_description"]
             assert r.headers["www-authenticate"].startswith("Basic")
-        r = await http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "nobody",
-                                                  "client_secret": "x"})
+        r = await http.post(
+            "/oauth/token", data={"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
+        )
         assert r.status_code == 401 and r.json()["error"] == "invalid_client"
-        r = await http.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "records:reports"},
-                            auth=("tat-only", TAT_SECRET))
+        r = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "records:reports"},
+            auth=("tat-only", TAT_SECRET),
+        )
         assert r.status_code == 400 and r.json()["error"] == "invalid_scope", r.text
         r = await http.post("/oauth/token", data={"grant_type": "password"}, auth=("records", SECRET))
         assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
@@ -116,9 +134,13 @@ def test_client_secret_must_be_hashed_or_sealed_and_on_a_records_client(tmp_path
     text = write_site(tmp_path).read_text()
     stored = TAT_HASH
     path = tmp_path / "site.toml"
-    for edit, complaint in ((lambda t: t.replace(stored, TAT_SECRET), "plain text"),
-                            (lambda t: t.replace('role = "auditor"\n', f'role = "auditor"\nclient_secret = "{stored}"\n'),
-                             "not a records_client")):
+    for edit, complaint in (
+        (lambda t: t.replace(stored, TAT_SECRET), "plain text"),
+        (
+            lambda t: t.replace('role = "auditor"\n', f'role = "auditor"\nclient_secret = "{stored}"\n'),
+            "not a records_client",
+        ),
+    ):
         changed = edit(text)
         assert changed != text
         path.write_text(changed)
@@ -171,7 +193,9 @@ async def test_low_threat_proposes_nothing_and_bad_bodies_are_refused_and_audite
             r = await client.post("/api/v1/records/threats", json=body)
             assert r.status_code == 422, r.text
             assert set(r.json()) == {"error", "detail"}
-        r = await client.post("/api/v1/records/threats", content=b"{not json", headers={"content-type": "application/json"})
+        r = await client.post(
+            "/api/v1/records/threats", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422 and set(r.json()) == {"error", "detail"}
     assert len(audit_events(gw, "record.threat.refused")) == 6
     assert [link.external_id for link in gw.gateway.records.links()] == ["case-8"]
@@ -183,11 +207,19 @@ async def test_low_threat_proposes_nothing_and_bad_bodies_are_refused_and_audite
 
 async def test_restraint_in_a_hallway_blocks_that_camera_during_lockdown_until_it_ends(gw):
     camera = "hs-hall-a"  # zone "hallways": LOCKDOWN shares it
-    episode = {"source": "sis", "episode_id": "ep-1", "type": "physical_restraint", "building": "lincoln-hs",
-               "location": "hallways", "start": NOW}
+    episode = {
+        "source": "sis",
+        "episode_id": "ep-1",
+        "type": "physical_restraint",
+        "building": "lincoln-hs",
+        "location": "hallways",
+        "start": NOW,
+    }
     async with records_client(gw) as client, gw.client("admin") as admin, gw.client("officer") as officer:
-        created = await admin.post("/api/v1/emergencies", json={"building": "lincoln-hs", "action": "LOCKDOWN",
-                                                               "incident_type": "armed_intruder"})
+        created = await admin.post(
+            "/api/v1/emergencies",
+            json={"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder"},
+        )
         assert (await admin.post(f"/api/v1/emergencies/{created.json()['id']}/confirm")).json()["state"] == "active"
         watching = WhepViewer(gw.base_url, camera, gw.token("officer"))
         assert (await watching.start()).status_code == 201
@@ -226,13 +258,30 @@ async def test_restraint_in_a_hallway_blocks_that_camera_during_lockdown_until_i
 
 async def test_restraint_location_must_be_a_zone_or_coverage_tag(gw):
     async with records_client(gw) as client:
-        r = await client.post("/api/v1/records/restraints", json={
-            "source": "sis", "episode_id": "ep-2", "type": "time_out", "building": "lincoln-hs",
-            "location": "cafeteria-roof", "start": NOW})
+        r = await client.post(
+            "/api/v1/records/restraints",
+            json={
+                "source": "sis",
+                "episode_id": "ep-2",
+                "type": "time_out",
+                "building": "lincoln-hs",
+                "location": "cafeteria-roof",
+                "start": NOW,
+            },
+        )
         assert r.status_code == 422 and "location" in r.json()["detail"]
-        r = await client.post("/api/v1/records/restraints", json={
-            "source": "sis", "episode_id": "ep-3", "type": "time_out", "building": "lincoln-hs",
-            "location": "time-out", "start": NOW, "end": EARLIER})
+        r = await client.post(
+            "/api/v1/records/restraints",
+            json={
+                "source": "sis",
+                "episode_id": "ep-3",
+                "type": "time_out",
+                "building": "lincoln-hs",
+                "location": "time-out",
+                "start": NOW,
+                "end": EARLIER,
+            },
+        )
         assert r.status_code == 422 and "end" in r.json()["detail"]
     assert gw.gateway.records.links() == []
 
@@ -242,16 +291,25 @@ async def test_restraint_location_must_be_a_zone_or_coverage_tag(gw):
 
 async def test_firearm_report_proposes_and_detention_notices_are_need_to_know(gw):
     async with records_client(gw) as client:
-        firearm = {"source": "sis", "report_id": "r-1", "kind": "firearm_observed", "building": "lincoln-hs",
-                   "occurred_at": NOW}
+        firearm = {
+            "source": "sis",
+            "report_id": "r-1",
+            "kind": "firearm_observed",
+            "building": "lincoln-hs",
+            "occurred_at": NOW,
+        }
         r = await client.post("/api/v1/records/reports", json=firearm)
         assert r.status_code == 201 and r.json()["effect"] == "proposal"
         assert "reporter" not in r.text
-        r = await client.post("/api/v1/records/reports", json={**firearm, "report_id": "r-2",
-                                                               "reporter": "Ms. Staff"})
+        r = await client.post("/api/v1/records/reports", json={**firearm, "report_id": "r-2", "reporter": "Ms. Staff"})
         assert r.status_code == 422  # the reporter's identity can never be stored
-        detention = {"source": "village-rms", "report_id": "d-1", "kind": "student_detention",
-                     "building": "lincoln-hs", "occurred_at": NOW}
+        detention = {
+            "source": "village-rms",
+            "report_id": "d-1",
+            "kind": "student_detention",
+            "building": "lincoln-hs",
+            "occurred_at": NOW,
+        }
         assert (await client.post("/api/v1/records/reports", json=detention)).status_code == 201
         ms = {**detention, "report_id": "d-2", "building": "washington-ms"}
         assert (await client.post("/api/v1/records/reports", json=ms)).status_code == 201
@@ -276,11 +334,30 @@ async def test_firearm_report_proposes_and_detention_notices_are_need_to_know(gw
 @pytest.mark.parametrize("user", ["officer", "auditor", "admin"])
 async def test_people_cannot_post_records(gw, user):
     async with gw.client(user) as who:
-        for path, body in (("threats", IMMINENT),
-                           ("restraints", {"source": "sis", "episode_id": "e", "type": "time_out",
-                                           "building": "lincoln-hs", "location": "hallways", "start": NOW}),
-                           ("reports", {"source": "sis", "report_id": "r", "kind": "forcible_felony",
-                                        "building": "lincoln-hs", "occurred_at": NOW})):
+        for path, body in (
+            ("threats", IMMINENT),
+            (
+                "restraints",
+                {
+                    "source": "sis",
+                    "episode_id": "e",
+                    "type": "time_out",
+                    "building": "lincoln-hs",
+                    "location": "hallways",
+                    "start": NOW,
+                },
+            ),
+            (
+                "reports",
+                {
+                    "source": "sis",
+                    "report_id": "r",
+                    "kind": "forcible_felony",
+                    "building": "lincoln-hs",
+                    "occurred_at": NOW,
+                },
+            ),
+        ):
             r = await who.post(f"/api/v1/records/{path}", json=body)
             assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
     assert gw.gateway.records.links() == []
@@ -290,9 +367,16 @@ async def test_people_cannot_post_records(gw, user):
 async def test_threats_client_cannot_post_reports_nor_use_other_endpoints(gw):
     async with records_client(gw, "tat-only", TAT_SECRET) as client:
         assert (await client.post("/api/v1/records/threats", json=IMMINENT)).status_code == 201
-        r = await client.post("/api/v1/records/reports", json={
-            "source": "sis", "report_id": "r-9", "kind": "forcible_felony", "building": "lincoln-hs",
-            "occurred_at": NOW})
+        r = await client.post(
+            "/api/v1/records/reports",
+            json={
+                "source": "sis",
+                "report_id": "r-9",
+                "kind": "forcible_felony",
+                "building": "lincoln-hs",
+                "occurred_at": NOW,
+            },
+        )
         assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
         assert "records:reports" in r.json()["detail"]
         assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
@@ -309,8 +393,7 @@ def test_cli_token_for_the_records_client_has_all_scopes_and_is_audited(tmp_path
     path = write_site(tmp_path)
 
     def sightline(*args):
-        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60)
 
     out = sightline("token", "--config", str(path), "--user", "records")
     assert out.returncode == 0, out.stderr

@@ -36,8 +36,15 @@ def world(tmp_path):
 def test_imminent_threat_posted_three_times_makes_one_proposal(world):
     clock, store, svc, records, actors, _ = world
     for _ in range(3):
-        link = records.upsert_threat("records", source="tat", external_id="case-7", building="lincoln-hs",
-                                     classification="imminent", status="open", basis="Student posted a threat")
+        link = records.upsert_threat(
+            "records",
+            source="tat",
+            external_id="case-7",
+            building="lincoln-hs",
+            classification="imminent",
+            status="open",
+            basis="Student posted a threat",
+        )
         clock.advance(1)
     proposals = svc.list()
     assert len(proposals) == 1 and link.emergency_id == proposals[0].id
@@ -51,11 +58,25 @@ def test_imminent_threat_posted_three_times_makes_one_proposal(world):
 
 def test_low_threat_and_unknown_level_propose_nothing(world):
     _, _, svc, records, _, _ = world
-    records.upsert_threat("records", source="tat", external_id="c1", building="lincoln-hs",
-                          classification="low", status="open", basis=None)
+    records.upsert_threat(
+        "records",
+        source="tat",
+        external_id="c1",
+        building="lincoln-hs",
+        classification="low",
+        status="open",
+        basis=None,
+    )
     with pytest.raises(Invalid):
-        records.upsert_threat("records", source="tat", external_id="c2", building="lincoln-hs",
-                              classification="severe", status="open", basis=None)
+        records.upsert_threat(
+            "records",
+            source="tat",
+            external_id="c2",
+            building="lincoln-hs",
+            classification="severe",
+            status="open",
+            basis=None,
+        )
     assert svc.list() == []
 
 
@@ -66,15 +87,31 @@ def test_restraint_holds_covering_cameras_until_it_ends(world):
     officer = actors["officer"]
     assert svc.decide_view(officer, "hs-hall-a").allowed
     start = clock.now()
-    records.upsert_restraint("records", source="sis", external_id="ep-1", episode_type="physical_restraint",
-                             building="lincoln-hs", location="hallways", start=start, end=None)
+    records.upsert_restraint(
+        "records",
+        source="sis",
+        external_id="ep-1",
+        episode_type="physical_restraint",
+        building="lincoln-hs",
+        location="hallways",
+        start=start,
+        end=None,
+    )
     assert svc.decide_view(officer, "hs-hall-a").reason == "privacy_hold"
     assert "hs-hall-a" not in {c.id for c in svc.visible_cameras(officer)}
     assert all("hs-hall-a" not in g.camera_ids for g in svc.grants_for(officer))
     assert events[-1].held == {"hs-hall-a"}
     clock.advance(600)
-    records.upsert_restraint("records", source="sis", external_id="ep-1", episode_type="physical_restraint",
-                             building="lincoln-hs", location="hallways", start=start, end=clock.now())
+    records.upsert_restraint(
+        "records",
+        source="sis",
+        external_id="ep-1",
+        episode_type="physical_restraint",
+        building="lincoln-hs",
+        location="hallways",
+        start=start,
+        end=clock.now(),
+    )
     assert svc.decide_view(officer, "hs-hall-a").allowed
     assert events[-1].released == {"hs-hall-a"}
     link = records.links(RecordKind.RESTRAINT)[0]
@@ -83,8 +120,16 @@ def test_restraint_holds_covering_cameras_until_it_ends(world):
 
 def test_a_hold_left_open_too_long_is_released_and_flagged(world):
     clock, store, svc, records, actors, _ = world
-    records.upsert_restraint("records", source="sis", external_id="ep-2", episode_type="time_out",
-                             building="lincoln-hs", location="gym", start=clock.now(), end=None)
+    records.upsert_restraint(
+        "records",
+        source="sis",
+        external_id="ep-2",
+        episode_type="time_out",
+        building="lincoln-hs",
+        location="gym",
+        start=clock.now(),
+        end=None,
+    )
     assert records.held_cameras() == {"hs-gym"}
     clock.advance(timedelta(minutes=SITE.policy.privacy_hold_max_minutes).total_seconds())
     records.refresh_holds()
@@ -95,7 +140,13 @@ def test_a_hold_left_open_too_long_is_released_and_flagged(world):
 
 def test_firearm_report_proposes_and_keeps_no_reporter(world):
     _, _, svc, records, _, _ = world
-    link = records.upsert_report("records", source="incidents", external_id="r-9", kind="firearm_observed",
-                                 building="washington-ms", occurred_at=svc._clock.now())
+    link = records.upsert_report(
+        "records",
+        source="incidents",
+        external_id="r-9",
+        kind="firearm_observed",
+        building="washington-ms",
+        occurred_at=svc._clock.now(),
+    )
     assert svc.get(link.emergency_id).action == "LOCKDOWN"
     assert set(link.fields) == {"kind", "occurred_at"}

@@ -50,25 +50,55 @@ CALLERS = ["admin", "principal", "dispatcher", "officer", "auditor", "records", 
 BUILDING = "lincoln-hs"
 
 # A value for each path parameter name the app uses (an unknown name fails the walk).
-PARAMS = {"camera_id": "hs-front", "building_id": BUILDING, "button_id": "hs-office", "stream": "main",
-          "decision": "approve", "transition": "all-clear", "session_id": "no-such-session"}
+PARAMS = {
+    "camera_id": "hs-front",
+    "building_id": BUILDING,
+    "button_id": "hs-office",
+    "stream": "main",
+    "decision": "approve",
+    "transition": "all-clear",
+    "session_id": "no-such-session",
+}
 # Calls that need no emergency open at Lincoln High (they open one).
-OPENS_ONE = {("POST", "/api/v1/emergencies"), ("POST", "/api/v1/access-requests"),
-             ("POST", "/api/v1/access-requests/{request_id}/{decision}")}
+OPENS_ONE = {
+    ("POST", "/api/v1/emergencies"),
+    ("POST", "/api/v1/access-requests"),
+    ("POST", "/api/v1/access-requests/{request_id}/{decision}"),
+}
 NOW = "2026-11-02T10:00:00Z"
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/emergencies"): LOCKDOWN,
     ("PATCH", "/api/v1/emergencies/{emergency_id}"): {"action": "SECURE"},
     ("POST", "/api/v1/emergencies/{emergency_id}/extend"): {"minutes": 10, "reason": "still searching"},
-    ("POST", "/api/v1/access-requests"): {"building": BUILDING, "call_type": "officer_request",
-                                          "reason": "officer at the door asks for video"},
-    ("POST", "/api/v1/records/threats"): {"source": "tat", "case_id": "walk-1", "building": BUILDING,
-                                          "classification": "low", "status": "open", "opened_at": NOW},
-    ("POST", "/api/v1/records/restraints"): {"source": "sis", "episode_id": "walk-1", "type": "time_out",
-                                             "building": BUILDING, "location": "time-out", "start": NOW,
-                                             "end": "2026-11-02T10:05:00Z"},
-    ("POST", "/api/v1/records/reports"): {"source": "sis", "report_id": "walk-1", "kind": "attack_on_staff",
-                                          "building": BUILDING, "occurred_at": NOW},
+    ("POST", "/api/v1/access-requests"): {
+        "building": BUILDING,
+        "call_type": "officer_request",
+        "reason": "officer at the door asks for video",
+    },
+    ("POST", "/api/v1/records/threats"): {
+        "source": "tat",
+        "case_id": "walk-1",
+        "building": BUILDING,
+        "classification": "low",
+        "status": "open",
+        "opened_at": NOW,
+    },
+    ("POST", "/api/v1/records/restraints"): {
+        "source": "sis",
+        "episode_id": "walk-1",
+        "type": "time_out",
+        "building": BUILDING,
+        "location": "time-out",
+        "start": NOW,
+        "end": "2026-11-02T10:05:00Z",
+    },
+    ("POST", "/api/v1/records/reports"): {
+        "source": "sis",
+        "report_id": "walk-1",
+        "kind": "attack_on_staff",
+        "building": BUILDING,
+        "occurred_at": NOW,
+    },
 }
 QUERIES = {"/api/v1/reports/monthly": {"month": "2026-11"}}
 # A mount serves files under its path: ask for one that exists.
@@ -76,9 +106,12 @@ MOUNT_FILES = {"/static": "/static/app.css"}
 
 
 def _with_button_and_secret(text: str, sealed: str) -> str:
-    text = text.replace('role = "records_client"\n',
-                        f'role = "records_client"\nclient_secret = "{hash_client_secret(CLIENT_SECRET)}"\n')
-    return text + f'''
+    text = text.replace(
+        'role = "records_client"\n', f'role = "records_client"\nclient_secret = "{hash_client_secret(CLIENT_SECRET)}"\n'
+    )
+    return (
+        text
+        + f'''
 [[panic_buttons]]
 id = "hs-office"
 building = "{BUILDING}"
@@ -86,6 +119,7 @@ action = "LOCKDOWN"
 incident_type = "armed_intruder"
 secret = "{sealed}"
 '''
+    )
 
 
 @pytest.fixture
@@ -125,11 +159,18 @@ class World:
         values = dict(PARAMS)
         if (method, path) in OPENS_ONE:
             values["request_id"] = self.gw.requests.submit(
-                self.dispatcher, building=BUILDING, call_type="officer_request", reason="walk").id
+                self.dispatcher, building=BUILDING, call_type="officer_request", reason="walk"
+            ).id
             return values
-        e = self.gw.emergencies.declare(self.admin, building=BUILDING, action=Action.LOCKDOWN,
-                                        incident_type=IncidentType.ARMED_INTRUDER, threat_basis="walk",
-                                        drill=False, source=None)
+        e = self.gw.emergencies.declare(
+            self.admin,
+            building=BUILDING,
+            action=Action.LOCKDOWN,
+            incident_type=IncidentType.ARMED_INTRUDER,
+            threat_basis="walk",
+            drill=False,
+            source=None,
+        )
         values["emergency_id"] = self.gw.emergencies.confirm(self.admin, e.id).id
         return values
 
@@ -186,7 +227,9 @@ async def test_a_route_without_a_guard_fails_the_walk(wg) -> None:
     try:
         assert any(p == "/unguarded-for-this-test" and route_guards(r) == [] for _, p, r in routes(wg.app))
     finally:
-        wg.app.router.routes[:] = [r for r in wg.app.router.routes if getattr(r, "path", "") != "/unguarded-for-this-test"]
+        wg.app.router.routes[:] = [
+            r for r in wg.app.router.routes if getattr(r, "path", "") != "/unguarded-for-this-test"
+        ]
 
 
 @pytest.mark.parametrize("user", CALLERS, ids=[u or "anonymous" for u in CALLERS])
@@ -206,8 +249,10 @@ async def test_every_route_answers_each_caller_as_its_guard_says(wg, user) -> No
                 r = await client.request(method, url, params=QUERIES.get(path), json=BODIES.get((method, path)))
             counts[outcome] = counts.get(outcome, 0) + 1
             if not check(outcome, r):
-                failures.append(f"{method} {path} ({guard.describe()}) for {user or 'anonymous'}: expected "
-                                f"{outcome}, got {r.status_code} {r.text[:160]}")
+                failures.append(
+                    f"{method} {path} ({guard.describe()}) for {user or 'anonymous'}: expected "
+                    f"{outcome}, got {r.status_code} {r.text[:160]}"
+                )
     assert failures == []
     if user is None:
         assert counts["allowed"] >= 10 and counts["anonymous"] >= 25 and counts["signin"] >= 6, counts
@@ -224,7 +269,11 @@ async def test_refusals_are_audited_as_permission_denied(wg) -> None:
     assert r.status_code == 403 and r.json()["error"] == "forbidden"
     last = wg.gateway.audit.entries(limit=100_000)[-1]
     assert (last.event_type, last.actor_id, last.outcome, last.object) == (
-        "permission.denied", "officer", "denied", "http:GET /api/v1/audit/verify")
+        "permission.denied",
+        "officer",
+        "denied",
+        "http:GET /api/v1/audit/verify",
+    )
     assert Permission.READ_AUDIT.value in last.reason
 
 
@@ -232,9 +281,11 @@ async def test_the_non_role_guards_let_their_callers_in(wg) -> None:
     """The panic button with its signature, and a records system with its client secret."""
     raw = b'{"event_id": "walk-press"}'
     async with wg.client() as anon:
-        r = await anon.post("/api/v1/triggers/panic/hs-office", content=raw,
-                            headers={SIGNATURE_HEADER: sign(BUTTON_SECRET, raw, int(time.time())),
-                                     "Content-Type": "application/json"})
+        r = await anon.post(
+            "/api/v1/triggers/panic/hs-office",
+            content=raw,
+            headers={SIGNATURE_HEADER: sign(BUTTON_SECRET, raw, int(time.time())), "Content-Type": "application/json"},
+        )
         assert r.status_code == 201 and r.json()["status"] == "declared", r.text
         r = await anon.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("records", CLIENT_SECRET))
         assert r.status_code == 200 and r.json()["access_token"], r.text
@@ -248,9 +299,16 @@ async def test_the_non_role_guards_let_their_callers_in(wg) -> None:
 
 # ------------------------------------------------------------------------ the attacker's side
 
-GUARDED = [("GET", "/api/v1/cameras"), ("GET", "/api/v1/emergencies"), ("POST", "/api/v1/emergencies"),
-           ("GET", "/api/v1/audit/events"), ("GET", "/api/v1/sessions"), ("GET", "/api/v1/ice-servers"),
-           ("GET", "/api/v1/records/reports"), ("POST", "/whep/hs-front")]
+GUARDED = [
+    ("GET", "/api/v1/cameras"),
+    ("GET", "/api/v1/emergencies"),
+    ("POST", "/api/v1/emergencies"),
+    ("GET", "/api/v1/audit/events"),
+    ("GET", "/api/v1/sessions"),
+    ("GET", "/api/v1/ice-servers"),
+    ("GET", "/api/v1/records/reports"),
+    ("POST", "/whep/hs-front"),
+]
 
 
 async def test_a_records_client_token_opens_nothing_but_its_record_routes(wg) -> None:
@@ -263,8 +321,10 @@ async def test_a_records_client_token_opens_nothing_but_its_record_routes(wg) ->
         for page in ("/admin", "/view", "/audit"):
             r = await records.get(page)
             assert r.status_code == 303 and r.headers["location"].startswith("/signin")
-    assert all(e.event_type == "permission.denied" and e.actor_id == "records"
-               for e in wg.gateway.audit.entries(limit=100_000)[-len(GUARDED):])
+    assert all(
+        e.event_type == "permission.denied" and e.actor_id == "records"
+        for e in wg.gateway.audit.entries(limit=100_000)[-len(GUARDED) :]
+    )
 
 
 async def test_a_token_without_mfa_gets_no_video_and_a_cli_token_no_page(wg) -> None:
@@ -311,8 +371,15 @@ async def test_a_building_admin_passes_the_guard_but_not_for_another_building(wg
     """The guard asks whether the permission is held anywhere; the handler and the domain
     then ask for the emergency's building."""
     admin = actor_of(wg, "admin")
-    e = wg.gateway.emergencies.declare(admin, building="washington-ms", action=Action.SECURE,
-                                       incident_type=IncidentType.OTHER, threat_basis=None, drill=False, source=None)
+    e = wg.gateway.emergencies.declare(
+        admin,
+        building="washington-ms",
+        action=Action.SECURE,
+        incident_type=IncidentType.OTHER,
+        threat_basis=None,
+        drill=False,
+        source=None,
+    )
     headers, _ = headers_for(wg, "principal")
     async with wg.client(headers=headers) as principal:
         r = await principal.get(f"/api/v1/emergencies/{e.id}/disclosure")

@@ -52,8 +52,16 @@ def link():
     rx.close()
 
 
-def call(tx_session: Session, tx: socket.socket, rx: socket.socket, payloads: list[bytes], *,
-         seq: int = 100, gso: bool = True, direct: bool = True):
+def call(
+    tx_session: Session,
+    tx: socket.socket,
+    rx: socket.socket,
+    payloads: list[bytes],
+    *,
+    seq: int = 100,
+    gso: bool = True,
+    direct: bool = True,
+):
     protect, ctx = aiortc_patch.srtp_protect_addresses(tx_session)
     return send_unit(protect, ctx, tx.fileno(), rx.getsockname(), header(), seq, payloads, gso, direct)
 
@@ -117,26 +125,39 @@ def test_send_error_is_returned_not_raised(link) -> None:
     closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     fd = closed.fileno()
     closed.close()
-    next_seq, _, err, unsent = send_unit(protect, ctx, fd, rx.getsockname(), header(), 7,
-                                         [b"x" * 100, b"y" * 50], True, True)
+    next_seq, _, err, unsent = send_unit(
+        protect, ctx, fd, rx.getsockname(), header(), 7, [b"x" * 100, b"y" * 50], True, True
+    )
     assert (next_seq, err, unsent) == (9, errno.EBADF, None)
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"payloads": ["text"]}, TypeError),
-    ({"payloads": (b"a",)}, TypeError),
-    ({"header": b"short"}, ValueError),
-    ({"header": b"\x80" * 65}, ValueError),
-    ({"addr": ("camera.example", 5000)}, ValueError),
-    ({"addr": ("127.0.0.1", 70000)}, ValueError),
-    ({"ctx": 0}, ValueError),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"payloads": ["text"]}, TypeError),
+        ({"payloads": (b"a",)}, TypeError),
+        ({"header": b"short"}, ValueError),
+        ({"header": b"\x80" * 65}, ValueError),
+        ({"addr": ("camera.example", 5000)}, ValueError),
+        ({"addr": ("127.0.0.1", 70000)}, ValueError),
+        ({"ctx": 0}, ValueError),
+    ],
+)
 def test_bad_arguments_raise_and_send_nothing(link, change: dict, error: type) -> None:
     tx, rx = link
     tx_session, _ = sessions()
     protect, ctx = aiortc_patch.srtp_protect_addresses(tx_session)
-    args = {"protect": protect, "ctx": ctx, "fd": tx.fileno(), "addr": rx.getsockname(),
-            "header": header(), "seq": 1, "payloads": [b"p" * 10], "gso": True, "direct": True}
+    args = {
+        "protect": protect,
+        "ctx": ctx,
+        "fd": tx.fileno(),
+        "addr": rx.getsockname(),
+        "header": header(),
+        "seq": 1,
+        "payloads": [b"p" * 10],
+        "gso": True,
+        "direct": True,
+    }
     args.update(change)
     with pytest.raises(error):
         send_unit(*args.values())

@@ -41,8 +41,9 @@ def served(tmp_path):
     """The gateway on its own thread and loop, so schemathesis' blocking client can call it."""
     gateway = Gateway(load_config(write_site(tmp_path)))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -68,17 +69,23 @@ def error_shape(ctx, response, case) -> None:
 
 def test_records_api_against_its_openapi_document(served) -> None:
     gateway, base = served
-    token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
-                       auth=("records", SECRET)).json()["access_token"]
+    token = httpx.post(
+        f"{base}/oauth/token", data={"grant_type": "client_credentials"}, auth=("records", SECRET)
+    ).json()["access_token"]
     admin = gateway.tokens.issue("admin", ttl=600)[0]
     basic = "Basic " + base64.b64encode(f"records:{SECRET}".encode()).decode()
 
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json").include(
-        path_regex=r"^/(api/v1/records/|oauth/token)")
+        path_regex=r"^/(api/v1/records/|oauth/token)"
+    )
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} == {
-        "POST /api/v1/records/threats", "POST /api/v1/records/restraints", "POST /api/v1/records/reports",
-        "GET /api/v1/records/reports", "POST /oauth/token"}
+        "POST /api/v1/records/threats",
+        "POST /api/v1/records/restraints",
+        "POST /api/v1/records/reports",
+        "GET /api/v1/records/reports",
+        "POST /oauth/token",
+    }
 
     for operation in operations:
         if operation.path == "/oauth/token":
@@ -89,12 +96,20 @@ def test_records_api_against_its_openapi_document(served) -> None:
             auth = f"Bearer {token}"
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=MAX_EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case) -> None:
-                case.call_and_validate(base_url=base, headers={"Authorization": auth},
-                                       checks=[not_a_server_error, response_schema_conformance, error_shape])
+                case.call_and_validate(
+                    base_url=base,
+                    headers={"Authorization": auth},
+                    checks=[not_a_server_error, response_schema_conformance, error_shape],
+                )
 
             run()
 
@@ -107,12 +122,17 @@ def test_records_api_against_its_openapi_document(served) -> None:
         assert _ID.match(link.source) and _ID.match(link.external_id) and len(link.external_id) <= 128, link
         if link.kind is RecordKind.THREAT:
             assert ThreatLevel(link.fields["classification"]) and set(link.fields) == {
-                "classification", "status", "opened_at"}
+                "classification",
+                "status",
+                "opened_at",
+            }
         elif link.kind is RecordKind.RESTRAINT:
             assert EpisodeType(link.fields["type"])
             assert set(link.fields) == {"type", "location", "start", "end", "open"}
-            assert gateway.records.covering(link.building, link.fields["location"]) or \
-                link.fields["location"] in site.buildings[link.building].zones
+            assert (
+                gateway.records.covering(link.building, link.fields["location"])
+                or link.fields["location"] in site.buildings[link.building].zones
+            )
         else:
             assert ReportKind(link.fields["kind"]) and set(link.fields) == {"kind", "occurred_at"}
     assert gateway.audit.verify().ok

@@ -34,6 +34,7 @@ def logins_of(wg, event="auth.login"):
 
 # ------------------------------------------------------------------ unit: TOTP and hashes
 
+
 def test_totp_matches_rfc6238_vectors() -> None:
     import base64
 
@@ -82,11 +83,15 @@ def test_plain_totp_secret_in_site_file_is_refused(tmp_path) -> None:
 
 # ------------------------------------------------------------------ sign-in over HTTP
 
+
 async def test_sign_in_with_password_and_code_sets_cookie_and_api_works(web) -> None:
     wg = await web()
     async with wg.client() as client:
-        r = await client.post("/api/v1/auth/login", headers=CSRF, json={
-            "username": "admin", "password": wg.logins["admin"]["password"], "totp": wg.code("admin")})
+        r = await client.post(
+            "/api/v1/auth/login",
+            headers=CSRF,
+            json={"username": "admin", "password": wg.logins["admin"]["password"], "totp": wg.code("admin")},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["user"] == "admin" and body["role"] == "district_admin" and body["mfa"] is True
@@ -126,8 +131,7 @@ async def test_failed_sign_ins_are_refused_and_audited(web, case) -> None:
             body["password"] = password + "x"
             reason = "bad password"
         elif case == "bad TOTP":
-            body["totp"] = next(c for c in ("000000", "111111", "222222")
-                                if totp.verify(secret, c) is None)
+            body["totp"] = next(c for c in ("000000", "111111", "222222") if totp.verify(secret, c) is None)
             reason = "bad TOTP"
         elif case == "replay":
             first = await client.post("/api/v1/auth/login", json=body)
@@ -154,10 +158,11 @@ async def test_failed_sign_ins_are_refused_and_audited(web, case) -> None:
 
 async def test_password_only_officer_gets_no_video(web) -> None:
     """An officer without an enrolled authenticator can sign in, but not strongly: no video."""
+
     def drop_officer_totp(text: str) -> str:
         start = text.index('id = "officer"')
         line = text.index("totp_secret = ", start)
-        return text[:line] + text[text.index("\n", line) + 1:]
+        return text[:line] + text[text.index("\n", line) + 1 :]
 
     wg = await web(edit=drop_officer_totp)
     officer = await wg.sign_in("officer", with_code=False)
@@ -166,8 +171,9 @@ async def test_password_only_officer_gets_no_video(web) -> None:
         assert session["amr"] == ["pwd"] and session["mfa"] is False
         eid, viewer = await lockdown_and_offer(admin, wg.base_url)
         assert wg.gateway.emergencies.get(eid).state == "active"
-        r = await officer.post("/whep/hs-front", content=viewer.pc.localDescription.sdp,
-                               headers={"Content-Type": "application/sdp"})
+        r = await officer.post(
+            "/whep/hs-front", content=viewer.pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+        )
         await viewer.close()
         assert r.status_code == 403, r.text
         assert r.json()["detail"] == "mfa_required"
@@ -180,8 +186,9 @@ async def test_officer_with_code_may_watch_using_the_cookie(web) -> None:
     officer = await wg.sign_in("officer")
     async with officer, wg.bearer("admin") as admin:
         eid, viewer = await lockdown_and_offer(admin, wg.base_url)
-        r = await officer.post("/whep/hs-front", content=viewer.pc.localDescription.sdp,
-                               headers={"Content-Type": "application/sdp"})
+        r = await officer.post(
+            "/whep/hs-front", content=viewer.pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+        )
         assert r.status_code == 201, r.text
         gone = await officer.delete(r.headers["location"])
         assert gone.status_code == 204
@@ -198,7 +205,9 @@ async def test_idle_session_is_locked_and_audited(web) -> None:
             assert (await client.get("/api/v1/emergencies")).status_code == 200
         # Passive (background) requests do not count as activity.
         await asyncio.sleep(0.6)
-        assert (await client.get("/api/v1/auth/session", headers={"X-Sightline-Activity": "passive"})).status_code == 200
+        assert (
+            await client.get("/api/v1/auth/session", headers={"X-Sightline-Activity": "passive"})
+        ).status_code == 200
         await asyncio.sleep(0.6)
         r = await client.get("/api/v1/emergencies")
         assert r.status_code == 401, r.text
@@ -258,8 +267,7 @@ async def test_failed_sign_ins_are_rate_limited(web) -> None:
         r = await client.post("/api/v1/auth/login", json=bad)
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         # Even the right password is refused while limited (and not checked).
-        good = {"username": "principal", "password": wg.logins["principal"]["password"],
-                "totp": wg.code("principal")}
+        good = {"username": "principal", "password": wg.logins["principal"]["password"], "totp": wg.code("principal")}
         assert (await client.post("/api/v1/auth/login", json=good)).status_code == 429
         # Another account from the same address is not blocked by this one's failures.
         other = {"username": "auditor", "password": wg.logins["auditor"]["password"], "totp": wg.code("auditor")}
@@ -272,8 +280,14 @@ async def test_failed_sign_ins_are_rate_limited(web) -> None:
 async def test_bad_login_bodies_are_client_errors(web) -> None:
     wg = await web()
     async with wg.client(headers=CSRF) as client:
-        for body in ({}, {"username": "admin"}, {"username": "", "password": "x"}, {"username": "a" * 500, "password": "x"},
-                     {"username": "admin", "password": "x", "extra": 1}, [1, 2]):
+        for body in (
+            {},
+            {"username": "admin"},
+            {"username": "", "password": "x"},
+            {"username": "a" * 500, "password": "x"},
+            {"username": "admin", "password": "x", "extra": 1},
+            [1, 2],
+        ):
             r = await client.post("/api/v1/auth/login", json=body)
             assert r.status_code == 422, (body, r.text)
         r = await client.post("/api/v1/auth/login", content=b"\xff\xfe", headers={"Content-Type": "application/json"})

@@ -75,14 +75,22 @@ def make(sessions, user="officer", amr=("pwd", "otp", "mfa")):
 
 # ----------------------------------------------------------- same semantics as memory
 
+
 def test_create_lookup_and_touch(sessions, clock) -> None:
     cookie, made = make(sessions)
     assert len(sessions) == 1
     assert made.created == made.last_seen == T0 and made.mfa
     clock.t += 60
     found = sessions.lookup(cookie)
-    assert (found.key, found.account_id, found.token, found.token_id, found.amr, found.source, found.created) == \
-        (made.key, "officer", made.token, "jti-officer", ("pwd", "otp", "mfa"), "10.0.0.7", T0)
+    assert (found.key, found.account_id, found.token, found.token_id, found.amr, found.source, found.created) == (
+        made.key,
+        "officer",
+        made.token,
+        "jti-officer",
+        ("pwd", "otp", "mfa"),
+        "10.0.0.7",
+        T0,
+    )
     assert found.last_seen == T0 + 60
     assert sessions.idle_deadline(found) == T0 + 60 + IDLE
     clock.t += 60
@@ -176,6 +184,7 @@ def test_limiter_window(kind, request) -> None:
 
 # ----------------------------------------------------------- several nodes on one Redis
 
+
 def test_a_session_made_on_one_node_works_and_ends_on_the_other(rclient, box, clock) -> None:
     a, b = redis_nodes(rclient, box, clock)
     cookie, made = make(a)
@@ -263,8 +272,11 @@ def test_no_cookie_or_token_in_clear_and_keys_expire(rclient, box, clock) -> Non
     for key in rclient.scan_iter("*"):
         assert key.startswith(f"{NS}:signin:"), key
         kind = rclient.type(key)
-        value = {"hash": rclient.hgetall, "zset": lambda k: rclient.zrange(k, 0, -1, withscores=True),
-                 "string": rclient.get}[kind](key)
+        value = {
+            "hash": rclient.hgetall,
+            "zset": lambda k: rclient.zrange(k, 0, -1, withscores=True),
+            "string": rclient.get,
+        }[kind](key)
         dump.append(f"{key} {value!r}")
         ttl = rclient.ttl(key)
         assert ttl > 0, f"{key} has no expiry"
@@ -302,8 +314,14 @@ def test_redis_gone_is_unavailable_not_unknown(redis_server, box, clock) -> None
     limiter = RedisFailureLimiter(client, NS, "user", 5, 60.0)
     cookie, _ = make(a)
     redis_server.stop()
-    for call in (lambda: a.lookup(cookie), a.sweep, lambda: a.end(cookie), lambda: make(a),
-                 lambda: limiter.retry_after("k"), lambda: limiter.record("k")):
+    for call in (
+        lambda: a.lookup(cookie),
+        a.sweep,
+        lambda: a.end(cookie),
+        lambda: make(a),
+        lambda: limiter.retry_after("k"),
+        lambda: limiter.record("k"),
+    ):
         with pytest.raises(SignInUnavailable) as exc:
             call()
         assert exc.value.status == 503
@@ -316,6 +334,7 @@ def test_redis_gone_is_unavailable_not_unknown(redis_server, box, clock) -> None
 
 # ----------------------------------------------------------- configuration and start
 
+
 def write_site(tmp_path, redis_line: str):
     from gateway.demo import sample_site_toml
 
@@ -324,16 +343,22 @@ def write_site(tmp_path, redis_line: str):
     return path
 
 
-@pytest.mark.parametrize("value, message", [
-    ('"http://127.0.0.1:6379/0"', "redis:// or rediss://"),
-    ('"redis://:hunter2@127.0.0.1:6379/0"', "must not hold a password; give it to the gateway in the REDIS_PASSWORD"),
-    ('"redis://127.0.0.1:6379/0?password=hunter2"', "must not hold a password"),
-    ('"redis://127.0.0.1:99999/0"', "not a valid URL"),
-    ('"redis://127.0.0.1:6379/zero"', "database number"),
-    ('"redis:///0"', "must name a host"),
-    ('""', "must be a redis://host:port/db URL"),
-    ('6379', "must be a redis://host:port/db URL"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('"http://127.0.0.1:6379/0"', "redis:// or rediss://"),
+        (
+            '"redis://:hunter2@127.0.0.1:6379/0"',
+            "must not hold a password; give it to the gateway in the REDIS_PASSWORD",
+        ),
+        ('"redis://127.0.0.1:6379/0?password=hunter2"', "must not hold a password"),
+        ('"redis://127.0.0.1:99999/0"', "not a valid URL"),
+        ('"redis://127.0.0.1:6379/zero"', "database number"),
+        ('"redis:///0"', "must name a host"),
+        ('""', "must be a redis://host:port/db URL"),
+        ("6379", "must be a redis://host:port/db URL"),
+    ],
+)
 def test_bad_redis_settings_are_refused_naming_the_key(tmp_path, value, message) -> None:
     with pytest.raises(ConfigError, match="redis") as exc:
         load_config(write_site(tmp_path, f"redis = {value}"))

@@ -115,11 +115,15 @@ async def test_redis_going_away_answers_503_for_sign_in_only(nodes, redis_server
         assert (await cookie_client.get("/api/v1/emergencies")).status_code == 200
         redis_server.stop()
 
-        login = await anonymous.post("/api/v1/auth/login", json={
-            "username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")})
+        login = await anonymous.post(
+            "/api/v1/auth/login",
+            json={"username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")},
+        )
         assert login.status_code == 503, login.text
-        assert login.json() == {"error": "unavailable",
-                                "detail": "sign-in is temporarily unavailable; try again in a minute"}
+        assert login.json() == {
+            "error": "unavailable",
+            "detail": "sign-in is temporarily unavailable; try again in a minute",
+        }
         assert SESSION_COOKIE not in login.headers.get("set-cookie", "")
 
         # A cookie request is told to wait, not signed out (the cookie is not cleared).
@@ -142,8 +146,10 @@ async def test_redis_going_away_answers_503_for_sign_in_only(nodes, redis_server
         # Redis back (empty: no persistence): old cookies are unknown, signing in works again.
         redis_server.start()
         assert (await cookie_client.get("/api/v1/emergencies")).status_code == 401
-        again = await anonymous.post("/api/v1/auth/login", json={
-            "username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")})
+        again = await anonymous.post(
+            "/api/v1/auth/login",
+            json={"username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")},
+        )
         assert again.status_code == 200, again.text
     denied = [e for e in events(wg, "auth.login") if e.outcome == "denied"]
     assert any("cannot be reached" in (e.reason or "") for e in denied)

@@ -14,8 +14,12 @@ import pytest
 from .whep_client import WhepViewer
 
 SOURCE_FPS = 15
-LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
-            "threat_basis": "Caller reports a person with a handgun in the east parking lot."}
+LOCKDOWN = {
+    "building": "lincoln-hs",
+    "action": "LOCKDOWN",
+    "incident_type": "armed_intruder",
+    "threat_basis": "Caller reports a person with a handgun in the east parking lot.",
+}
 
 
 def sightline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -81,8 +85,16 @@ async def run_slice(gw, camera: str) -> None:
         assert (await officer.get("/api/v1/grants/mine")).json() == []
 
     events = [e.event_type for e in gw.gateway.audit.entries(limit=10_000)]
-    for expected in ("emergency.declared", "emergency.activated", "grant.started", "view.started",
-                     "grant.ended", "view.ended", "emergency.all_clear", "view.denied"):
+    for expected in (
+        "emergency.declared",
+        "emergency.activated",
+        "grant.started",
+        "view.started",
+        "grant.ended",
+        "view.ended",
+        "emergency.all_clear",
+        "view.denied",
+    ):
         assert expected in events, f"{expected} missing from the audit log"
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BOUNDARY = sorted((ROOT / "gateway" / "api").glob("*.py")) + [ROOT / "gateway" / "web.py",
-                                                                ROOT / "gateway" / "notifier.py"]
+BOUNDARY = sorted((ROOT / "gateway" / "api").glob("*.py")) + [
+    ROOT / "gateway" / "web.py",
+    ROOT / "gateway" / "notifier.py",
+]
 
 
 def store_uses(source: str) -> list[int]:
@@ -19,9 +21,14 @@ def store_uses(source: str) -> list[int]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and node.attr == "store":
             lines.append(node.lineno)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in ("getattr", "setattr", "hasattr") and len(node.args) > 1
-              and isinstance(node.args[1], ast.Constant) and node.args[1].value == "store"):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == "store"
+        ):
             lines.append(node.lineno)
     return sorted(lines)
 

@@ -76,6 +76,10 @@ async def test_change_on_one_node_cuts_video_on_the_other(pg_url, site_file, run
     audit = node_b.gateway.audit.entries(limit=10_000)
     ends = [e for e in audit if e.event_type == "view.ended"]
     assert {e.object for e in ends} >= {"camera:hs-hall-a", "camera:hs-front"}, [e.object for e in ends]
-    verified = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "verify", "--config", str(path)],
-                              capture_output=True, text=True, timeout=60)
+    verified = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr

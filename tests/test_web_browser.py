@@ -22,8 +22,9 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
         officer = await wg.sign_in("officer")
         async with officer, wg.bearer("admin") as admin:
             eid, viewer = await lockdown_and_offer(admin, wg.base_url)
-            r = await officer.post("/whep/hs-front", content=viewer.pc.localDescription.sdp,
-                                   headers={"Content-Type": "application/sdp"})
+            r = await officer.post(
+                "/whep/hs-front", content=viewer.pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+            )
             assert r.status_code == 201, r.text
             await asyncio.sleep(1.0)
             await admin.post(f"/api/v1/emergencies/{eid}/all-clear")
@@ -31,11 +32,15 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
 
         SHOTS.mkdir(parents=True, exist_ok=True)
         async with playwright_api.async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM,
-                                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
             try:
                 for label, (width, height) in SIZES.items():
-                    context = await browser.new_context(viewport={"width": width, "height": height}, color_scheme="dark" if label == "phone" else "light")
+                    context = await browser.new_context(
+                        viewport={"width": width, "height": height},
+                        color_scheme="dark" if label == "phone" else "light",
+                    )
                     page = await context.new_page()
                     errors: list[str] = []
                     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -63,8 +68,11 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                     timeline = await page.inner_text("#timeline")
                     assert "started watching HS front entrance" in timeline and "ALL CLEAR" in timeline
                     # the words are the catalogue's (emergency/audit/events.py), filled by the server
-                    cleared = next(e for e in wg.gateway.audit.entries(limit=10_000)
-                                   if e.event_type == AuditEvent.EMERGENCY_ALL_CLEAR)
+                    cleared = next(
+                        e
+                        for e in wg.gateway.audit.entries(limit=10_000)
+                        if e.event_type == AuditEvent.EMERGENCY_ALL_CLEAR
+                    )
                     shown = await page.inner_text("#timeline li[data-event='emergency.all_clear'] .what")
                     assert shown == describe(cleared, site_names(wg.gateway.config.site))
                     assert "handgun" in await page.inner_text("#threat-basis")
@@ -77,7 +85,9 @@ async def test_auditor_console_in_a_browser(tmp_path) -> None:
                     await page.click("#filters button[type=submit]")
                     await page.wait_for_selector("#by-officer tbody tr")
 
-                    await page.goto(f"{wg.base_url}/audit/report?month={wg.gateway.emergencies.get(eid).declared_at:%Y-%m}")
+                    await page.goto(
+                        f"{wg.base_url}/audit/report?month={wg.gateway.emergencies.get(eid).declared_at:%Y-%m}"
+                    )
                     await page.wait_for_selector("#accesses tbody tr")
                     assert "hs-front" in await page.inner_text("#accesses tbody")
                     await page.screenshot(path=str(SHOTS / f"audit-report-{label}.png"), full_page=True)

@@ -16,7 +16,8 @@ AUTO = 'confirm_window_seconds = 10\nauto_approve_calls = ["911_call_from_school
 @pytest.fixture
 async def wg(tmp_path):
     gateway, server, task = await start_web_gateway(
-        tmp_path, edit=lambda text: text.replace("confirm_window_seconds = 10", AUTO))
+        tmp_path, edit=lambda text: text.replace("confirm_window_seconds = 10", AUTO)
+    )
     yield gateway
     await stop(server, task)
 
@@ -28,8 +29,17 @@ async def test_the_dispatcher_gets_the_request_form(wg) -> None:
     assert page.status_code == 200, page.text
     text = html.unescape(page.text)
     assert "coming in the next release" not in text
-    for marker in ('id="request-form"', 'name="building"', 'id="call-type"', 'name="action"', 'id="incident-type"',
-                   'id="reason"', 'id="form-error"', 'id="my-requests"', '/static/dispatch.js'):
+    for marker in (
+        'id="request-form"',
+        'name="building"',
+        'id="call-type"',
+        'name="action"',
+        'id="incident-type"',
+        'id="reason"',
+        'id="form-error"',
+        'id="my-requests"',
+        "/static/dispatch.js",
+    ):
         assert marker in page.text, marker
     assert re.search(r'<button type="submit"[^>]*>Ask the school for camera access</button>', page.text)
     # Every building of the district, as a big choice; the actions the API takes; LOCKDOWN first and chosen.
@@ -39,13 +49,15 @@ async def test_the_dispatcher_gets_the_request_form(wg) -> None:
         assert f'id="action-{action}" value="{action}"' in page.text
     assert 'value="LOCKDOWN" checked' in page.text
     # Call types in plain words; the policy's auto-approved ones are marked and all offered.
-    assert '<option value="911_call_from_school" data-auto="1">911 call from inside the school (approved at once)' in text
+    assert (
+        '<option value="911_call_from_school" data-auto="1">911 call from inside the school (approved at once)' in text
+    )
     assert '<option value="shots_fired" data-auto="1">Shots fired' in page.text
     assert '<option value="officer_request">An officer at the scene asks for video</option>' in page.text
     # Who decides, and what is true about video for a dispatcher.
     assert "The school's administrator decides." in text
     assert "You do not see video." in text and "Village Police Department" in text
-    assert "maxlength=\"500\"" in page.text
+    assert 'maxlength="500"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
@@ -74,31 +86,50 @@ async def test_the_json_the_page_reads_and_posts(wg) -> None:
     async with dispatcher, admin:
         # The cookie alone (no CSRF header) may not post.
         async with wg.client(cookies=dispatcher.cookies) as bare:
-            refused = await bare.post("/api/v1/access-requests", json={
-                "building": "lincoln-hs", "call_type": "officer_request", "reason": "x"})
+            refused = await bare.post(
+                "/api/v1/access-requests",
+                json={"building": "lincoln-hs", "call_type": "officer_request", "reason": "x"},
+            )
         assert refused.status_code == 403 and refused.json()["error"] == "csrf"
 
         # What the page says for an empty reason comes from its own check; the API agrees.
-        blank = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "lincoln-hs", "call_type": "officer_request", "reason": "   "})
+        blank = await dispatcher.post(
+            "/api/v1/access-requests", json={"building": "lincoln-hs", "call_type": "officer_request", "reason": "   "}
+        )
         assert blank.status_code == 422 and blank.json()["detail"].startswith("reason")
 
-        asked = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "lincoln-hs", "call_type": "officer_request", "action": "LOCKDOWN",
-            "incident_type": "armed_intruder", "reason": "Caller in room 112 reports a man with a gun"})
+        asked = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={
+                "building": "lincoln-hs",
+                "call_type": "officer_request",
+                "action": "LOCKDOWN",
+                "incident_type": "armed_intruder",
+                "reason": "Caller in room 112 reports a man with a gun",
+            },
+        )
         assert asked.status_code == 201 and asked.json()["state"] == "pending", asked.text
         approved = await admin.post(f"/api/v1/access-requests/{asked.json()['id']}/approve")
         assert approved.status_code == 200 and approved.json()["state"] == "approved"
 
-        other = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "washington-ms", "call_type": "other", "reason": "Caller unsure"})
-        denied = await admin.post(f"/api/v1/access-requests/{other.json()['id']}/deny",
-                                  json={"reason": "No threat at the school"})
+        other = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={"building": "washington-ms", "call_type": "other", "reason": "Caller unsure"},
+        )
+        denied = await admin.post(
+            f"/api/v1/access-requests/{other.json()['id']}/deny", json={"reason": "No threat at the school"}
+        )
         assert denied.json()["state"] == "denied"
 
-        auto = await dispatcher.post("/api/v1/access-requests", json={
-            "building": "washington-ms", "call_type": "911_call_from_school", "action": "SECURE",
-            "reason": "911 call from the office"})
+        auto = await dispatcher.post(
+            "/api/v1/access-requests",
+            json={
+                "building": "washington-ms",
+                "call_type": "911_call_from_school",
+                "action": "SECURE",
+                "reason": "911 call from the office",
+            },
+        )
         assert auto.json()["state"] == "approved" and auto.json()["decided_by"] == "policy"
 
         mine = (await dispatcher.get("/api/v1/access-requests")).json()

@@ -10,8 +10,7 @@ from gateway.signin import SESSION_COOKIE
 
 from .web_helpers import CSRF, LOCKDOWN, lockdown_and_offer, start_web_gateway, stop
 
-PAGES = {"admin": "/admin", "principal": "/admin", "officer": "/view", "dispatcher": "/dispatch",
-         "auditor": "/audit"}
+PAGES = {"admin": "/admin", "principal": "/admin", "officer": "/view", "dispatcher": "/dispatch", "auditor": "/audit"}
 
 
 @pytest.fixture
@@ -75,8 +74,9 @@ async def test_audit_console_shows_an_incident_from_real_data(wg) -> None:
     auditor = await wg.sign_in("auditor")
     async with officer, auditor, wg.bearer("admin") as admin:
         eid, viewer = await lockdown_and_offer(admin, wg.base_url)
-        r = await officer.post("/whep/hs-front", content=viewer.pc.localDescription.sdp,
-                               headers={"Content-Type": "application/sdp"})
+        r = await officer.post(
+            "/whep/hs-front", content=viewer.pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+        )
         assert r.status_code == 201, r.text
         await asyncio.sleep(0.5)
         assert (await admin.post(f"/api/v1/emergencies/{eid}/all-clear")).status_code == 200
@@ -86,8 +86,14 @@ async def test_audit_console_shows_an_incident_from_real_data(wg) -> None:
         assert listing.status_code == 200 and 'id="incidents"' in listing.text and "verify-banner" in listing.text
         page = await auditor.get(f"/audit/emergencies/{eid}")
         assert page.status_code == 200
-        for marker in ('id="by-officer"', 'id="by-camera"', 'id="timeline"', 'id="filters"',
-                       f'/api/v1/emergencies/{eid}/export?format=pdf', f'data-emergency="{eid}"'):
+        for marker in (
+            'id="by-officer"',
+            'id="by-camera"',
+            'id="timeline"',
+            'id="filters"',
+            f"/api/v1/emergencies/{eid}/export?format=pdf",
+            f'data-emergency="{eid}"',
+        ):
             assert marker in page.text, marker
         assert (await auditor.get("/audit/report")).status_code == 200
 

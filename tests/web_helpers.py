@@ -22,8 +22,12 @@ from .conftest import serve_app
 from .system_deps import missing
 
 CSRF = {CSRF_HEADER: CSRF_VALUE}
-LOCKDOWN = {"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder",
-            "threat_basis": "Caller reports a person with a handgun in the east parking lot."}
+LOCKDOWN = {
+    "building": "lincoln-hs",
+    "action": "LOCKDOWN",
+    "incident_type": "armed_intruder",
+    "threat_basis": "Caller reports a person with a handgun in the east parking lot.",
+}
 
 
 @dataclass
@@ -94,8 +98,7 @@ def require_playwright():
     try:
         import playwright.async_api as api
     except ImportError as exc:
-        missing(f"Playwright is not installed ({exc}); run scripts/test, which installs the [test] extra",
-                module=True)
+        missing(f"Playwright is not installed ({exc}); run scripts/test, which installs the [test] extra", module=True)
     return api
 
 

@@ -11,8 +11,9 @@ from aiortc.mediastreams import MediaStreamError
 
 
 class WhepViewer:
-    def __init__(self, base_url: str, camera_id: str, token: str, stream: str = "main",
-                 config: RTCConfiguration | None = None) -> None:
+    def __init__(
+        self, base_url: str, camera_id: str, token: str, stream: str = "main", config: RTCConfiguration | None = None
+    ) -> None:
         self.base_url = base_url
         self.camera_id = camera_id
         self.token = token

@@ -19,6 +19,13 @@ from .probe import probe_camera
 from .snapshot import fetch_snapshot
 
 __all__ = [
-    "DeviceInfo", "MediaProfile", "OnvifAuthError", "OnvifCamera", "OnvifError",
-    "OnvifUnreachable", "choose_streams", "fetch_snapshot", "probe_camera",
+    "DeviceInfo",
+    "MediaProfile",
+    "OnvifAuthError",
+    "OnvifCamera",
+    "OnvifError",
+    "OnvifUnreachable",
+    "choose_streams",
+    "fetch_snapshot",
+    "probe_camera",
 ]

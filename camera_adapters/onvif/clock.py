@@ -14,12 +14,16 @@ _POSIX_TZ = re.compile(r"^(?:<[^>]+>|[A-Za-z]{3,})([+-]?)(\d{1,2})(?::(\d{2}))?"
 
 
 def _datetime(value: object) -> datetime | None:
-    parts = [integer(value, "Date", "Year"), integer(value, "Date", "Month"),
-             integer(value, "Date", "Day"), integer(value, "Time", "Hour"),
-             integer(value, "Time", "Minute"), integer(value, "Time", "Second")]
+    parts = [
+        integer(value, "Date", "Year"),
+        integer(value, "Date", "Month"),
+        integer(value, "Date", "Day"),
+        integer(value, "Time", "Hour"),
+        integer(value, "Time", "Minute"),
+        integer(value, "Time", "Second"),
+    ]
     year, month, day, hour, minute, second = parts
-    if (year is None or month is None or day is None or hour is None or minute is None
-            or second is None):
+    if year is None or month is None or day is None or hour is None or minute is None or second is None:
         return None
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

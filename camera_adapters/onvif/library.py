@@ -40,12 +40,10 @@ for _noisy in ("onvif.zeep_aiohttp", "zeep"):
 MEDIA_NS: str = SERVICES["media"]["ns"]
 _PROXY_VARIABLES = ("http_proxy", "https_proxy")
 
-__all__ = ["MEDIA_NS", "LibraryError", "new_camera", "same_door",
-           "without_credentials"]
+__all__ = ["MEDIA_NS", "LibraryError", "new_camera", "same_door", "without_credentials"]
 
 
-def new_camera(host: str, port: int, username: str, password: str, *,
-               clock_offset: float) -> Any:
+def new_camera(host: str, port: int, username: str, password: str, *, clock_offset: float) -> Any:
     """An ``ONVIFCamera`` whose WS-Security tokens are stamped ``clock_offset`` s ahead.
 
     ``nat_override``: cameras behind NAT (or with 0.0.0.0 configured) advertise service

@@ -34,14 +34,16 @@ def _profiles(answer: object) -> tuple[MediaProfile, ...]:
         encoder = field(item, "VideoEncoderConfiguration")
         width = number(encoder, "Resolution", "Width")
         height = number(encoder, "Resolution", "Height")
-        profiles.append(MediaProfile(
-            token=token,
-            name=text(item, "Name") or token,
-            encoding=text(encoder, "Encoding"),
-            width=int(width) if width else None,
-            height=int(height) if height else None,
-            fps=number(encoder, "RateControl", "FrameRateLimit"),
-        ))
+        profiles.append(
+            MediaProfile(
+                token=token,
+                name=text(item, "Name") or token,
+                encoding=text(encoder, "Encoding"),
+                width=int(width) if width else None,
+                height=int(height) if height else None,
+                fps=number(encoder, "RateControl", "FrameRateLimit"),
+            )
+        )
     return tuple(profiles)
 
 
@@ -50,33 +52,33 @@ async def _media_url(session: CameraSession) -> str:
     xaddr = None
     try:
         services = await session.call("devicemgmt", "GetServices", {"IncludeCapability": False})
-        xaddr = next((text(s, "XAddr") for s in items(services)
-                      if text(s, "Namespace") == library.MEDIA_NS), None)
+        xaddr = next((text(s, "XAddr") for s in items(services) if text(s, "Namespace") == library.MEDIA_NS), None)
     except OperationFailed as fault:
-        log.debug("GetServices unsupported at %s (%s); trying GetCapabilities",
-                  session.where, fault)
+        log.debug("GetServices unsupported at %s (%s); trying GetCapabilities", session.where, fault)
     if not xaddr:
         try:
-            capabilities = await session.call("devicemgmt", "GetCapabilities",
-                                              {"Category": "Media"})
+            capabilities = await session.call("devicemgmt", "GetCapabilities", {"Category": "Media"})
         except OperationFailed as fault:
-            raise OnvifError(f"camera at {session.where} did not say where its media service "
-                             f"is ({fault}); it may not support ONVIF Profile S") from None
+            raise OnvifError(
+                f"camera at {session.where} did not say where its media service "
+                f"is ({fault}); it may not support ONVIF Profile S"
+            ) from None
         xaddr = text(capabilities, "Media", "XAddr")
     media_url = session.same_door(xaddr) if xaddr else None
     if not media_url:
-        raise OnvifError(f"camera at {session.where} has no ONVIF media service "
-                         "(Profile S); it cannot stream over ONVIF")
+        raise OnvifError(
+            f"camera at {session.where} has no ONVIF media service (Profile S); it cannot stream over ONVIF"
+        )
     return media_url
 
 
 async def _stream_uri(session: CameraSession, profile: MediaProfile) -> str | None:
     try:
-        answer = await session.call("media", "GetStreamUri", {
-            "StreamSetup": _STREAM_SETUP, "ProfileToken": profile.token})
+        answer = await session.call(
+            "media", "GetStreamUri", {"StreamSetup": _STREAM_SETUP, "ProfileToken": profile.token}
+        )
     except OperationFailed as fault:
-        log.warning("camera at %s gave no stream URI for profile %r: %s",
-                    session.where, profile.token, fault)
+        log.warning("camera at %s gave no stream URI for profile %r: %s", session.where, profile.token, fault)
         return None
     uri = text(answer, "Uri")
     return library.without_credentials(uri) if uri else None
@@ -102,31 +104,37 @@ async def _probe(session: CameraSession) -> OnvifCamera:
     except OperationFailed as fault:
         raise OnvifError(f"camera at {session.where}: {fault}") from None
     if not profiles:
-        raise OnvifError(f"camera at {session.where} reports no media profiles; "
-                         "create one in its web interface")
+        raise OnvifError(f"camera at {session.where} reports no media profiles; create one in its web interface")
     main, sub = choose_streams(profiles)
     main_uri = await _stream_uri(session, main)
     if not main_uri:
-        raise OnvifError(f"camera at {session.where} gave no RTSP URI for its main profile "
-                         f"{main.token!r}; check that RTSP is enabled")
+        raise OnvifError(
+            f"camera at {session.where} gave no RTSP URI for its main profile "
+            f"{main.token!r}; check that RTSP is enabled"
+        )
     sub_uri = await _stream_uri(session, sub) if sub else None
     return OnvifCamera(
-        info=info, profiles=profiles, main_uri=main_uri, sub_uri=sub_uri,
+        info=info,
+        profiles=profiles,
+        main_uri=main_uri,
+        sub_uri=sub_uri,
         snapshot_uri=await _snapshot_uri(session, main),
         clock_offset=session.clock_offset,
-        main_profile=main.token, sub_profile=sub.token if sub and sub_uri else None,
+        main_profile=main.token,
+        sub_profile=sub.token if sub and sub_uri else None,
     )
 
 
-async def probe_camera(host: str, port: int, username: str, password: str, *,
-                       timeout: float = 10.0) -> OnvifCamera:
+async def probe_camera(host: str, port: int, username: str, password: str, *, timeout: float = 10.0) -> OnvifCamera:
     """Ask the camera at ``host:port`` who it is and which RTSP streams to ingest."""
     session = CameraSession(host, port, username, password)
     try:
         async with asyncio.timeout(timeout):
             return await _probe(session)
     except TimeoutError:
-        raise OnvifUnreachable(f"camera at {netloc(host, port)} did not finish answering "
-                               f"within {timeout:g} s; check the address and ONVIF port") from None
+        raise OnvifUnreachable(
+            f"camera at {netloc(host, port)} did not finish answering "
+            f"within {timeout:g} s; check the address and ONVIF port"
+        ) from None
     finally:
         await session.close()

@@ -23,12 +23,15 @@ log = logging.getLogger(__name__)
 
 Service = Literal["devicemgmt", "media"]
 SKEW_WARNING_SECONDS = 5.0
-AUTH_HINT = ("check the username and password (ONVIF users are often separate from the "
-             "camera's web users) and that the user has ONVIF access")
-CLOCK_HINT = ("the camera would not tell its time without credentials, so if the password "
-              "is right its clock may be too far from ours: enable NTP on the camera")
-_AUTH_WORDS = ("notauthorized", "failedauthentication", "auth", "password", "credential",
-               "unauthorized")
+AUTH_HINT = (
+    "check the username and password (ONVIF users are often separate from the "
+    "camera's web users) and that the user has ONVIF access"
+)
+CLOCK_HINT = (
+    "the camera would not tell its time without credentials, so if the password "
+    "is right its clock may be too far from ours: enable NTP on the camera"
+)
+_AUTH_WORDS = ("notauthorized", "failedauthentication", "auth", "password", "credential", "unauthorized")
 
 
 class OperationFailed(Exception):
@@ -88,8 +91,9 @@ class CameraSession:
 
     def _client(self) -> Any:
         if self._camera is None:
-            self._camera = library.new_camera(self.host, self.port, self.username,
-                                              self._password, clock_offset=self.clock_offset)
+            self._camera = library.new_camera(
+                self.host, self.port, self.username, self._password, clock_offset=self.clock_offset
+            )
         if self.media_url:
             self._camera.xaddrs[library.MEDIA_NS] = self.media_url
         return self._camera
@@ -103,17 +107,20 @@ class CameraSession:
         if not self.username:
             return
         if self._http is None:
-            self._http = aiohttp.ClientSession(middlewares=(
-                aiohttp.DigestAuthMiddleware(self.username, self._password),))
+            self._http = aiohttp.ClientSession(
+                middlewares=(aiohttp.DigestAuthMiddleware(self.username, self._password),)
+            )
         service.transport.session = self._http
 
-    async def call(self, service: Service, operation: str, params: dict[str, object] | None = None,
-                   *, authenticated: bool = True) -> object:
+    async def call(
+        self, service: Service, operation: str, params: dict[str, object] | None = None, *, authenticated: bool = True
+    ) -> object:
         """``operation`` on ``service`` with WS-Security (unless ``authenticated=False``)."""
         camera = self._client()
         try:
-            client = await (camera.create_devicemgmt_service() if service == "devicemgmt"
-                            else camera.create_media_service())
+            client = await (
+                camera.create_devicemgmt_service() if service == "devicemgmt" else camera.create_media_service()
+            )
             self._with_http_digest(client)
             method = getattr(client, operation if authenticated else f"authless_{operation}")
             answer: object = await method(params)
@@ -125,19 +132,24 @@ class CameraSession:
         except TransportError as exc:
             raise self._http_error(operation, exc.status_code, authenticated) from None
         except ZeepError:
-            raise OnvifError(f"{self.where} answered {operation} with XML that is not a SOAP "
-                             "envelope; it is probably not an ONVIF device") from None
+            raise OnvifError(
+                f"{self.where} answered {operation} with XML that is not a SOAP "
+                "envelope; it is probably not an ONVIF device"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise OnvifUnreachable(f"cannot reach {self.where} for {operation} "
-                                   f"({type(exc).__name__}); check the address and the "
-                                   "ONVIF port") from None
+            raise OnvifUnreachable(
+                f"cannot reach {self.where} for {operation} "
+                f"({type(exc).__name__}); check the address and the "
+                "ONVIF port"
+            ) from None
         except library.LibraryError as exc:
             raise OnvifError(f"camera at {self.where}: {exc}") from None
 
     def _refused(self, operation: str, detail: str) -> OnvifAuthError:
         hint = AUTH_HINT + (f"; {CLOCK_HINT}" if self.clock_needs_credentials else "")
-        return OnvifAuthError(f"camera at {self.where} refused the credentials for user "
-                              f"{self.username!r} ({operation}: {detail}); {hint}")
+        return OnvifAuthError(
+            f"camera at {self.where} refused the credentials for user {self.username!r} ({operation}: {detail}); {hint}"
+        )
 
     def _http_error(self, operation: str, status: int, authenticated: bool) -> Exception:
         if status == 401 and authenticated:
@@ -145,11 +157,15 @@ class CameraSession:
         if status == 401:
             return CredentialsDemanded(f"{operation} needs credentials (HTTP 401)")
         if status == 404:
-            return OnvifError(f"no ONVIF service at {self.where} (HTTP 404 for {operation}); "
-                              "check the ONVIF port (often 80, 8000, 8080 or 2020) and that "
-                              "ONVIF is enabled")
-        return OnvifError(f"{self.where} answered {operation} with HTTP {status} and no SOAP; "
-                          "it is probably not an ONVIF device, or ONVIF is disabled")
+            return OnvifError(
+                f"no ONVIF service at {self.where} (HTTP 404 for {operation}); "
+                "check the ONVIF port (often 80, 8000, 8080 or 2020) and that "
+                "ONVIF is enabled"
+            )
+        return OnvifError(
+            f"{self.where} answered {operation} with HTTP {status} and no SOAP; "
+            "it is probably not an ONVIF device, or ONVIF is disabled"
+        )
 
     async def measure_clock(self) -> None:
         """Read the camera's clock and stamp every later request on it.
@@ -170,17 +186,18 @@ class CameraSession:
             try:
                 answer = await self.call("devicemgmt", "GetSystemDateAndTime")
             except (OperationFailed, OnvifAuthError) as fault:
-                log.warning("camera at %s has no readable clock (%s); no skew correction",
-                            self.where, fault)
+                log.warning("camera at %s has no readable clock (%s); no skew correction", self.where, fault)
                 return
         ours = (before + time.time()) / 2
         theirs = camera_utc(answer)
         if theirs is None:
-            log.warning("camera at %s reported an unreadable clock; no skew correction",
-                        self.where)
+            log.warning("camera at %s reported an unreadable clock; no skew correction", self.where)
             return
         await self.close()  # the next request builds a client stamped with the offset
         self.clock_offset = theirs.timestamp() + 0.5 - ours  # camera truncates to whole s
         if abs(self.clock_offset) > SKEW_WARNING_SECONDS:
-            log.warning("camera at %s clock is %+.0f s off; correcting WS-Security timestamps "
-                        "(enable NTP on the camera)", self.where, self.clock_offset)
+            log.warning(
+                "camera at %s clock is %+.0f s off; correcting WS-Security timestamps (enable NTP on the camera)",
+                self.where,
+                self.clock_offset,
+            )

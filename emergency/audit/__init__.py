@@ -24,6 +24,15 @@ from emergency.audit.wording import Names, describe
 from emergency.store import AuditLogStore
 
 __all__ = [
-    "GENESIS_HASH", "OUTCOMES", "AuditEntry", "AuditEvent", "AuditLog", "AuditLogStore", "Names", "VerifyResult",
-    "canonical_details", "describe", "iso_ms",
+    "GENESIS_HASH",
+    "OUTCOMES",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditLog",
+    "AuditLogStore",
+    "Names",
+    "VerifyResult",
+    "canonical_details",
+    "describe",
+    "iso_ms",
 ]

@@ -79,4 +79,3 @@ def canonical_details(details: dict[str, Any] | None) -> dict[str, Any]:
     """Details exactly as they will read back from storage, so the hash survives the round trip."""
     plain: dict[str, Any] = json.loads(_DETAILS_ENCODER.encode(details)) if details else {}
     return plain
-

@@ -32,7 +32,10 @@ class AuditEvent(StrEnum):
     EMERGENCY_CONFIRMED = "emergency.confirmed", "{actor} confirmed the emergency"
     EMERGENCY_ACTIVATED = "emergency.activated", "The emergency became active: police may now see the shared cameras"
     EMERGENCY_ACTION_CHANGED = "emergency.action_changed", "{actor} changed the action[ to {action}]"
-    EMERGENCY_THREAT_BASIS_SET = "emergency.threat_basis_set", "{actor} recorded the threat that justifies sharing video"
+    EMERGENCY_THREAT_BASIS_SET = (
+        "emergency.threat_basis_set",
+        "{actor} recorded the threat that justifies sharing video",
+    )
     EMERGENCY_EXTENSION_REQUESTED = "emergency.extension_requested", "{actor} asked to extend access beyond the maximum"
     EMERGENCY_EXTENDED = "emergency.extended", "{actor} extended the time limit"
     EMERGENCY_EXTENSION_DENIED = "emergency.extension_denied", "{actor} refused the extension"
@@ -53,8 +56,7 @@ class AuditEvent(StrEnum):
     LISTENER_FAILED = "listener.failed", "A step that follows a change failed[ (after {event})]"
 
     # police access to cameras
-    GRANT_STARTED = ("grant.started", "Access granted to {agency}[ for {cameras:count camera}]"
-                                      "[, until {expires:time}]")
+    GRANT_STARTED = ("grant.started", "Access granted to {agency}[ for {cameras:count camera}][, until {expires:time}]")
     GRANT_EXTENDED = "grant.extended", "Access for {agency} extended"
     GRANT_RESCOPED = "grant.rescoped", "The cameras shared with {agency} changed"
     GRANT_ENDED = "grant.ended", "Access for {agency} ended"
@@ -62,19 +64,28 @@ class AuditEvent(StrEnum):
     VIEW_ENDED = "view.ended", "{viewer} stopped watching {camera}[ after {seconds:duration}]"
     VIEW_DENIED = "view.denied", "{actor} was refused video from {camera}"
     SNAPSHOT_SERVED = "snapshot.served", "{actor} was shown a still image from {camera}"
-    RELAY_STARTED = ("relay.started", "Gateway node [{from_node}|?] began passing {camera} to node [{to_node}|?], "
-                                      "for officers watching there")
-    RELAY_ENDED = ("relay.ended", "Gateway node [{from_node}|?] stopped passing {camera} to node [{to_node}|?]"
-                                  "[ after {seconds:duration}]")
+    RELAY_STARTED = (
+        "relay.started",
+        "Gateway node [{from_node}|?] began passing {camera} to node [{to_node}|?], for officers watching there",
+    )
+    RELAY_ENDED = (
+        "relay.ended",
+        "Gateway node [{from_node}|?] stopped passing {camera} to node [{to_node}|?][ after {seconds:duration}]",
+    )
 
     # dispatchers' access requests (emergency.requests)
     ACCESS_REQUEST_SUBMITTED = "access_request.submitted", "{actor} asked for camera access"
     ACCESS_REQUEST_APPROVED = "access_request.approved", "{actor} approved the access request"
     ACCESS_REQUEST_DENIED = "access_request.denied", "The access request was denied"
     ACCESS_REQUEST_DENIED_BY_ADMIN = "access_request.denied_by_admin", "{actor} denied the access request"
-    ACCESS_REQUEST_APPROVE_DENIED = ("access_request.approve.denied",
-                                     "{actor} tried to approve the access request and was refused")
-    ACCESS_REQUEST_DENY_DENIED = "access_request.deny.denied", "{actor} tried to deny the access request and was refused"
+    ACCESS_REQUEST_APPROVE_DENIED = (
+        "access_request.approve.denied",
+        "{actor} tried to approve the access request and was refused",
+    )
+    ACCESS_REQUEST_DENY_DENIED = (
+        "access_request.deny.denied",
+        "{actor} tried to deny the access request and was refused",
+    )
 
     # the district's record systems (emergency.records)
     RECORD_THREAT_RECEIVED = "record.threat.received", "A threat assessment record arrived ({object})"
@@ -99,8 +110,10 @@ class AuditEvent(StrEnum):
     AUTH_SESSION_LOCKED = "auth.session_locked", "The session of {actor} was locked"
     AUTH_TOKEN_ISSUED = "auth.token_issued", "An access token was issued for {object}"
     PERMISSION_DENIED = "permission.denied", "{actor} was refused"
-    ACCOUNT_ENROLLED = ("account.enrolled", "{actor} set the sign-in password[ and a new authenticator{totp:is new}]"
-                                            " of {object}")
+    ACCOUNT_ENROLLED = (
+        "account.enrolled",
+        "{actor} set the sign-in password[ and a new authenticator{totp:is new}] of {object}",
+    )
     TRIGGER_DENIED = "trigger.denied", "A panic button trigger was refused ({object})"
 
     # reading the log

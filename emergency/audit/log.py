@@ -72,8 +72,9 @@ class AuditLog:
         self._clock = clock
         self._node = node
         self._signer = signer
-        self._trusted = trusted if trusted is not None else TrustedKeys(
-            [(signer.public_raw, signer.node)] if signer else [])
+        self._trusted = (
+            trusted if trusted is not None else TrustedKeys([(signer.public_raw, signer.node)] if signer else [])
+        )
         self._mirror = mirror
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
@@ -122,9 +123,19 @@ class AuditLog:
 
     def append_many(self, records: list[dict[str, Any]]) -> list[AuditEntry]:
         """Bulk: each dict holds ``append``'s arguments (``event_type`` required); one transaction."""
-        prepared = [_record(r["event_type"], r.get("actor"), r.get("actor_id"), r.get("object", ""),
-                            r.get("outcome", "success"), r.get("source"), r.get("reason"), r.get("details"))
-                    for r in records]
+        prepared = [
+            _record(
+                r["event_type"],
+                r.get("actor"),
+                r.get("actor_id"),
+                r.get("object", ""),
+                r.get("outcome", "success"),
+                r.get("source"),
+                r.get("reason"),
+                r.get("details"),
+            )
+            for r in records
+        ]
         if not prepared:
             return []
         joined = self._in_transaction()
@@ -198,9 +209,21 @@ class AuditLog:
         sha256, encode = hashlib.sha256, CANONICAL_ENCODER.encode
         for event_type, actor_id, role, agency, obj, outcome, source, reason, details in records:
             seq += 1
-            fields: dict[str, Any] = {"seq": seq, "ts": ts, "node": self._node, "event_type": event_type, "actor_id": actor_id,
-                      "actor_role": role, "actor_agency": agency, "object": obj, "outcome": outcome,
-                      "source": source, "reason": reason, "details": details, "prev_hash": prev}
+            fields: dict[str, Any] = {
+                "seq": seq,
+                "ts": ts,
+                "node": self._node,
+                "event_type": event_type,
+                "actor_id": actor_id,
+                "actor_role": role,
+                "actor_agency": agency,
+                "object": obj,
+                "outcome": outcome,
+                "source": source,
+                "reason": reason,
+                "details": details,
+                "prev_hash": prev,
+            }
             prev = sha256(encode(fields).encode()).hexdigest()
             entries.append(AuditEntry(**fields, hash=prev))
         many = getattr(self._store, "insert_audit_entries", None)
@@ -271,8 +294,12 @@ class AuditLog:
             if head is None or (last is not None and head.seq <= last.seq):
                 return None
             now = self._clock.now()
-            due = (force or last is None or head.seq - last.seq >= self.checkpoint_every
-                   or (now - datetime.fromisoformat(last.ts)).total_seconds() >= self.checkpoint_interval)
+            due = (
+                force
+                or last is None
+                or head.seq - last.seq >= self.checkpoint_every
+                or (now - datetime.fromisoformat(last.ts)).total_seconds() >= self.checkpoint_interval
+            )
             if not due:
                 return None
             cp = self._signer.sign(head.seq, head.hash, head.seq, iso_ms(now))
@@ -301,13 +328,37 @@ class AuditLog:
         """Walk the chain from seq 1 and report the first seq where anything is wrong
         (see emergency.audit.verifier); entries newer than ``mirror_grace_seconds`` may
         still be on their way to the mirror."""
-        return verify(self._store, self._clock, self._trusted, self._mirror, signed=self._signer is not None,
-                      in_transaction=self._in_transaction(), grace=mirror_grace_seconds)
+        return verify(
+            self._store,
+            self._clock,
+            self._trusted,
+            self._mirror,
+            signed=self._signer is not None,
+            in_transaction=self._in_transaction(),
+            grace=mirror_grace_seconds,
+        )
 
 
-def _record(event_type: str, actor: Actor | None, actor_id: str | None, object: str, outcome: str,
-            source: str | None, reason: str | None, details: dict[str, Any] | None) -> _Record:
+def _record(
+    event_type: str,
+    actor: Actor | None,
+    actor_id: str | None,
+    object: str,
+    outcome: str,
+    source: str | None,
+    reason: str | None,
+    details: dict[str, Any] | None,
+) -> _Record:
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
-    return (str(event_type), actor.id if actor else actor_id, str(actor.role) if actor else None,
-            actor.agency if actor else None, object, outcome, source, reason, canonical_details(details))
+    return (
+        str(event_type),
+        actor.id if actor else actor_id,
+        str(actor.role) if actor else None,
+        actor.agency if actor else None,
+        object,
+        outcome,
+        source,
+        reason,
+        canonical_details(details),
+    )

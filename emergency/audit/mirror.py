@@ -106,7 +106,7 @@ class FileMirror:
         data = ("\n".join(lines) + "\n").encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
 
     def _tail_seq(self) -> int:
@@ -164,7 +164,7 @@ class FileMirror:
                 cut = data.rfind(b"\n") + 1
                 carry = data[cut:]
                 if cut:
-                    yield _split(data[:cut - 1])
+                    yield _split(data[: cut - 1])
             # a last line without a newline counts when the file ends there (as in lines())
             if carry and not fh.read(1):
                 yield _split(carry)

@@ -40,8 +40,16 @@ class VerifyResult:
     notes: tuple[str, ...] = field(default=())
 
 
-def verify(store: AuditLogStore, clock: Clock, trusted: TrustedKeys, sink: Mirror | None, *, signed: bool,
-           in_transaction: bool, grace: float) -> VerifyResult:
+def verify(
+    store: AuditLogStore,
+    clock: Clock,
+    trusted: TrustedKeys,
+    sink: Mirror | None,
+    *,
+    signed: bool,
+    in_transaction: bool,
+    grace: float,
+) -> VerifyResult:
     """Check the log in ``store`` from seq 1. ``trusted``: the keys whose checkpoints
     count; ``sink``: the configured mirror (only a file mirror can be compared);
     ``signed``: this node signs checkpoints (so unsigned entries are worth a note);
@@ -84,7 +92,7 @@ class _MirrorLines:
             if block is None:
                 return False
             if self._i:
-                del self._lines[:self._i]
+                del self._lines[: self._i]
                 self._cps_at = [c - self._i for c in self._cps_at if c >= self._i]
                 self._base += self._i
                 self._i = 0
@@ -99,7 +107,7 @@ class _MirrorLines:
 
     def reset(self, mark: tuple[int, int]) -> None:
         self._i = mark[0] - self._base
-        del self._cps[mark[1]:]
+        del self._cps[mark[1] :]
 
     def next_entry(self, seq: int) -> tuple[int, str] | None:
         while self._fill(1):
@@ -128,7 +136,7 @@ class _MirrorLines:
                 break
             want = n + (hi - lo)
         if hi == lo:
-            out = self._lines[start:start + n]
+            out = self._lines[start : start + n]
         else:
             out, at, cps = [], start, []
             for c in self._cps_at[lo:hi]:
@@ -138,7 +146,7 @@ class _MirrorLines:
                 except (ValueError, TypeError, KeyError):
                     return None
                 at = c + 1
-            out.extend(self._lines[at:start + want])
+            out.extend(self._lines[at : start + want])
             self._cps.extend(cps)
         self._i = start + want
         return out
@@ -163,8 +171,17 @@ class _Inline:
 
 
 class _Verifier:
-    def __init__(self, store: AuditLogStore, clock: Clock, trusted: TrustedKeys, sink: Mirror | None, *,
-                 signed: bool, in_transaction: bool, grace: float) -> None:
+    def __init__(
+        self,
+        store: AuditLogStore,
+        clock: Clock,
+        trusted: TrustedKeys,
+        sink: Mirror | None,
+        *,
+        signed: bool,
+        in_transaction: bool,
+        grace: float,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.trusted = trusted
@@ -190,34 +207,64 @@ class _Verifier:
             signers[cp.key_id] = signers.get(cp.key_id, 0) + 1
         signer_text = tuple(
             f"{k} ({trusted.node_of(k) or next(cp.node for cp in checkpoints if cp.key_id == k)}, {'trusted' if k in trusted else 'NOT trusted'})"
-            f": {n} checkpoint{'s' if n != 1 else ''}" for k, n in signers.items())
-        mirror_status = ("none configured" if self.sink is None else
-                         f"{self.sink.spec}: not checkable (write-only sink; nothing was compared)"
-                         if self.mirror is None else f"{self.mirror.spec}: not checked")
+            f": {n} checkpoint{'s' if n != 1 else ''}"
+            for k, n in signers.items()
+        )
+        mirror_status = (
+            "none configured"
+            if self.sink is None
+            else f"{self.sink.spec}: not checkable (write-only sink; nothing was compared)"
+            if self.mirror is None
+            else f"{self.mirror.spec}: not checked"
+        )
         head = 0
         mirror_cps: list[Checkpoint] = []
         try:
-            lines = (_MirrorLines(self.mirror.line_blocks(mirror_size), mirror_cps)
-                     if self.mirror is not None else None)
+            lines = _MirrorLines(self.mirror.line_blocks(mirror_size), mirror_cps) if self.mirror is not None else None
             head = self._walk(by_seq, lines, mirror_cps)
             late = [cp for cp in checkpoints if cp.seq > head]
             if late:
-                raise _Bad(head + 1, f"checkpoint at seq {late[0].seq} vouches for {late[0].seq} entries but the "
-                           f"log ends at seq {head}: entries from seq {head + 1} were removed")
+                raise _Bad(
+                    head + 1,
+                    f"checkpoint at seq {late[0].seq} vouches for {late[0].seq} entries but the "
+                    f"log ends at seq {head}: entries from seq {head + 1} were removed",
+                )
             if self._next is not None:
                 mirror_status = self._mirror_tail(self._next.next_entry, head, mirror_cps, by_seq)
         except _Bad as bad:
             if self.mirror is not None and mirror_status.endswith("not checked"):
                 mirror_status = f"{self.mirror.spec}: checked up to seq {bad.seq - 1}"
-            return VerifyResult(False, self.checked, bad.seq, bad.problem, len(checkpoints), signer_text,
-                                checkpoints[-1].seq if checkpoints else None, 0, mirror_status, tuple(self.notes))
+            return VerifyResult(
+                False,
+                self.checked,
+                bad.seq,
+                bad.problem,
+                len(checkpoints),
+                signer_text,
+                checkpoints[-1].seq if checkpoints else None,
+                0,
+                mirror_status,
+                tuple(self.notes),
+            )
         last_cp = checkpoints[-1].seq if checkpoints else None
         unsigned = head - (last_cp or 0)
         if unsigned and self.signed:
-            self.notes.append(f"{unsigned} entries after seq {last_cp or 0} are not yet under a signed checkpoint "
-                              "(the chain and the mirror cover them)")
-        return VerifyResult(True, self.checked, None, None, len(checkpoints), signer_text, last_cp, unsigned,
-                            mirror_status, tuple(self.notes))
+            self.notes.append(
+                f"{unsigned} entries after seq {last_cp or 0} are not yet under a signed checkpoint "
+                "(the chain and the mirror cover them)"
+            )
+        return VerifyResult(
+            True,
+            self.checked,
+            None,
+            None,
+            len(checkpoints),
+            signer_text,
+            last_cp,
+            unsigned,
+            mirror_status,
+            tuple(self.notes),
+        )
 
     def _all_checkpoints(self) -> list[Checkpoint]:
         out: list[Checkpoint] = []
@@ -248,8 +295,9 @@ class _Verifier:
                 self._page_rows(rows, expected, prev_hash, by_seq, mirror)
             expected, prev_hash = rows[-1][0] + 1, rows[-1][2]
 
-    def _walk_pages(self, by_seq: dict[int, Checkpoint], lines: _MirrorLines | None,
-                    pages: Callable[..., tuple[Any, ...] | None]) -> int:
+    def _walk_pages(
+        self, by_seq: dict[int, Checkpoint], lines: _MirrorLines | None, pages: Callable[..., tuple[Any, ...] | None]
+    ) -> int:
         expected, prev_hash = 1, GENESIS_HASH
         cp_seqs = sorted(by_seq)
         # inside a store transaction the pages must come from this thread's connection
@@ -279,11 +327,20 @@ class _Verifier:
         if rows_of is not None:
             rows: list[tuple[Any, ...]] = rows_of(after_seq=after_seq, limit=limit)
             return rows
-        return [(e.seq, e.prev_hash, e.hash, e.canonical())
-                for e in self.store.audit_entries(after_seq=after_seq, limit=limit)]
+        return [
+            (e.seq, e.prev_hash, e.hash, e.canonical())
+            for e in self.store.audit_entries(after_seq=after_seq, limit=limit)
+        ]
 
-    def _bulk_ok(self, page: tuple[Any, ...], expected: int, prev_hash: str, by_seq: dict[int, Checkpoint],
-                 cp_seqs: list[int], mirror: _MirrorLines | None) -> bool:
+    def _bulk_ok(
+        self,
+        page: tuple[Any, ...],
+        expected: int,
+        prev_hash: str,
+        by_seq: dict[int, Checkpoint],
+        cp_seqs: list[int],
+        mirror: _MirrorLines | None,
+    ) -> bool:
         """``_page_ok`` for an aggregated page."""
         n, last, seqs, prevs, hashes, text, texts, odd = page
         if odd or texts != n or last != expected + n - 1 or seqs != ",".join(map(str, range(expected, last + 1))):
@@ -305,14 +362,22 @@ class _Verifier:
             mark = mirror.mark()
             got = mirror.take(n)
             if got is None or got != list(
-                    map("".join, zip(repeat('{"hash":"'), computed, repeat('",'), map(_tail, canons)))):
+                map("".join, zip(repeat('{"hash":"'), computed, repeat('",'), map(_tail, canons)))
+            ):
                 mirror.reset(mark)
                 return False
         self.checked += n
         return True
 
-    def _page_ok(self, rows: list[tuple[Any, ...]], expected: int, prev_hash: str, by_seq: dict[int, Checkpoint],
-                 cp_seqs: list[int], mirror: _MirrorLines | None) -> bool:
+    def _page_ok(
+        self,
+        rows: list[tuple[Any, ...]],
+        expected: int,
+        prev_hash: str,
+        by_seq: dict[int, Checkpoint],
+        cp_seqs: list[int],
+        mirror: _MirrorLines | None,
+    ) -> bool:
         """True when the whole page is sound (and then counted); False to walk it row by row."""
         n = len(rows)
         seqs, prevs, hashes, texts = zip(*rows, strict=True)
@@ -348,8 +413,14 @@ class _Verifier:
         self.checked += n
         return True
 
-    def _page_rows(self, rows: list[tuple[Any, ...]], expected: int, prev_hash: str, by_seq: dict[int, Checkpoint],
-                   mirror: _MirrorLines | None) -> None:
+    def _page_rows(
+        self,
+        rows: list[tuple[Any, ...]],
+        expected: int,
+        prev_hash: str,
+        by_seq: dict[int, Checkpoint],
+        mirror: _MirrorLines | None,
+    ) -> None:
         """Row by row: raises _Bad at the first problem."""
         trusted = self.trusted
         sha256 = hashlib.sha256
@@ -375,9 +446,12 @@ class _Verifier:
                 if problem:
                     raise _Bad(seq, problem)
                 if cp.hash != h or cp.count != seq:
-                    raise _Bad(seq, f"the chain at seq {seq} is not what the checkpoint signed by {cp.key_id} "
-                               f"({cp.node}, {cp.ts}) vouches for: an entry at or before seq {seq} "
-                               "was altered and the chain recomputed")
+                    raise _Bad(
+                        seq,
+                        f"the chain at seq {seq} is not what the checkpoint signed by {cp.key_id} "
+                        f"({cp.node}, {cp.ts}) vouches for: an entry at or before seq {seq} "
+                        "was altered and the chain recomputed",
+                    )
             expected, prev_hash = seq + 1, h
 
     def _mirror_check(self, next_entry: Any, seq: int, h: str, canonical: str) -> bool:
@@ -398,13 +472,15 @@ class _Verifier:
         if their_seq > seq:
             raise _Bad(seq, f"seq {seq} is missing from the mirror (line {n} holds seq {their_seq})")
         if their_seq < seq:
-            raise _Bad(seq, f"mirror line {n} holds seq {their_seq} where seq {seq} belongs "
-                       "(lines inserted or reordered)")
+            raise _Bad(
+                seq, f"mirror line {n} holds seq {their_seq} where seq {seq} belongs (lines inserted or reordered)"
+            )
         differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         raise _Bad(seq, f"seq {seq} differs between the database and the mirror (line {n}) in {', '.join(differ)}")
 
-    def _mirror_tail(self, next_entry: Any, head: int, mirror_cps: list[Checkpoint],
-                     by_seq: dict[int, Checkpoint]) -> str:
+    def _mirror_tail(
+        self, next_entry: Any, head: int, mirror_cps: list[Checkpoint], by_seq: dict[int, Checkpoint]
+    ) -> str:
         """After the walk: what the mirror holds beyond the database, what the database
         holds beyond the mirror, and the mirrored checkpoints."""
         assert self.mirror is not None
@@ -417,8 +493,11 @@ class _Verifier:
                     their_seq: Any = json.loads(line)["seq"]
                 except (ValueError, TypeError, KeyError):
                     their_seq = "?"
-                raise _Bad(head + 1, f"the mirror holds seq {their_seq} (line {n}) beyond the database's last "
-                           f"entry {head}: entries from seq {head + 1} were removed from the database")
+                raise _Bad(
+                    head + 1,
+                    f"the mirror holds seq {their_seq} (line {n}) beyond the database's last "
+                    f"entry {head}: entries from seq {head + 1} were removed from the database",
+                )
         while next_entry(head + 1) is not None:  # collect the remaining checkpoint lines
             pass
         now = self.clock.now()
@@ -432,18 +511,22 @@ class _Verifier:
         mirrored_cps = {cp.seq for cp in mirror_cps}
         since = min(mirrored_cps, default=mirrored_to + 1)
         for cp in by_seq.values():
-            if (cp.seq not in mirrored_cps and since < cp.seq <= mirrored_to
-                    and not self._recent(cp.ts, now)):
+            if cp.seq not in mirrored_cps and since < cp.seq <= mirrored_to and not self._recent(cp.ts, now):
                 raise _Bad(cp.seq, f"checkpoint at seq {cp.seq} is in the database but not in the mirror")
         if self.unmirrored_from is None:
             return f"{spec}: matches the database ({head} entries, {len(mirror_cps)} checkpoints)"
         first = self.store.audit_entries(after_seq=self.unmirrored_from - 1, limit=1)[0]
         lag = head - mirrored_to
         if not self._recent(first.ts, now):
-            raise _Bad(first.seq, f"seq {first.seq} ({first.ts}) and the {lag - 1} entries after it are in the "
-                       "database but not in the mirror")
-        return (f"{spec}: matches the database up to seq {mirrored_to}; the {lag} newest entries "
-                f"(from {first.ts}) are not mirrored yet")
+            raise _Bad(
+                first.seq,
+                f"seq {first.seq} ({first.ts}) and the {lag - 1} entries after it are in the "
+                "database but not in the mirror",
+            )
+        return (
+            f"{spec}: matches the database up to seq {mirrored_to}; the {lag} newest entries "
+            f"(from {first.ts}) are not mirrored yet"
+        )
 
     def _recent(self, ts: str, now: datetime) -> bool:
         return (now - datetime.fromisoformat(ts)).total_seconds() < self.grace

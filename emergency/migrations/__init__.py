@@ -25,7 +25,20 @@ from .runner import (
 )
 
 __all__ = [
-    "EMPTY", "PRE_MIGRATIONS", "refuse_unknown", "SCHEMA_LOCK", "SchemaBehind", "SchemaError", "SchemaTooNew", "Upgrade", "describe",
-    "ensure_postgres", "ensure_sqlite", "head", "pg_revision", "sqlite_revision", "upgrade_postgres",
+    "EMPTY",
+    "PRE_MIGRATIONS",
+    "refuse_unknown",
+    "SCHEMA_LOCK",
+    "SchemaBehind",
+    "SchemaError",
+    "SchemaTooNew",
+    "Upgrade",
+    "describe",
+    "ensure_postgres",
+    "ensure_sqlite",
+    "head",
+    "pg_revision",
+    "sqlite_revision",
+    "upgrade_postgres",
     "upgrade_sqlite",
 ]

@@ -88,7 +88,8 @@ def refuse_unknown(revision: str | None, where: str) -> None:
         raise SchemaTooNew(
             f"{where} is at schema revision {revision!r}, which this Sightline does not know (it knows up to "
             f"{head()!r}): a newer Sightline upgraded it. Install that newer Sightline (or a later one) and run it "
-            "on this database; this version will not touch it.")
+            "on this database; this version will not touch it."
+        )
 
 
 def _check_opened(revision: str | None, where: str) -> bool:
@@ -101,7 +102,8 @@ def _check_opened(revision: str | None, where: str) -> bool:
     raise SchemaBehind(
         f"{where} is at schema revision {describe(revision)}; this Sightline needs {head()}. Run "
         "`sightline db upgrade --config FILE` (it keeps a copy of a SQLite database first), or start the "
-        "gateway with `sightline serve`, which upgrades at start.")
+        "gateway with `sightline serve`, which upgrades at start."
+    )
 
 
 def _config(connection: Connection) -> Config:
@@ -183,7 +185,8 @@ def pg_revision(conn: Any) -> str | None:
     """As ``sqlite_revision``, for a psycopg connection (any row factory)."""
     cur = conn.execute(
         "SELECT to_regclass('alembic_version') IS NOT NULL AS versioned, EXISTS (SELECT 1 FROM pg_tables"
-        " WHERE schemaname = current_schema() AND tablename <> 'alembic_version') AS tables")
+        " WHERE schemaname = current_schema() AND tablename <> 'alembic_version') AS tables"
+    )
     versioned, tables = _values(cur.fetchone())
     if versioned:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -202,8 +205,9 @@ def pg_engine(url: str, connect_timeout: float = 10) -> Engine:
     import psycopg
 
     def connect() -> Any:
-        return psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)),
-                               application_name="sightline-migrations")
+        return psycopg.connect(
+            url, connect_timeout=max(1, int(connect_timeout)), application_name="sightline-migrations"
+        )
 
     return create_engine("postgresql+psycopg://", creator=connect, poolclass=pool.NullPool)
 

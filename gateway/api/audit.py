@@ -33,8 +33,9 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 MAX_PAGE = 1000
 
 
-def _read(gw: Gateway, who: Actor, source: str | None, event_type: AuditEvent, obj: str,
-          details: dict[str, Any] | None = None) -> None:
+def _read(
+    gw: Gateway, who: Actor, source: str | None, event_type: AuditEvent, obj: str, details: dict[str, Any] | None = None
+) -> None:
     gw.audit.append(event_type, actor=who, object=obj, source=source, details=details or {})
 
 
@@ -50,14 +51,32 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 @router.get("/audit/events", dependencies=[Depends(requires(Permission.READ_AUDIT))])
 def events(
-    request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
-    emergency: str | None = None, actor: str | None = None, camera: str | None = None,
-    event_type: str | None = None, since: str | None = None, until: str | None = None,
-    after_seq: int = Query(default=0, ge=0), limit: int = Query(default=200, ge=1, le=MAX_PAGE),
+    request: Request,
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    emergency: str | None = None,
+    actor: str | None = None,
+    camera: str | None = None,
+    event_type: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    after_seq: int = Query(default=0, ge=0),
+    limit: int = Query(default=200, ge=1, le=MAX_PAGE),
 ) -> dict[str, Any]:
     """Filtered, oldest first, in pages: pass ``next_after_seq`` back as ``after_seq``."""
-    filters = {k: v for k, v in {"emergency": emergency, "actor": actor, "camera": camera, "event_type": event_type,
-                                 "since": since, "until": until}.items() if v}
+    filters = {
+        k: v
+        for k, v in {
+            "emergency": emergency,
+            "actor": actor,
+            "camera": camera,
+            "event_type": event_type,
+            "since": since,
+            "until": until,
+        }.items()
+        if v
+    }
     _read(gw, who, source, AuditEvent.AUDIT_READ, "audit_log", {"filters": filters, "after_seq": after_seq})
     start, end = _when(since, "since"), _when(until, "until")
     grants = {g.id for g in gw.emergencies.grants_of(emergency)} if emergency else set()
@@ -67,8 +86,12 @@ def events(
     for e in gw.audit.entries(after_seq=after_seq, limit=100_000):
         last = e.seq
         when = datetime.fromisoformat(e.ts)
-        if (emergency and e.details.get("emergency") != emergency and e.details.get("grant") not in grants
-                and e.object != f"emergency:{emergency}"):
+        if (
+            emergency
+            and e.details.get("emergency") != emergency
+            and e.details.get("grant") not in grants
+            and e.object != f"emergency:{emergency}"
+        ):
             continue
         if actor and e.actor_id != actor and e.details.get("viewer") != actor:
             continue
@@ -87,38 +110,70 @@ def events(
 @router.get("/audit/verify", dependencies=[Depends(requires(Permission.READ_AUDIT))])
 def verify(gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
     result = verification_view(gw.audit.verify())
-    gw.audit.append(AuditEvent.AUDIT_VERIFIED, actor=who, object="audit_log", source=source,
-                    outcome="success" if result.get("ok") else "failure",
-                    details={"checked": result.get("checked"), "first_bad_seq": result.get("first_bad_seq")})
+    gw.audit.append(
+        AuditEvent.AUDIT_VERIFIED,
+        actor=who,
+        object="audit_log",
+        source=source,
+        outcome="success" if result.get("ok") else "failure",
+        details={"checked": result.get("checked"), "first_bad_seq": result.get("first_bad_seq")},
+    )
     return result
 
 
 @router.get("/emergencies/{emergency_id}/disclosure", dependencies=[Depends(requires(Permission.READ_DISCLOSURE))])
-def get_disclosure(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep,
-                   source: SourceDep) -> dict[str, Any]:
+def get_disclosure(
+    emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep
+) -> dict[str, Any]:
     require_in_building(request, who, Permission.READ_DISCLOSURE, gw.emergencies.get(emergency_id).building)
     record, _ = disclosure_record(gw.config.site, gw.emergencies, gw.audit, emergency_id)
-    gw.audit.append(AuditEvent.DISCLOSURE_READ, actor=who, object=f"emergency:{emergency_id}", source=source,
-                    details={"emergency": emergency_id})
+    gw.audit.append(
+        AuditEvent.DISCLOSURE_READ,
+        actor=who,
+        object=f"emergency:{emergency_id}",
+        source=source,
+        details={"emergency": emergency_id},
+    )
     return disclosure_view(gw.config.site, record)
 
 
-@router.get("/emergencies/{emergency_id}/export", response_class=Response,
-            responses={200: {"content": {t: {} for t in export.FORMATS.values()}}},
-            dependencies=[Depends(requires(Permission.EXPORT_AUDIT))])
-def export_packet(emergency_id: str, request: Request, gw: GatewayDep, who: ActorDep, source: SourceDep,
-                  format: Literal["json", "csv", "pdf"] = "json") -> Response:
+@router.get(
+    "/emergencies/{emergency_id}/export",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in export.FORMATS.values()}}},
+    dependencies=[Depends(requires(Permission.EXPORT_AUDIT))],
+)
+def export_packet(
+    emergency_id: str,
+    request: Request,
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    format: Literal["json", "csv", "pdf"] = "json",
+) -> Response:
     data = export.render(packet(gw.config.site, gw.emergencies, gw.audit, emergency_id, who.id), format)
-    gw.audit.append(AuditEvent.AUDIT_EXPORTED, actor=who, object=f"emergency:{emergency_id}", source=source,
-                    details={"emergency": emergency_id, "format": format, "bytes": len(data)})
+    gw.audit.append(
+        AuditEvent.AUDIT_EXPORTED,
+        actor=who,
+        object=f"emergency:{emergency_id}",
+        source=source,
+        details={"emergency": emergency_id, "format": format, "bytes": len(data)},
+    )
     name = f"sightline-{emergency_id}.{format}"
-    return Response(data, media_type=export.FORMATS[format],
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        data,
+        media_type=export.FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/reports/monthly", dependencies=[Depends(requires(Permission.MONTHLY_REPORT))])
-def monthly(gw: GatewayDep, who: ActorDep, source: SourceDep,
-            month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")) -> dict[str, Any]:
+def monthly(
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM"),
+) -> dict[str, Any]:
     """Every access in a month, as district agreements ask police access to be reported."""
     _read(gw, who, source, AuditEvent.REPORT_READ, f"report:monthly:{month}", {"month": month})
     year, mon = (int(p) for p in month.split("-"))
@@ -135,22 +190,27 @@ def monthly(gw: GatewayDep, who: ActorDep, source: SourceDep,
             continue
         grant = gw.emergencies.stored_grant(e.details.get("grant", "")) if e.details.get("grant") else None
         opened = starts.get(e.details.get("session"))
-        accesses.append({
-            "officer": e.details.get("viewer") or e.actor_id,
-            "agency": (opened.actor_agency if opened else e.actor_agency),
-            "camera": re.sub(r"^camera:", "", e.object),
-            "emergency": grant.emergency_id if grant else None,
-            "kind": "video" if e.event_type == AuditEvent.VIEW_ENDED else "snapshot",
-            "start": e.details.get("started") or e.details.get("captured"),
-            "end": e.details.get("ended") or e.details.get("captured"),
-            "seconds": e.details.get("seconds", 0),
-        })
+        accesses.append(
+            {
+                "officer": e.details.get("viewer") or e.actor_id,
+                "agency": (opened.actor_agency if opened else e.actor_agency),
+                "camera": re.sub(r"^camera:", "", e.object),
+                "emergency": grant.emergency_id if grant else None,
+                "kind": "video" if e.event_type == AuditEvent.VIEW_ENDED else "snapshot",
+                "start": e.details.get("started") or e.details.get("captured"),
+                "end": e.details.get("ended") or e.details.get("captured"),
+                "seconds": e.details.get("seconds", 0),
+            }
+        )
     officers = sorted({a["officer"] for a in accesses})
     return {
         "month": month,
         "accesses": accesses,
-        "totals": {"accesses": len(accesses), "officers": len(officers),
-                   "cameras": len({a["camera"] for a in accesses}),
-                   "emergencies": len({a["emergency"] for a in accesses if a["emergency"]}),
-                   "video_seconds": round(sum(a["seconds"] or 0 for a in accesses), 3)},
+        "totals": {
+            "accesses": len(accesses),
+            "officers": len(officers),
+            "cameras": len({a["camera"] for a in accesses}),
+            "emergencies": len({a["emergency"] for a in accesses if a["emergency"]}),
+            "video_seconds": round(sum(a["seconds"] or 0 for a in accesses), 3),
+        },
     }

@@ -46,20 +46,37 @@ def floor_plan(building_id: str, gw: GatewayDep, who: ActorDep, source: SourceDe
     if building is None:
         raise ApiError(404, "not_found", f"no building '{building_id}' in this district")
     if not gw.emergencies.may_see_floor_plan(who, building.id):
-        gw.audit.append(AuditEvent.PERMISSION_DENIED, actor=who, object=f"building:{building.id}", outcome="denied",
-                        source=source, reason="floor plan: may see none of the building's cameras now")
-        raise ApiError(403, "forbidden", f"you may see the floor plan of {building.name} only while you may see "
-                                         "one of its cameras (or if you administer the building)")
+        gw.audit.append(
+            AuditEvent.PERMISSION_DENIED,
+            actor=who,
+            object=f"building:{building.id}",
+            outcome="denied",
+            source=source,
+            reason="floor plan: may see none of the building's cameras now",
+        )
+        raise ApiError(
+            403,
+            "forbidden",
+            f"you may see the floor plan of {building.name} only while you may see "
+            "one of its cameras (or if you administer the building)",
+        )
     plan = gw.config.floor_plans.get(building.id)
     if plan is None:
-        raise ApiError(404, "not_found", f"{building.name} has no floor plan image: the site file names none "
-                                         "(floor_plan on its [[buildings]] entry)")
+        raise ApiError(
+            404,
+            "not_found",
+            f"{building.name} has no floor plan image: the site file names none "
+            "(floor_plan on its [[buildings]] entry)",
+        )
     try:
         data = read(plan)
     except FloorPlanError as exc:
         log.warning("floor plan of %s cannot be served: %s", building.id, exc)
-        raise ApiError(503, "floor_plan_unavailable", f"the floor plan file of {building.name} cannot be read now; "
-                                                      "an administrator has to restore it") from None
+        raise ApiError(
+            503,
+            "floor_plan_unavailable",
+            f"the floor plan file of {building.name} cannot be read now; an administrator has to restore it",
+        ) from None
     headers = dict(PLAN_HEADERS)
     if plan.is_svg:
         headers["Content-Security-Policy"] = SVG_POLICY

@@ -19,11 +19,13 @@ from .views import camera_view
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
 
+
 @router.get("/cameras", dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
 def list_cameras(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     buildings = gw.config.site.buildings
-    return [camera_view(c, gw.media.streams(c.id), buildings.get(c.building))
-            for c in gw.emergencies.visible_cameras(who)]
+    return [
+        camera_view(c, gw.media.streams(c.id), buildings.get(c.building)) for c in gw.emergencies.visible_cameras(who)
+    ]
 
 
 @router.get("/cameras/{camera_id}", dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
@@ -37,9 +39,12 @@ def get_camera(camera_id: str, gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
     return view
 
 
-@router.get("/cameras/{camera_id}/snapshot.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}},
-            dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))])
+@router.get(
+    "/cameras/{camera_id}/snapshot.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+    dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))],
+)
 async def snapshot(
     camera_id: str,
     gw: GatewayDep,
@@ -55,12 +60,21 @@ async def snapshot(
     except StreamUnavailable:
         raise ApiError(404, "not_found", f"camera '{camera_id}' has no {stream} stream; ask for stream=main") from None
     except SnapshotUnavailable as exc:
-        raise ApiError(503, "camera_unavailable", f"{exc}; try again in a few seconds",
-                       {"Retry-After": "2"}) from None
+        raise ApiError(503, "camera_unavailable", f"{exc}; try again in a few seconds", {"Retry-After": "2"}) from None
     captured = datetime.fromtimestamp(shot.captured, UTC)
-    gw.audit.append(AuditEvent.SNAPSHOT_SERVED, actor=who, object=f"camera:{camera_id}", source=source,
-                    reason=decision.reason,
-                    details={"stream": stream, "grant": decision.grant.id, "captured": captured.isoformat(),
-                             "bytes": len(shot.jpeg)})
-    return Response(shot.jpeg, media_type="image/jpeg",
-                    headers={"Cache-Control": "no-store", "X-Captured-At": captured.isoformat()})
+    gw.audit.append(
+        AuditEvent.SNAPSHOT_SERVED,
+        actor=who,
+        object=f"camera:{camera_id}",
+        source=source,
+        reason=decision.reason,
+        details={
+            "stream": stream,
+            "grant": decision.grant.id,
+            "captured": captured.isoformat(),
+            "bytes": len(shot.jpeg),
+        },
+    )
+    return Response(
+        shot.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Captured-At": captured.isoformat()}
+    )

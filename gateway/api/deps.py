@@ -58,10 +58,16 @@ def actor(request: Request, ident: Annotated[Identity, Depends(identity)]) -> Ac
     too, should a route ever forget its guard."""
     if not may(ident.actor, Permission.SIGN_IN):
         gateway(request).audit.append(
-            AuditEvent.PERMISSION_DENIED, actor=ident.actor, object=f"http:{request.method} {request.url.path}",
-            outcome="denied", source=client_address(request), reason="records clients may only post records",
+            AuditEvent.PERMISSION_DENIED,
+            actor=ident.actor,
+            object=f"http:{request.method} {request.url.path}",
+            outcome="denied",
+            source=client_address(request),
+            reason="records clients may only post records",
         )
-        raise ApiError(403, "forbidden", "a records client may only use POST /api/v1/records/{threats|restraints|reports}")
+        raise ApiError(
+            403, "forbidden", "a records client may only use POST /api/v1/records/{threats|restraints|reports}"
+        )
     return ident.actor
 
 

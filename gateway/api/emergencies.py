@@ -83,8 +83,9 @@ def get_emergency(emergency_id: EmergencyId, gw: GatewayDep, who: ActorDep) -> d
 
 
 @router.patch("/emergencies/{emergency_id}", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
-def change(emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: ActorDep,
-           source: SourceDep) -> dict[str, Any]:
+def change(
+    emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: ActorDep, source: SourceDep
+) -> dict[str, Any]:
     if body.action is None and body.threat_basis is None:
         raise ApiError(422, "invalid_request", "send 'action' and/or 'threat_basis'")
     if body.threat_basis is not None:
@@ -95,22 +96,33 @@ def change(emergency_id: EmergencyId, body: ChangeRequest, gw: GatewayDep, who: 
 
 
 @router.post("/emergencies/{emergency_id}/extend", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
-def extend(emergency_id: EmergencyId, body: ExtendRequest, gw: GatewayDep, who: ActorDep,
-           source: SourceDep) -> dict[str, Any]:
+def extend(
+    emergency_id: EmergencyId, body: ExtendRequest, gw: GatewayDep, who: ActorDep, source: SourceDep
+) -> dict[str, Any]:
     """Within the hard maximum this applies at once; beyond it, the response shows
     ``pending_extension`` until a second administrator approves."""
     return emergency_view(
-        gw.emergencies.extend(who, emergency_id, minutes=body.minutes, reason=body.reason, source=source), who)
+        gw.emergencies.extend(who, emergency_id, minutes=body.minutes, reason=body.reason, source=source), who
+    )
 
 
-@router.post("/emergencies/{emergency_id}/extension/{decision}",
-             dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))])
-def decide_extension(emergency_id: EmergencyId, decision: Literal["approve", "deny"], gw: GatewayDep,
-                     who: ActorDep, source: SourceDep,
-                     body: DecisionRequest | None = Body(default=None)) -> dict[str, Any]:
-    return emergency_view(gw.emergencies.decide_extension(
-        who, emergency_id, approve=decision == "approve", reason=(body or DecisionRequest()).reason,
-        source=source), who)
+@router.post(
+    "/emergencies/{emergency_id}/extension/{decision}", dependencies=[Depends(requires(Permission.COMMAND_EMERGENCY))]
+)
+def decide_extension(
+    emergency_id: EmergencyId,
+    decision: Literal["approve", "deny"],
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    body: DecisionRequest | None = Body(default=None),
+) -> dict[str, Any]:
+    return emergency_view(
+        gw.emergencies.decide_extension(
+            who, emergency_id, approve=decision == "approve", reason=(body or DecisionRequest()).reason, source=source
+        ),
+        who,
+    )
 
 
 @router.get("/policy", dependencies=[Depends(requires(Permission.READ_POLICY))])

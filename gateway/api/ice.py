@@ -25,10 +25,17 @@ def ice_servers(gw: GatewayDep, who: ActorDep) -> JSONResponse:
     ``RTCPeerConnection``; ask again before ``expires``. Empty when the site lists none."""
     expires = int(gw.clock.now().timestamp()) + gw.config.ice_credential_ttl
     try:
-        servers = viewer_ice_servers(gw.config.ice_servers, CredentialBox.for_dir(gw.config.secrets_dir),
-                                     who.id, expires)
+        servers = viewer_ice_servers(
+            gw.config.ice_servers, CredentialBox.for_dir(gw.config.secrets_dir), who.id, expires
+        )
     except CredentialError:
-        raise ApiError(503, "ice_misconfigured", "the TURN secret cannot be opened with this node's key; "
-                                                 "tell the administrator to seal it again on this node") from None
-    return JSONResponse({"iceServers": servers, "expires": datetime.fromtimestamp(expires, UTC).isoformat()},
-                        headers={"Cache-Control": "no-store"})
+        raise ApiError(
+            503,
+            "ice_misconfigured",
+            "the TURN secret cannot be opened with this node's key; "
+            "tell the administrator to seal it again on this node",
+        ) from None
+    return JSONResponse(
+        {"iceServers": servers, "expires": datetime.fromtimestamp(expires, UTC).isoformat()},
+        headers={"Cache-Control": "no-store"},
+    )

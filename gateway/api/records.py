@@ -58,11 +58,16 @@ class AuditedRoute(APIRoute):
                 if request.method == "POST" and kind is not None:
                     problems = "; ".join(
                         f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-                        for e in exc.errors())
+                        for e in exc.errors()
+                    )
                     gateway(request).audit.append(
-                        AuditEvent.of_record(kind, "refused"), actor_id=getattr(request.state, "records_client", "unknown"),
-                        object=f"record:{kind}", outcome="denied", source=client_address(request),
-                        reason=f"invalid_request: {problems}"[:1000])
+                        AuditEvent.of_record(kind, "refused"),
+                        actor_id=getattr(request.state, "records_client", "unknown"),
+                        object=f"record:{kind}",
+                        outcome="denied",
+                        source=client_address(request),
+                        reason=f"invalid_request: {problems}"[:1000],
+                    )
                 raise
 
         return audited
@@ -70,11 +75,15 @@ class AuditedRoute(APIRoute):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no valid bearer token"},
-    403: {"model": ErrorBody, "description": "not a records client, or the token lacks the scope "
-                                             "(error insufficient_scope)"},
+    403: {
+        "model": ErrorBody,
+        "description": "not a records client, or the token lacks the scope (error insufficient_scope)",
+    },
     409: {"model": ErrorBody, "description": "the record is already linked to another building"},
-    422: {"model": ErrorBody, "description": "the body is not valid (unknown building or location, "
-                                             "unknown field, bad value)"},
+    422: {
+        "model": ErrorBody,
+        "description": "the body is not valid (unknown building or location, unknown field, bad value)",
+    },
 }
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"], route_class=AuditedRoute)
@@ -86,10 +95,18 @@ def _bounded(t: datetime) -> datetime:
     return t
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_bounded),
-                      Field(description="RFC 3339 date-time with a timezone offset")]
-SourceSystem = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                                    description="the records system's name, e.g. 'tat' or 'sis'")]
+Timestamp = Annotated[
+    AwareDatetime, AfterValidator(_bounded), Field(description="RFC 3339 date-time with a timezone offset")
+]
+SourceSystem = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="the records system's name, e.g. 'tat' or 'sis'",
+    ),
+]
 ExternalId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 BuildingId = Annotated[str, Field(min_length=1, max_length=100, description="a building id of the site file")]
 
@@ -113,8 +130,12 @@ class ThreatIn(BaseModel):
     classification: ThreatLevel
     status: ThreatStatus
     opened_at: Timestamp
-    basis: str | None = Field(default=None, min_length=1, max_length=500,
-                              description="short articulable-threat text; becomes the emergency's threat basis")
+    basis: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="short articulable-threat text; becomes the emergency's threat basis",
+    )
 
 
 class RestraintIn(BaseModel):
@@ -161,7 +182,8 @@ class RecordOut(BaseModel):
     updated: datetime
     effect: Effect = Field(
         description="proposal: this record proposed an emergency; linked: the building already had one; "
-                    "privacy_hold(_ended): the cameras covering the episode's location")
+        "privacy_hold(_ended): the cameras covering the episode's location"
+    )
     emergency: str | None = None
     cameras: list[str] = Field(default_factory=list)
     review: str | None = None
@@ -184,8 +206,9 @@ def describe_site(doc: dict[str, Any], site: Site) -> None:
     locations (zones and camera-coverage tags) of the site file are enumerated."""
     schemas = doc.get("components", {}).get("schemas", {})
     buildings = sorted(site.buildings)
-    locations = sorted({z for b in site.buildings.values() for z in b.zones}
-                       | {t for c in site.cameras.values() for t in c.tags})
+    locations = sorted(
+        {z for b in site.buildings.values() for z in b.zones} | {t for c in site.cameras.values() for t in c.tags}
+    )
     for name in ("ThreatIn", "RestraintIn", "ReportIn"):
         props = schemas.get(name, {}).get("properties", {})
         if "building" in props:
@@ -196,9 +219,14 @@ def describe_site(doc: dict[str, Any], site: Site) -> None:
 
 
 def _deny(request: Request, ident: Identity, reason: str) -> None:
-    gateway(request).audit.append(AuditEvent.PERMISSION_DENIED, actor=ident.actor,
-                                  object=f"http:{request.method} {request.url.path}", outcome="denied",
-                                  source=client_address(request), reason=reason)
+    gateway(request).audit.append(
+        AuditEvent.PERMISSION_DENIED,
+        actor=ident.actor,
+        object=f"http:{request.method} {request.url.path}",
+        outcome="denied",
+        source=client_address(request),
+        reason=reason,
+    )
 
 
 def _check_building(request: Request, ident: Identity, building: str) -> None:
@@ -207,8 +235,9 @@ def _check_building(request: Request, ident: Identity, building: str) -> None:
         raise ApiError(403, "forbidden", f"this client may not post records for building {building!r}")
 
 
-def _upsert(gw: Gateway, kind: RecordKind, source: str, external_id: str, response: Response,
-            post: Callable[[], RecordLink]) -> RecordOut:
+def _upsert(
+    gw: Gateway, kind: RecordKind, source: str, external_id: str, response: Response, post: Callable[[], RecordLink]
+) -> RecordOut:
     before = gw.records.get(kind, source, external_id)
     link = post()
     result: Result
@@ -231,62 +260,161 @@ def _view(gw: Gateway, link: RecordLink, result: Result) -> RecordOut:
     elif link.emergency_id is not None:
         origin = f"{link.kind}:{link.source}/{link.external_id}"
         effect = "proposal" if gw.emergencies.get(link.emergency_id).declared_by == origin else "linked"
-    return RecordOut(kind=link.kind, source=link.source, external_id=link.external_id, building=link.building,
-                     result=result, received=link.received, updated=link.updated, effect=effect,
-                     emergency=link.emergency_id, cameras=cameras, review=link.review)
+    return RecordOut(
+        kind=link.kind,
+        source=link.source,
+        external_id=link.external_id,
+        building=link.building,
+        result=result,
+        received=link.received,
+        updated=link.updated,
+        effect=effect,
+        emergency=link.emergency_id,
+        cameras=cameras,
+        review=link.review,
+    )
 
 
 _POST: dict[str, Any] = {
-    "response_model": RecordOut, "status_code": 201,
-    "responses": {200: {"model": RecordOut, "description": "already known: unchanged or updated; "
-                                                           "no effect is repeated"}, **_ERRORS}}
+    "response_model": RecordOut,
+    "status_code": 201,
+    "responses": {
+        200: {"model": RecordOut, "description": "already known: unchanged or updated; no effect is repeated"},
+        **_ERRORS,
+    },
+}
 
 
 @router.post("/threats", summary="Link a threat-assessment case (scope records:threats)", **_POST)
-def post_threat(body: ThreatIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                ident: Annotated[Identity, Depends(requires(Permission.POST_THREAT_RECORDS))]) -> RecordOut:
+def post_threat(
+    body: ThreatIn,
+    request: Request,
+    response: Response,
+    gw: GatewayDep,
+    source: SourceDep,
+    ident: Annotated[Identity, Depends(requires(Permission.POST_THREAT_RECORDS))],
+) -> RecordOut:
     _check_building(request, ident, body.building)
-    return _upsert(gw, RecordKind.THREAT, body.source, body.case_id, response, lambda: gw.records.upsert_threat(
-        ident.actor.id, source=body.source, external_id=body.case_id, building=body.building,
-        classification=body.classification, status=body.status, basis=body.basis, opened_at=body.opened_at,
-        source_address=source))
+    return _upsert(
+        gw,
+        RecordKind.THREAT,
+        body.source,
+        body.case_id,
+        response,
+        lambda: gw.records.upsert_threat(
+            ident.actor.id,
+            source=body.source,
+            external_id=body.case_id,
+            building=body.building,
+            classification=body.classification,
+            status=body.status,
+            basis=body.basis,
+            opened_at=body.opened_at,
+            source_address=source,
+        ),
+    )
 
 
 @router.post("/restraints", summary="Link a restraint or time-out episode (scope records:restraints)", **_POST)
-def post_restraint(body: RestraintIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                   ident: Annotated[Identity, Depends(requires(Permission.POST_RESTRAINT_RECORDS))]) -> RecordOut:
+def post_restraint(
+    body: RestraintIn,
+    request: Request,
+    response: Response,
+    gw: GatewayDep,
+    source: SourceDep,
+    ident: Annotated[Identity, Depends(requires(Permission.POST_RESTRAINT_RECORDS))],
+) -> RecordOut:
     _check_building(request, ident, body.building)
-    return _upsert(gw, RecordKind.RESTRAINT, body.source, body.episode_id, response,
-                   lambda: gw.records.upsert_restraint(
-                       ident.actor.id, source=body.source, external_id=body.episode_id, episode_type=body.type,
-                       building=body.building, location=body.location, start=body.start, end=body.end,
-                       source_address=source))
+    return _upsert(
+        gw,
+        RecordKind.RESTRAINT,
+        body.source,
+        body.episode_id,
+        response,
+        lambda: gw.records.upsert_restraint(
+            ident.actor.id,
+            source=body.source,
+            external_id=body.episode_id,
+            episode_type=body.type,
+            building=body.building,
+            location=body.location,
+            start=body.start,
+            end=body.end,
+            source_address=source,
+        ),
+    )
 
 
 @router.post("/reports", summary="Link an incident report or detention notice (scope records:reports)", **_POST)
-def post_report(body: ReportIn, request: Request, response: Response, gw: GatewayDep, source: SourceDep,
-                ident: Annotated[Identity, Depends(requires(Permission.POST_REPORT_RECORDS))]) -> RecordOut:
+def post_report(
+    body: ReportIn,
+    request: Request,
+    response: Response,
+    gw: GatewayDep,
+    source: SourceDep,
+    ident: Annotated[Identity, Depends(requires(Permission.POST_REPORT_RECORDS))],
+) -> RecordOut:
     _check_building(request, ident, body.building)
-    return _upsert(gw, RecordKind.REPORT, body.source, body.report_id, response, lambda: gw.records.upsert_report(
-        ident.actor.id, source=body.source, external_id=body.report_id, kind=body.kind, building=body.building,
-        occurred_at=body.occurred_at, source_address=source))
+    return _upsert(
+        gw,
+        RecordKind.REPORT,
+        body.source,
+        body.report_id,
+        response,
+        lambda: gw.records.upsert_report(
+            ident.actor.id,
+            source=body.source,
+            external_id=body.report_id,
+            kind=body.kind,
+            building=body.building,
+            occurred_at=body.occurred_at,
+            source_address=source,
+        ),
+    )
 
 
-@router.get("/reports", response_model=list[ReportOut],
-            summary="Reports and detention notices (need to know: district admin, building admin of the building)",
-            responses={401: _ERRORS[401], 403: {"model": ErrorBody, "description": "no need to know"},
-                       422: _ERRORS[422]},
-            dependencies=[Depends(requires(Permission.READ_REPORT_LINKS))])
-def list_reports(gw: GatewayDep, who: ActorDep, source: SourceDep,
-                 building: Annotated[str | None, Query(max_length=100)] = None,
-                 kind: ReportKind | None = None) -> list[ReportOut]:
-    links = [link for link in gw.records.links(RecordKind.REPORT)
-             if may(who, Permission.READ_REPORT_LINKS, link.building) and (building is None or link.building == building)
-             and (kind is None or link.fields["kind"] == kind)]
-    gw.audit.append(AuditEvent.RECORD_REPORT_LISTED, actor=who, object="record:report", source=source,
-                    details={"count": len(links), "building": building, "kind": kind,
-                             "detention_notices": sum(1 for lk in links
-                                                      if lk.fields["kind"] == ReportKind.STUDENT_DETENTION)})
-    return [ReportOut(source=lk.source, report_id=lk.external_id, kind=lk.fields["kind"], building=lk.building,
-                      occurred_at=lk.fields["occurred_at"], received=lk.received, emergency=lk.emergency_id)
-            for lk in links]
+@router.get(
+    "/reports",
+    response_model=list[ReportOut],
+    summary="Reports and detention notices (need to know: district admin, building admin of the building)",
+    responses={401: _ERRORS[401], 403: {"model": ErrorBody, "description": "no need to know"}, 422: _ERRORS[422]},
+    dependencies=[Depends(requires(Permission.READ_REPORT_LINKS))],
+)
+def list_reports(
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    building: Annotated[str | None, Query(max_length=100)] = None,
+    kind: ReportKind | None = None,
+) -> list[ReportOut]:
+    links = [
+        link
+        for link in gw.records.links(RecordKind.REPORT)
+        if may(who, Permission.READ_REPORT_LINKS, link.building)
+        and (building is None or link.building == building)
+        and (kind is None or link.fields["kind"] == kind)
+    ]
+    gw.audit.append(
+        AuditEvent.RECORD_REPORT_LISTED,
+        actor=who,
+        object="record:report",
+        source=source,
+        details={
+            "count": len(links),
+            "building": building,
+            "kind": kind,
+            "detention_notices": sum(1 for lk in links if lk.fields["kind"] == ReportKind.STUDENT_DETENTION),
+        },
+    )
+    return [
+        ReportOut(
+            source=lk.source,
+            report_id=lk.external_id,
+            kind=lk.fields["kind"],
+            building=lk.building,
+            occurred_at=lk.fields["occurred_at"],
+            received=lk.received,
+            emergency=lk.emergency_id,
+        )
+        for lk in links
+    ]

@@ -43,14 +43,14 @@ async def calling_node(request: Request, gw: GatewayDep) -> str:
     path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
     node = await asyncio.to_thread(leases.authenticate, request.method, path, request.headers)
     if node is None:
-        raise ApiError(401, "unauthorized",
-                       "node-to-node requests need a valid, current, unused relay signature")
+        raise ApiError(401, "unauthorized", "node-to-node requests need a valid, current, unused relay signature")
     return node
 
 
 @router.get("/internal/v1/relay/{camera_id}/{stream}")
-async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(calling_node)],
-                gw: GatewayDep) -> StreamingResponse:
+async def relay(
+    camera_id: str, stream: str, node: Annotated[str, Depends(calling_node)], gw: GatewayDep
+) -> StreamingResponse:
     leases = gw.leases
     assert leases is not None  # calling_node answered 404 otherwise
     if gw.relay_closing:
@@ -63,8 +63,12 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
         raise ApiError(404, "not_found", str(exc)) from None
     gw.relay_tracks.add(track)
     obj = f"camera:{camera_id}"
-    gw.audit.append(AuditEvent.RELAY_STARTED, actor_id=f"node:{node}", object=obj,
-                    details={"stream": stream, "to_node": node, "from_node": gw.config.node})
+    gw.audit.append(
+        AuditEvent.RELAY_STARTED,
+        actor_id=f"node:{node}",
+        object=obj,
+        details={"stream": stream, "to_node": node, "from_node": gw.config.node},
+    )
     log.info("relay of %s/%s to node %s started", camera_id, stream, node)
 
     async def body() -> AsyncIterator[bytes]:
@@ -92,11 +96,22 @@ async def relay(camera_id: str, stream: str, node: Annotated[str, Depends(callin
         finally:
             track.stop()
             gw.relay_tracks.discard(track)
-            gw.audit.append(AuditEvent.RELAY_ENDED, actor_id=f"node:{node}", object=obj, reason=why,
-                            details={"stream": stream, "to_node": node, "from_node": gw.config.node,
-                                     "seconds": round(time.monotonic() - started, 1), "units": units,
-                                     "bytes": sent})
+            gw.audit.append(
+                AuditEvent.RELAY_ENDED,
+                actor_id=f"node:{node}",
+                object=obj,
+                reason=why,
+                details={
+                    "stream": stream,
+                    "to_node": node,
+                    "from_node": gw.config.node,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "units": units,
+                    "bytes": sent,
+                },
+            )
             log.info("relay of %s/%s to node %s ended: %s", camera_id, stream, node, why)
 
-    return StreamingResponse(body(), media_type=MEDIA_TYPE,
-                             headers={"X-Relay-Peer": gw.config.node, "Cache-Control": "no-store"})
+    return StreamingResponse(
+        body(), media_type=MEDIA_TYPE, headers={"X-Relay-Peer": gw.config.node, "Cache-Control": "no-store"}
+    )

@@ -59,9 +59,15 @@ def list_sessions(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
             continue
         viewer = site.accounts.get(s.actor.id)
         agency = site.agencies.get(s.actor.agency or "")
-        out.append({**s.summary(), "viewer_name": viewer.name if viewer else s.actor.id,
-                    "agency_name": agency.name if agency else s.actor.agency,
-                    "camera_name": camera.name, "building": camera.building})
+        out.append(
+            {
+                **s.summary(),
+                "viewer_name": viewer.name if viewer else s.actor.id,
+                "agency_name": agency.name if agency else s.actor.agency,
+                "camera_name": camera.name,
+                "building": camera.building,
+            }
+        )
     out.sort(key=lambda v: (v["building"], v["camera_name"], v["started"]))
     return out
 

@@ -28,8 +28,14 @@ MAX_PANIC_BODY = 8 * 1024
 
 
 def _refuse(gw, button_id: str, status: int, code: str, detail: str, source: str | None) -> ApiError:
-    gw.audit.append(AuditEvent.TRIGGER_DENIED, actor_id=f"panic:{button_id}", object=f"panic_button:{button_id}",
-                    outcome="denied", source=source, reason=detail)
+    gw.audit.append(
+        AuditEvent.TRIGGER_DENIED,
+        actor_id=f"panic:{button_id}",
+        object=f"panic_button:{button_id}",
+        outcome="denied",
+        source=source,
+        reason=detail,
+    )
     return ApiError(status, code, detail)
 
 
@@ -54,8 +60,9 @@ async def signed_press(button_id: str, request: Request, gw: GatewayDep, source:
     try:
         secret = CredentialBox.for_dir(gw.config.secrets_dir).open(button.sealed_secret)
     except CredentialError:
-        raise _refuse(gw, button_id, 503, "misconfigured", "the button's secret cannot be opened on this node",
-                      source) from None
+        raise _refuse(
+            gw, button_id, 503, "misconfigured", "the button's secret cannot be opened on this node", source
+        ) from None
     now = time.time()
     if not verify(secret, body, header, now):
         reason = "stale signature timestamp" if _stale(header, now) else "bad or missing signature"
@@ -64,8 +71,9 @@ async def signed_press(button_id: str, request: Request, gw: GatewayDep, source:
 
 
 @router.post("/triggers/panic/{button_id}", status_code=201)
-async def panic(button_id: str, body: Annotated[bytes, Depends(signed_press)], gw: GatewayDep,
-                source: SourceDep) -> dict[str, Any]:
+async def panic(
+    button_id: str, body: Annotated[bytes, Depends(signed_press)], gw: GatewayDep, source: SourceDep
+) -> dict[str, Any]:
     """A panic button press, authenticated by ``X-Sightline-Signature: t=<unix>,v1=<hmac>``
     over ``"<t>." + body``; body ``{"event_id": "...", "drill": false}``. Replays (same
     event id) and signatures older than five minutes are refused and audited."""
@@ -77,20 +85,36 @@ async def panic(button_id: str, body: Annotated[bytes, Depends(signed_press)], g
         if not isinstance(event_id, str) or not 0 < len(event_id) <= 128 or not isinstance(drill, bool):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        raise _refuse(gw, button_id, 422, "invalid_request",
-                      'the body must be {"event_id": "<unique id>", "drill": false}', source) from None
+        raise _refuse(
+            gw,
+            button_id,
+            422,
+            "invalid_request",
+            'the body must be {"event_id": "<unique id>", "drill": false}',
+            source,
+        ) from None
     if not gw.receipts.first_time(f"panic:{button_id}", event_id):
         raise _refuse(gw, button_id, 409, "replay", f"event {event_id!r} was already received", source)
     try:
         emergency = gw.emergencies.declare(
-            None, building=button.building, action=button.action, incident_type=button.incident_type,
-            drill=drill, source=source, trigger=Trigger.PANIC, origin=f"panic:{button_id}",
+            None,
+            building=button.building,
+            action=button.action,
+            incident_type=button.incident_type,
+            drill=drill,
+            source=source,
+            trigger=Trigger.PANIC,
+            origin=f"panic:{button_id}",
         )
     except Conflict:
         open_now = next(e for e in gw.emergencies.list(open_only=True) if e.building == button.building)
         return {"status": "already_open", "emergency": open_now.id}
-    return {"status": "declared", "emergency": emergency.id, "state": str(emergency.state),
-            "confirm_deadline": emergency.confirm_deadline.isoformat()}
+    return {
+        "status": "declared",
+        "emergency": emergency.id,
+        "state": str(emergency.state),
+        "confirm_deadline": emergency.confirm_deadline.isoformat(),
+    }
 
 
 class AccessRequestBody(BaseModel):
@@ -111,19 +135,36 @@ class DenyBody(BaseModel):
 
 def request_view(r: AccessRequest) -> dict[str, Any]:
     return {
-        "id": r.id, "building": r.building, "requested_by": r.requested_by, "agency": r.agency,
-        "call_type": r.call_type, "reason": r.reason, "action": str(r.action), "incident_type": str(r.incident_type),
-        "created": r.created.isoformat(), "state": str(r.state), "decided_by": r.decided_by,
-        "decided_at": r.decided_at.isoformat() if r.decided_at else None, "decision_reason": r.decision_reason,
+        "id": r.id,
+        "building": r.building,
+        "requested_by": r.requested_by,
+        "agency": r.agency,
+        "call_type": r.call_type,
+        "reason": r.reason,
+        "action": str(r.action),
+        "incident_type": str(r.incident_type),
+        "created": r.created.isoformat(),
+        "state": str(r.state),
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+        "decision_reason": r.decision_reason,
         "emergency": r.emergency_id,
     }
 
 
 @router.post("/access-requests", status_code=201, dependencies=[Depends(requires(Permission.REQUEST_ACCESS))])
 def submit_request(body: AccessRequestBody, gw: GatewayDep, who: ActorDep, source: SourceDep) -> dict[str, Any]:
-    return request_view(gw.requests.submit(
-        who, building=body.building, call_type=body.call_type, reason=body.reason, action=body.action,
-        incident_type=body.incident_type, source=source))
+    return request_view(
+        gw.requests.submit(
+            who,
+            building=body.building,
+            call_type=body.call_type,
+            reason=body.reason,
+            action=body.action,
+            incident_type=body.incident_type,
+            source=source,
+        )
+    )
 
 
 @router.get("/access-requests", dependencies=[Depends(requires(Permission.LIST_ACCESS_REQUESTS))])
@@ -131,10 +172,17 @@ def list_requests(gw: GatewayDep, who: ActorDep, pending_only: bool = False) -> 
     return [request_view(r) for r in gw.requests.visible_to(who, pending_only=pending_only)]
 
 
-@router.post("/access-requests/{request_id}/{decision}",
-             dependencies=[Depends(requires(Permission.DECIDE_ACCESS_REQUESTS))])
-def decide_request(request_id: str, decision: Literal["approve", "deny"], gw: GatewayDep, who: ActorDep,
-                   source: SourceDep, body: DenyBody | None = Body(default=None)) -> dict[str, Any]:
+@router.post(
+    "/access-requests/{request_id}/{decision}", dependencies=[Depends(requires(Permission.DECIDE_ACCESS_REQUESTS))]
+)
+def decide_request(
+    request_id: str,
+    decision: Literal["approve", "deny"],
+    gw: GatewayDep,
+    who: ActorDep,
+    source: SourceDep,
+    body: DenyBody | None = Body(default=None),
+) -> dict[str, Any]:
     if decision == "approve":
         return request_view(gw.requests.approve(who, request_id, source=source))
     return request_view(gw.requests.deny(who, request_id, reason=(body or DenyBody()).reason, source=source))

@@ -56,7 +56,9 @@ def emergency_view(e: Emergency, viewer: Actor) -> dict[str, Any]:
         "trigger": str(e.trigger),
         "activation": str(e.activation),
         "extensions": e.extensions,
-        "pending_extension": None if e.pending_extension is None else {
+        "pending_extension": None
+        if e.pending_extension is None
+        else {
             "minutes": e.pending_extension.minutes,
             "reason": e.pending_extension.reason,
             "requested_by": e.pending_extension.requested_by,

@@ -37,8 +37,11 @@ async def _read_offer(request: Request) -> str:
         raise ApiError(400, "bad_sdp", str(exc)) from None
 
 
-@router.post("/whep/{camera_id}", status_code=201,
-             dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))])
+@router.post(
+    "/whep/{camera_id}",
+    status_code=201,
+    dependencies=[Depends(requires(Permission.WATCH_LIVE, detail="role_not_permitted"))],
+)
 async def start_view(
     camera_id: str,
     request: Request,
@@ -102,8 +105,9 @@ async def start_view(
     return Response(answer, status_code=201, media_type=SDP, headers={"Location": location})
 
 
-@router.delete("/whep/{camera_id}/sessions/{session_id}", status_code=204,
-               dependencies=[Depends(requires(Permission.WATCH_LIVE))])
+@router.delete(
+    "/whep/{camera_id}/sessions/{session_id}", status_code=204, dependencies=[Depends(requires(Permission.WATCH_LIVE))]
+)
 async def stop_view(camera_id: str, session_id: str, gw: GatewayDep, who: ActorDep) -> Response:
     session = gw.sessions.get(session_id)
     if session is None or session.camera_id != camera_id or session.actor.id != who.id:
