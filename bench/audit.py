@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emergency.audit import AuditLog  # noqa: E402
-from emergency.audit.checkpoints import CheckpointSigner  # noqa: E402
-from emergency.audit.mirror import FileMirror  # noqa: E402
-from emergency.clock import SystemClock  # noqa: E402
-from emergency.model import Actor  # noqa: E402
-from emergency.site import Role  # noqa: E402
-from emergency.sqlite_store import SqliteStore  # noqa: E402
+from emergency.audit import AuditLog
+from emergency.audit.checkpoints import CheckpointSigner
+from emergency.audit.mirror import FileMirror
+from emergency.clock import SystemClock
+from emergency.model import Actor
+from emergency.site import Role
+from emergency.sqlite_store import SqliteStore
 
 OFFICER = Actor("officer-17", Role.OFFICER, "village-pd", (), mfa=True)
 

@@ -319,8 +319,8 @@ def write_site(work: Path, camera_url: str) -> Path:
     bench camera (main stream only, so the LOCKDOWN preloads exactly that ingest). The
     other synthetic cameras would encode inside the gateway and swamp the idle baseline."""
     from emergency.sample import sample_site_data
-    from gateway.demo import GATEWAY, HEADER
-    from gateway.toml_writer import to_toml
+    from gateway.cli.demo import GATEWAY, HEADER
+    from gateway.cli.toml_writer import to_toml
 
     data = sample_site_data()
     front = next(c for c in data["cameras"] if c["id"] == "hs-front")
@@ -651,7 +651,7 @@ def run(args: argparse.Namespace) -> Report:
             p.start()
             loaders.append((p, parent))
         report.marks["ramp_start"] = time.time()
-        for p, pipe in loaders:
+        for _p, pipe in loaders:
             if not pipe.poll(args.viewers / args.ramp + 90):
                 raise RuntimeError("a load process did not get ready")
             _, n, failures = pipe.recv()

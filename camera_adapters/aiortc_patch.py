@@ -12,7 +12,7 @@ changes nothing):
   (``aiortc.rtcrtpsender.get_encoder`` and ``RTP_HISTORY_SIZE``);
 * H.264 Main and High profiles (:data:`EXTRA_H264_PROFILES`) in aiortc's codec table beside
   its constrained baseline, so an answer can announce a passthrough camera's real profile
-  (``aiortc.codecs.CODECS``; gateway/h264_profiles.py chooses among them);
+  (``aiortc.codecs.CODECS``; gateway/media/h264_profiles.py chooses among them);
 * only when :func:`choose_sender` allows it, ``RTCRtpSender._run_rtp``, ``_retransmit``
   and ``_send_keyframe`` are wrapped so that a PacketTrack's sender on a plain UDP pair
   is the lean C send loop (:mod:`camera_adapters.fastsend`, ``camera_adapters/_rtpsend.c``)

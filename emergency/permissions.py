@@ -2,7 +2,7 @@
 
 Every capability of the app is a :class:`Permission`; :data:`MATRIX` says which role
 holds which. ``may`` is the only place a role is compared: the domain's finer rules
-(emergency/authority.py) and the gateway's route guards (gateway/guards.py) both ask it.
+(emergency/authority.py) and the gateway's route guards (gateway/identity/guards.py) both ask it.
 
 Two things widen or narrow a role's permissions:
 

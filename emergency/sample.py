@@ -3,7 +3,7 @@
 Two buildings, cameras of every privacy class, one agency under the agreement and
 one outside it, and an account for every role. Each building also has a floor plan
 (rooms below); ``sample_site_data(floor_plans=True)`` names the image files, which
-``sightline demo`` draws next to its site file (gateway/demo.py).
+``sightline demo`` draws next to its site file (gateway/cli/demo.py).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def floor_plan_file(building_id: str) -> str:
 def sample_site_data(*, floor_plans: bool = False) -> dict[str, Any]:
     """A fresh copy each call, so callers may edit it. With ``floor_plans`` every building
     names its plan image (``floor_plan_file``); whoever writes the site file must then
-    write those images too (gateway.demo.write_demo_plans)."""
+    write those images too (gateway.cli.demo.write_demo_plans)."""
     data = copy.deepcopy(_SAMPLE)
     if floor_plans:
         for building in data["buildings"]:

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import errors, guards, oauth, signin, web
-from .api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
-from .runtime import Gateway
+from gateway import errors
+from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
+from gateway.api import pages as web
+from gateway.api import signin as signin_routes
+from gateway.identity import guards, oauth, signin
+from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
@@ -58,7 +61,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
 
 def install_routes(app: FastAPI) -> None:
-    """Every route and page, each with its guard (gateway/guards.py)."""
+    """Every route and page, each with its guard (gateway/identity/guards.py)."""
     for module in (
         health,
         cameras,
@@ -72,7 +75,7 @@ def install_routes(app: FastAPI) -> None:
         records,
         oauth,
         relay,
-        signin,
+        signin_routes,
     ):
         app.include_router(module.router)
     web.install(app)

@@ -16,12 +16,11 @@ from urllib.parse import SplitResult, urlsplit
 from emergency.model import Action, IncidentType
 from emergency.outbox import ALL_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
-
-from .floor_plans import FloorPlan, FloorPlanError, locate
-from .ice import DEFAULT_TTL as ICE_DEFAULT_TTL
-from .ice import MAX_TTL as ICE_MAX_TTL
-from .ice import IceConfigError, IceServer, parse_ice_servers
-from .logins import AccountLogin, LoginConfigError, pop_account_logins
+from gateway.api.floor_plans import FloorPlan, FloorPlanError, locate
+from gateway.identity.logins import AccountLogin, LoginConfigError, pop_account_logins
+from gateway.media.ice import DEFAULT_TTL as ICE_DEFAULT_TTL
+from gateway.media.ice import MAX_TTL as ICE_MAX_TTL
+from gateway.media.ice import IceConfigError, IceServer, parse_ice_servers
 
 _GATEWAY_KEYS = {
     "data_dir",
@@ -110,7 +109,7 @@ class GatewayConfig:
     # [gateway] database: a postgresql:// URL; None keeps the embedded SQLite file below.
     database_url: str | None = None
     # OAuth2 client secrets of records_client accounts, by account id, as stored: an scrypt
-    # hash (preferred) or a sealed secret; never plain text (gateway/oauth.py checks them).
+    # hash (preferred) or a sealed secret; never plain text (gateway/identity/oauth.py checks them).
     client_secrets: dict[str, str] = field(default_factory=dict, repr=False)
     # The audit log's second sink ("file:PATH" relative to the site file, "syslog:",
     # "syslog:HOST:PORT") and its checkpoint cadence (every N entries / at least every S seconds).
@@ -124,11 +123,11 @@ class GatewayConfig:
     ice_servers: tuple[IceServer, ...] = ()
     ice_credential_ttl: int = ICE_DEFAULT_TTL
     # [gateway] redis: a redis:// or rediss:// URL (no password; REDIS_PASSWORD gives it) where
-    # several nodes share page sign-in sessions and failure limits (gateway/signin_redis.py);
+    # several nodes share page sign-in sessions and failure limits (gateway/identity/signin_redis.py);
     # None keeps them in this process's memory.
     redis_url: str | None = None
     # [gateway] internal_url: how the other nodes reach this one (camera relays,
-    # gateway/camera_leases.py); None means public_url. Set it per node behind a load balancer.
+    # gateway/media/camera_leases.py); None means public_url. Set it per node behind a load balancer.
     internal_url: str | None = None
 
     @property
@@ -239,7 +238,7 @@ def _pop_client_secrets(raw: dict, path: Path) -> dict[str, str]:
     """Take ``client_secret`` off every ``[[accounts]]`` entry before the domain sees it.
     Stored as ``scrypt$...`` (``sightline client-secret`` prints one) or sealed
     (``enc:v1:...``, CredentialBox); plain text is refused, like camera passwords."""
-    from .logins import check_password_hash
+    from gateway.identity.logins import check_password_hash
 
     secrets: dict[str, str] = {}
     accounts = raw.get("accounts", [])

@@ -14,7 +14,7 @@ passwords; a plain-text secret is refused when the site file is loaded. To seal 
     python -c "from gateway.notifier import seal_secret; print(seal_secret('site.toml', 'the secret'))"
 
 Each delivery is ``POST url`` with a JSON body ``{id, topic, created, payload}`` and the
-headers ``X-Sightline-Signature`` (see :mod:`gateway.signing`), ``X-Sightline-Event``
+headers ``X-Sightline-Signature`` (see :mod:`gateway.identity.signing`), ``X-Sightline-Event``
 (the topic) and ``X-Sightline-Delivery`` (the notification id; delivery is
 at-least-once, so receivers deduplicate on it). A 2xx answer is a delivery; anything
 else, a timeout or a connection error is a failure the outbox retries with backoff.
@@ -40,11 +40,10 @@ import httpx
 from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock, SystemClock
 from emergency.outbox import Notification, Outbox
-
-from .config import GatewayConfig, WebhookConfig
-from .credentials import CredentialBox, CredentialError
-from .metrics import Metrics
-from .signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+from gateway.config import GatewayConfig, WebhookConfig
+from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

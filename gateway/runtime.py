@@ -26,14 +26,13 @@ from emergency.requests import AccessRequests
 from emergency.service import EmergencyService
 from emergency.sql_store import SqlStore
 from emergency.sqlite_store import SqliteStore
-
-from .auth import TokenAuthority, load_or_create_key
-from .bus import InProcessBus
-from .config import GatewayConfig
-from .credentials import CredentialBox, CredentialError
-from .metrics import Metrics
-from .notifier import Notifier, webhook_subscribers
-from .sessions import SessionRegistry
+from gateway.bus import InProcessBus
+from gateway.config import GatewayConfig
+from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.tokens import TokenAuthority, load_or_create_key
+from gateway.media.sessions import SessionRegistry
+from gateway.metrics import Metrics
+from gateway.notifier import Notifier, webhook_subscribers
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ class Gateway:
         # With Redis, one node per camera stream pulls the camera and the others relay from it.
         self.leases = None
         if config.redis_url:
-            from .camera_leases import CameraLeases
+            from gateway.media.camera_leases import CameraLeases
 
             self.leases = CameraLeases.for_config(config)
         self.relay_tracks: set = set()  # viewer tracks of relay connections this node serves

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 if TYPE_CHECKING:
-    from .runtime import Gateway
+    from gateway.runtime import Gateway
 
 
 class GatewayServer(uvicorn.Server):

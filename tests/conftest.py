@@ -11,12 +11,25 @@ import pytest
 import uvicorn
 
 from gateway.app import create_app
+from gateway.cli.demo import sample_site_toml, write_demo_plans
 from gateway.config import load_config
-from gateway.demo import sample_site_toml, write_demo_plans
 from gateway.runtime import Gateway
 from gateway.server import GatewayServer
 
 pytest_plugins = ["tests.conftest_media", "tests.conftest_pg", "tests.conftest_redis"]
+
+TESTS = Path(__file__).resolve().parent
+# tests/<layer>/ -> the marker of that layer (registered in pyproject.toml): ``scripts/test
+# -m domain`` is the fast loop, ``-m "not browser"`` leaves Chromium out.
+LAYERS = ("domain", "store", "media", "api", "browser", "cluster")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/<layer>/, one of {', '.join(LAYERS)}")
+        item.add_marker(layer)
 
 
 def free_port() -> int:
@@ -76,7 +89,7 @@ async def serve_app(app, port: int | None = None) -> tuple[uvicorn.Server, async
 
 
 @pytest.fixture
-async def run_gateway() -> AsyncIterator[Callable[[Path], "asyncio.Future[RunningGateway]"]]:
+async def run_gateway() -> AsyncIterator[Callable[[Path], asyncio.Future[RunningGateway]]]:
     """Starts a real uvicorn server for a site file on a free port, in the test's loop."""
     servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
 

@@ -59,7 +59,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [
                 self.binary,

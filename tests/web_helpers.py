@@ -11,12 +11,12 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from gateway import totp
 from gateway.app import create_app
+from gateway.cli.demo import demo_logins, ensure_demo_site
 from gateway.config import load_config
-from gateway.demo import demo_logins, ensure_demo_site
+from gateway.identity import totp
+from gateway.identity.signin import CSRF_HEADER, CSRF_VALUE
 from gateway.runtime import Gateway
-from gateway.signin import CSRF_HEADER, CSRF_VALUE
 
 from .conftest import serve_app
 from .system_deps import missing

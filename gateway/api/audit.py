@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from emergency.audit import AuditEvent
 from emergency.model import Actor
 from emergency.permissions import Permission
-
-from .. import export
-from ..audit_packet import (
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.errors import ApiError
+from gateway.identity.guards import require_in_building, requires
+from gateway.reports import export
+from gateway.reports.audit_packet import (
     all_entries,
     disclosure_record,
     disclosure_view,
@@ -23,10 +25,7 @@ from ..audit_packet import (
     site_names,
     verification_view,
 )
-from ..errors import ApiError
-from ..guards import require_in_building, requires
-from ..runtime import Gateway
-from .deps import ActorDep, GatewayDep, SourceDep
+from gateway.runtime import Gateway
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 

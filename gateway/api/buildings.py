@@ -14,11 +14,10 @@ from fastapi import APIRouter, Depends, Response
 
 from emergency.audit import AuditEvent
 from emergency.permissions import Permission
-
-from ..errors import ApiError
-from ..floor_plans import MEDIA_TYPES, FloorPlanError, read
-from ..guards import requires
-from .deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.floor_plans import MEDIA_TYPES, FloorPlanError, read
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
 
 log = logging.getLogger(__name__)
 

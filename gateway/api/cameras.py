@@ -11,11 +11,10 @@ from camera_adapters import StreamUnavailable
 from camera_adapters.snapshot import SnapshotUnavailable
 from emergency.audit import AuditEvent
 from emergency.permissions import Permission, may
-
-from ..errors import ApiError
-from ..guards import requires
-from .deps import ActorDep, GatewayDep, SourceDep
-from .views import camera_view
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.views import camera_view
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
 

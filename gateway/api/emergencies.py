@@ -9,11 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emergency.model import Action, IncidentType
 from emergency.permissions import Permission
-
-from ..errors import ApiError
-from ..guards import requires
-from .deps import ActorDep, GatewayDep, SourceDep
-from .views import emergency_view, grant_view
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.views import emergency_view, grant_view
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
 
 router = APIRouter(prefix="/api/v1", tags=["emergencies"])
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from ..guards import public
-from ..metrics import CONTENT_TYPE_LATEST
-from .deps import GatewayDep
+from gateway.api.deps import GatewayDep
+from gateway.identity.guards import public
+from gateway.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 

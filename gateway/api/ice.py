@@ -1,5 +1,5 @@
 """The STUN/TURN servers a viewer should use, with TURN credentials made for this caller
-(gateway/ice.py says why they are short-lived)."""
+(gateway/media/ice.py says why they are short-lived)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from emergency.permissions import Permission
-
-from ..credentials import CredentialBox, CredentialError
-from ..errors import ApiError
-from ..guards import requires
-from ..ice import viewer_ice_servers
-from .deps import ActorDep, GatewayDep
+from gateway.api.deps import ActorDep, GatewayDep
+from gateway.errors import ApiError
+from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.guards import requires
+from gateway.media.ice import viewer_ice_servers
 
 router = APIRouter(prefix="/api/v1", tags=["webrtc"])
 

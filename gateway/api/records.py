@@ -25,12 +25,11 @@ from emergency.audit import AuditEvent
 from emergency.permissions import Permission, may
 from emergency.records import EpisodeType, RecordKind, RecordLink, ReportKind, ThreatLevel
 from emergency.site import Site
-
-from ..auth import Identity
-from ..errors import ApiError
-from ..guards import requires
-from ..runtime import Gateway
-from .deps import ActorDep, GatewayDep, SourceDep, client_address, gateway
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep, client_address, gateway
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
+from gateway.identity.tokens import Identity
+from gateway.runtime import Gateway
 
 _KIND_OF_PATH = {"threats": RecordKind.THREAT, "restraints": RecordKind.RESTRAINT, "reports": RecordKind.REPORT}
 

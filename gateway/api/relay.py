@@ -1,5 +1,5 @@
 """Node-to-node camera relay: the node holding a camera's lease streams its access units to
-the other nodes (gateway/camera_leases.py; wire format in camera_adapters/relay.py).
+the other nodes (gateway/media/camera_leases.py; wire format in camera_adapters/relay.py).
 
 Not for users and not in the OpenAPI document: only a request signed with the nodes'
 shared relay key is served (401 otherwise), and only while this node ingests the camera
@@ -22,10 +22,9 @@ from fastapi.responses import StreamingResponse
 from camera_adapters.errors import StreamUnavailable
 from camera_adapters.relay import HEARTBEAT, MAGIC, MEDIA_TYPE, encode_unit
 from emergency.audit import AuditEvent
-
-from ..errors import ApiError
-from ..guards import node_key
-from .deps import GatewayDep
+from gateway.api.deps import GatewayDep
+from gateway.errors import ApiError
+from gateway.identity.guards import node_key
 
 log = logging.getLogger(__name__)
 

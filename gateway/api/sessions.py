@@ -27,11 +27,10 @@ from fastapi import APIRouter, Depends
 
 from camera_adapters.aiortc_patch import sent_sample
 from emergency.permissions import Permission, may
-
-from ..errors import ApiError
-from ..guards import requires
-from ..sessions import ViewSession
-from .deps import ActorDep, GatewayDep
+from gateway.api.deps import ActorDep, GatewayDep
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
+from gateway.media.sessions import ViewSession
 
 router = APIRouter(tags=["sessions"])
 

@@ -15,12 +15,11 @@ from emergency.errors import Conflict
 from emergency.model import Action, IncidentType, Trigger
 from emergency.permissions import Permission
 from emergency.requests import AccessRequest
-
-from ..credentials import CredentialBox, CredentialError
-from ..errors import ApiError
-from ..guards import requires, signed_webhook
-from ..signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, verify
-from .deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.errors import ApiError
+from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.guards import requires, signed_webhook
+from gateway.identity.signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, verify
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"])
 

@@ -10,13 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from camera_adapters import StreamUnavailable
 from emergency.audit import AuditEvent
 from emergency.permissions import Permission
-
-from ..errors import ApiError
-from ..guards import requires
-from ..ice import gateway_ice_servers
-from ..sessions import ViewSession
-from ..webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
-from .deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.errors import ApiError
+from gateway.identity.guards import requires
+from gateway.media.ice import gateway_ice_servers
+from gateway.media.sessions import ViewSession
+from gateway.media.webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
 
 router = APIRouter(tags=["whep"])
 

@@ -1,0 +1,221 @@
+"""The sign-in routes: ``POST /api/v1/auth/login``, ``/logout`` and ``GET /session``.
+
+The sessions, the idle lock, CSRF and failure limits they use are in
+gateway/identity/signin.py; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from emergency.audit import AuditEvent
+from emergency.model import Actor
+from emergency.permissions import Permission, role_holds
+from gateway.errors import ApiError
+from gateway.identity import totp
+from gateway.identity.caller import client_address, gateway
+from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.guards import public, requires
+from gateway.identity.logins import verify_password
+from gateway.identity.signin import (
+    AMR_MFA,
+    AMR_PASSWORD,
+    CSRF_HEADER,
+    CSRF_VALUE,
+    GENERIC_REFUSAL,
+    SESSION_COOKIE,
+    SessionProblem,
+    SignInUnavailable,
+    WebSession,
+    clear_cookie_header,
+    cookie_identity,
+    iso_utc,
+    sign_in_state,
+)
+
+router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(default=None, max_length=16, description="the 6-digit code from the authenticator")
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or gateway(request).config.public_url.startswith("https://")
+
+
+def _session_view(gw, actor: Actor, session: WebSession, sessions: Any) -> dict[str, Any]:
+    account = gw.config.site.accounts[actor.id]
+    return {
+        "user": actor.id,
+        "name": account.name,
+        "role": str(actor.role),
+        "agency": actor.agency,
+        "amr": list(session.amr),
+        "mfa": session.mfa,
+        "expires": iso_utc(sessions.idle_deadline(session)),
+        "idle_timeout_seconds": sessions.idle_seconds,
+        "signed_in_at": iso_utc(session.created),
+    }
+
+
+@router.post("/login", dependencies=[Depends(public("signing in: username, password and authenticator code"))])
+def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Sign in with username, password and (when enrolled) the authenticator code."""
+    gw = gateway(request)
+    state = sign_in_state(request)
+    source = client_address(request)
+    username = body.username.strip()
+    user_key = (username.lower(), source)
+    account = gw.config.site.accounts.get(username)
+    audit_actor = username if account else "unknown"
+
+    def refuse(
+        reason: str,
+        status: int = 401,
+        detail: str = GENERIC_REFUSAL,
+        headers: dict[str, str] | None = None,
+        count: bool = True,
+    ) -> ApiError:
+        gw.metrics.auth_failures.inc()
+        gw.audit.append(
+            AuditEvent.AUTH_LOGIN,
+            actor_id=audit_actor,
+            object=f"account:{username[:64]}",
+            outcome="denied",
+            source=source,
+            reason=reason,
+            details={"method": "password+totp"},
+        )
+        if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
+            state.per_user.record(user_key)
+            state.per_address.record(source)
+        return ApiError(
+            status,
+            "unauthorized" if status == 401 else "too_many_requests" if status == 429 else "misconfigured",
+            detail,
+            headers,
+        )
+
+    def unavailable(exc: SignInUnavailable) -> SignInUnavailable:
+        gw.audit.append(
+            AuditEvent.AUTH_LOGIN,
+            actor_id=audit_actor,
+            object=f"account:{username[:64]}",
+            outcome="denied",
+            source=source,
+            reason="the shared sign-in store (Redis) cannot be reached; answered 503",
+            details={"method": "password+totp"},
+        )
+        return exc
+
+    try:
+        wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+    except SignInUnavailable as exc:
+        raise unavailable(exc) from None
+    if wait:
+        raise refuse(
+            "too many failed sign-ins; refused without checking",
+            429,
+            f"too many failed sign-ins; wait {wait} seconds and try again",
+            {"Retry-After": str(wait)},
+            count=False,
+        )
+
+    login_cfg = gw.config.logins.get(username) if account else None
+    password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
+    if account is None:
+        raise refuse("unknown account")
+    if not role_holds(account.role, Permission.SIGN_IN):
+        raise refuse(f"a {account.role} account cannot sign in to the pages")
+    if login_cfg is None or not login_cfg.password_hash:
+        raise refuse("the account has no password set")
+    if not password_ok:
+        raise refuse("bad password")
+
+    amr: tuple[str, ...] = AMR_PASSWORD
+    if login_cfg.has_totp:
+        if not body.totp:
+            raise refuse("TOTP code missing")
+        try:
+            secret = CredentialBox.for_dir(gw.config.secrets_dir).open(login_cfg.sealed_totp or "")
+        except CredentialError:
+            raise refuse(
+                "the account's TOTP secret cannot be opened with this node's key",
+                503,
+                "sign-in is misconfigured on this server; tell the administrator",
+                count=False,
+            ) from None
+        step = totp.verify(secret, body.totp)
+        if step is None:
+            raise refuse("bad TOTP")
+        if not gw.receipts.first_time(f"totp:{account.id}", str(step)):
+            raise refuse("TOTP code already used (replay)")
+        amr = AMR_MFA
+
+    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
+    try:
+        cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
+        state.per_user.clear(user_key)
+    except SignInUnavailable as exc:
+        raise unavailable(exc) from None
+    actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
+    gw.audit.append(
+        AuditEvent.AUTH_LOGIN,
+        actor=actor,
+        object=f"account:{account.id}",
+        source=source,
+        reason="signed in with password and authenticator code"
+        if session.mfa
+        else "signed in with password only (no second factor)",
+        details={"amr": list(amr), "session": token_id},
+    )
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=_secure(request), path="/")
+    response.headers["Cache-Control"] = "no-store"
+    return _session_view(gw, actor, session, state.sessions)
+
+
+@router.post("/logout", dependencies=[Depends(public("ends the caller's own session, if any"))])
+def logout(request: Request, response: Response) -> dict[str, Any]:
+    """End the web session. Needs the CSRF header like any cookie-authenticated change."""
+    gw = gateway(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
+    if not cookie:
+        return {"signed_out": True}
+    if request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        raise ApiError(403, "csrf", f"send the header '{CSRF_HEADER}: {CSRF_VALUE}'")
+    session = sign_in_state(request).sessions.end(cookie)
+    if session is not None:
+        gw.audit.append(
+            AuditEvent.AUTH_LOGOUT,
+            actor_id=session.account_id,
+            object=f"session:{session.token_id}",
+            source=client_address(request),
+            reason="signed out",
+        )
+    return {"signed_out": True}
+
+
+@router.get("/session", dependencies=[Depends(requires(Permission.SIGN_IN))])
+def current_session(request: Request) -> dict[str, Any]:
+    """Who the cookie signs in, and when the idle lock will fall. Sent with
+    ``X-Sightline-Activity: passive`` it does not count as activity."""
+    gw = gateway(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise ApiError(401, "unauthorized", "not signed in")
+    ident = cookie_identity(request, cookie)
+    state = sign_in_state(request)
+    try:
+        session = state.sessions.lookup(cookie, touch=False)
+    except SessionProblem:  # ended in between (another node may have signed it out)
+        raise ApiError(401, "unauthorized", "your session has ended; sign in again", clear_cookie_header()) from None
+    return _session_view(gw, ident.actor, session, state.sessions)

@@ -1,0 +1,371 @@
+"""Web sign-in: password + TOTP for site-file accounts, a server-side session behind an
+HttpOnly cookie, the 30-minute idle lock, CSRF protection and failure rate limits.
+
+How it works
+- ``POST /api/v1/auth/login`` (gateway/api/signin.py) checks the scrypt password hash and, when the account has
+  an authenticator enrolled, the TOTP code (a code whose 30-second step was already
+  used is refused: the step is remembered in the store, so a replay is refused on every
+  node and after a restart). Success creates a session whose id goes in the
+  ``sightline_session`` cookie (HttpOnly, SameSite=Strict, Secure over https). The
+  session holds a bearer token from :class:`gateway.identity.tokens.TokenAuthority` carrying
+  ``amr`` ["pwd", "otp", "mfa"] or just ["pwd"], so role and MFA are decided exactly as
+  for bearer tokens; only a session with "mfa" may open video.
+- Idle lock (CJIS 5.5.5): every request authenticated by the cookie moves the session's
+  last-seen time; a request arriving more than ``idle_seconds`` (30 minutes) after the
+  previous one finds the session locked: it is deleted, audited as
+  ``auth.session_locked`` and answered 401. Requests sent with ``X-Sightline-Activity:
+  passive`` (background refreshes) are served without counting as activity. Sessions
+  also end ``lifetime`` seconds (8 hours) after sign-in whatever the activity.
+- CSRF: a request authenticated by the cookie that changes state (anything but
+  GET/HEAD/OPTIONS) must carry ``X-Requested-With: sightline``, which only our own
+  scripts send (a cross-site form cannot set it and we allow no CORS); else 403.
+- Every sign-in success and failure is audited as ``auth.login`` with the source address
+  and a reason; the password and the code are never logged. Five failures for one
+  username from one address within a minute (or 20 from one address) answer 429.
+
+Sessions and failure counters are kept in this process's memory by default: a restart
+signs everyone out, and several nodes need sticky sessions. With ``[gateway] redis`` in
+the site file they live in Redis instead (gateway/identity/signin_redis.py), shared by every node;
+:meth:`SignIn.for_config` is the one place that chooses. When that Redis cannot be reached,
+sign-in and cookie requests answer 503 (:class:`SignInUnavailable`); bearer tokens do not
+depend on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from emergency.audit import AuditEvent
+from gateway.errors import ApiError
+from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+
+SESSION_COOKIE = "sightline_session"
+CSRF_HEADER = "X-Requested-With"
+CSRF_VALUE = "sightline"
+ACTIVITY_HEADER = "X-Sightline-Activity"
+IDLE_SECONDS = 30 * 60
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GENERIC_REFUSAL = "wrong username, password or code"
+
+AMR_MFA = ("pwd", "otp", "mfa")
+AMR_PASSWORD = ("pwd",)
+
+
+def clear_cookie_header() -> dict[str, str]:
+    return {"Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"}
+
+
+def iso_utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class WebSession:
+    key: str  # sha256 of the cookie value; the value itself is never stored
+    account_id: str
+    token: str
+    token_id: str
+    amr: tuple[str, ...]
+    created: float
+    last_seen: float
+    source: str | None
+
+    @property
+    def mfa(self) -> bool:
+        return bool(STRONG_AMR.intersection(self.amr))
+
+
+class SessionProblem(Exception):
+    """The cookie does not name a usable session; ``locked`` when it ended by idleness."""
+
+    def __init__(self, reason: str, *, locked: bool = False, session: WebSession | None = None) -> None:
+        super().__init__(reason)
+        self.locked = locked
+        self.session = session
+
+
+class SignInUnavailable(ApiError):
+    """The shared sign-in store (Redis) cannot be used right now: answered 503 with the usual
+    ``{"error", "detail"}`` body; the caller's session, if any, is left as it is."""
+
+    def __init__(self, detail: str = "sign-in is temporarily unavailable; try again in a minute") -> None:
+        super().__init__(503, "unavailable", detail, {"Retry-After": "30", "Cache-Control": "no-store"})
+
+
+class WebSessions:
+    def __init__(
+        self, *, idle_seconds: float = IDLE_SECONDS, lifetime: int = DEFAULT_TTL, now: Callable[[], float] = time.time
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.lifetime = lifetime
+        self._now = now
+        self._sessions: dict[str, WebSession] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(cookie: str) -> str:
+        return hashlib.sha256(cookie.encode("utf-8", "replace")).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(
+        self, account_id: str, token: str, token_id: str, amr: tuple[str, ...], source: str | None
+    ) -> tuple[str, WebSession]:
+        cookie = secrets.token_urlsafe(32)
+        now = self._now()
+        session = WebSession(self._key(cookie), account_id, token, token_id, amr, now, now, source)
+        with self._lock:
+            self._sessions[session.key] = session
+        return cookie, session
+
+    def idle_deadline(self, session: WebSession) -> float:
+        return min(session.last_seen + self.idle_seconds, session.created + self.lifetime)
+
+    def lookup(self, cookie: str, *, touch: bool = True) -> WebSession:
+        now = self._now()
+        with self._lock:
+            session = self._sessions.get(self._key(cookie))
+            if session is None:
+                raise SessionProblem("the session is unknown or has ended")
+            if now - session.last_seen > self.idle_seconds:
+                del self._sessions[session.key]
+                raise SessionProblem(
+                    f"no activity for more than {self.idle_seconds:g} seconds", locked=True, session=session
+                )
+            if now - session.created > self.lifetime:
+                del self._sessions[session.key]
+                raise SessionProblem("the session reached its maximum length", locked=True, session=session)
+            if touch:
+                session.last_seen = now
+            return session
+
+    def end(self, cookie: str) -> WebSession | None:
+        with self._lock:
+            return self._sessions.pop(self._key(cookie), None)
+
+    def sweep(self) -> list[WebSession]:
+        """Remove sessions past their idle or absolute limit; returns them for auditing."""
+        now = self._now()
+        with self._lock:
+            stale = [
+                s
+                for s in self._sessions.values()
+                if now - s.last_seen > self.idle_seconds or now - s.created > self.lifetime
+            ]
+            for s in stale:
+                del self._sessions[s.key]
+        return stale
+
+
+class FailureLimiter:
+    """Counts failed sign-ins in a sliding window per key."""
+
+    def __init__(self, limit: int, window: float, now: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._now = now
+        self._hits: dict[Any, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: Any, now: float) -> deque[float]:
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] > self.window:
+            hits.popleft()
+        return hits
+
+    def retry_after(self, key: Any) -> int:
+        """Seconds to wait, or 0 when the key may try again."""
+        now = self._now()
+        with self._lock:
+            hits = self._recent(key, now)
+            if len(hits) < self.limit:
+                if not hits:
+                    self._hits.pop(key, None)
+                return 0
+            return max(1, int(self.window - (now - hits[0])) + 1)
+
+    def record(self, key: Any) -> None:
+        now = self._now()
+        with self._lock:
+            self._recent(key, now).append(now)
+            if len(self._hits) > 10_000:  # forget the oldest keys rather than grow without bound
+                for k in list(self._hits)[:1000]:
+                    del self._hits[k]
+
+    def clear(self, key: Any) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+
+class SignIn:
+    """The per-app sign-in state: sessions and failure counters. In this process's memory,
+    or in Redis when ``shared`` (a :class:`gateway.identity.signin_redis.RedisSignInStore`) is given."""
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        lifetime: int = DEFAULT_TTL,
+        per_user_limit: int = 5,
+        per_address_limit: int = 20,
+        window: float = 60.0,
+        shared: Any = None,
+    ) -> None:
+        self.shared = shared
+        if shared is None:
+            self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
+            self.per_user = FailureLimiter(per_user_limit, window)
+            self.per_address = FailureLimiter(per_address_limit, window)
+        else:
+            self.sessions = shared.sessions(idle_seconds=idle_seconds, lifetime=lifetime)
+            self.per_user = shared.limiter("user", per_user_limit, window)
+            self.per_address = shared.limiter("address", per_address_limit, window)
+
+    @classmethod
+    def for_config(cls, config: GatewayConfig) -> SignIn:
+        """Memory, or Redis when the site file names one (``[gateway] redis``). Raises
+        :class:`gateway.identity.signin_redis.SignInStoreUnreachable` (a ConfigError) when it is named
+        but cannot be reached, so the node does not start half-working."""
+        if not config.redis_url:
+            return cls()
+        from gateway.identity.signin_redis import RedisSignInStore
+
+        return cls(shared=RedisSignInStore.connect(config))
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+
+
+def sign_in_state(request: Request) -> SignIn:
+    state = getattr(request.app.state, "signin", None)
+    if state is None:
+        state = request.app.state.signin = SignIn()
+    return state
+
+
+def _gw(request: Request):
+    return request.app.state.gateway
+
+
+def _source(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def cookie_session(request: Request, cookie: str) -> WebSession:
+    """The session the cookie names, with idle and lifetime limits applied (and audited)."""
+    state = sign_in_state(request)
+    gw = _gw(request)
+    passive = request.headers.get(ACTIVITY_HEADER, "").lower() == "passive"
+    try:
+        session = state.sessions.lookup(cookie, touch=not passive)
+    except SessionProblem as exc:
+        if exc.locked and exc.session is not None:
+            gw.audit.append(
+                AuditEvent.AUTH_SESSION_LOCKED,
+                actor_id=exc.session.account_id,
+                object=f"session:{exc.session.token_id}",
+                source=_source(request),
+                reason=str(exc),
+            )
+        _sweep(request, state)
+        raise
+    _sweep(request, state)
+    return session
+
+
+def _sweep(request: Request, state: SignIn) -> None:
+    sweep_sessions(state, _gw(request).audit)
+
+
+def sweep_sessions(state: SignIn, audit: Any) -> int:
+    """End (and audit, once across nodes) the sessions past their limits. Runs on cookie
+    requests and every minute (gateway/app.py), so a session nobody uses again still
+    gets its entry before a shared store would expire it silently."""
+    try:
+        stale = state.sessions.sweep()
+    except SignInUnavailable:
+        return 0  # the shared store went away; the next sweep does it
+    for s in stale:
+        audit.append(
+            AuditEvent.AUTH_SESSION_LOCKED,
+            actor_id=s.account_id,
+            object=f"session:{s.token_id}",
+            source=s.source,
+            reason="no activity within the idle limit",
+        )
+    return len(stale)
+
+
+def cookie_identity(request: Request, cookie: str) -> Identity:
+    """For ``deps.identity``: authenticate by the session cookie, enforcing CSRF and idle lock."""
+    gw = _gw(request)
+    try:
+        session = cookie_session(request, cookie)
+    except SessionProblem as exc:
+        gw.metrics.auth_failures.inc()
+        if not exc.locked:
+            gw.audit.append(
+                AuditEvent.AUTH_FAILURE,
+                actor_id="unknown",
+                object=f"http:{request.method} {request.url.path}",
+                outcome="denied",
+                source=_source(request),
+                reason=f"session cookie: {exc}",
+            )
+        detail = (
+            "signed out after a period without activity; sign in again"
+            if exc.locked
+            else "your session has ended; sign in again"
+        )
+        raise ApiError(401, "unauthorized", detail, clear_cookie_header()) from None
+    try:
+        ident = gw.tokens.authenticate(session.token)
+    except AuthError as exc:
+        sign_in_state(request).sessions.end(cookie)
+        raise ApiError(401, "unauthorized", f"{exc}; sign in again", clear_cookie_header()) from None
+    if request.method.upper() not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        gw.audit.append(
+            AuditEvent.PERMISSION_DENIED,
+            actor=ident.actor,
+            object=f"http:{request.method} {request.url.path}",
+            outcome="denied",
+            source=_source(request),
+            reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)",
+        )
+        raise ApiError(
+            403,
+            "csrf",
+            f"send the header '{CSRF_HEADER}: {CSRF_VALUE}' with requests that change "
+            "something (the Sightline pages do)",
+        )
+    return ident
+
+
+def page_identity(request: Request) -> tuple[Identity | None, bool]:
+    """For page routes: (identity, locked). No CSRF check (pages are GET)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None, False
+    try:
+        session = cookie_session(request, cookie)
+        return _gw(request).tokens.authenticate(session.token), False
+    except SessionProblem as exc:
+        return None, exc.locked
+    except AuthError:
+        sign_in_state(request).sessions.end(cookie)
+        return None, False

@@ -1,0 +1,1 @@
+"""The pages in Debian's headless Chromium (Playwright), decoding real video."""

@@ -1,0 +1,1 @@
+"""Several nodes: shared PostgreSQL, Redis sign-in sessions, camera leases, cross-node revocation."""
