@@ -30,7 +30,7 @@ wrapped: once a viewer is registered, datagrams that are SRTP media (first byte
 aiortc's DTLS/SRTP -> RtpPacket -> jitter buffer -> decoder thread path. SRTP leaves the
 12-byte RTP header in clear, so the counter reads sequence number, timestamp and marker
 without decrypting (the payload is not authenticated -- fine for counting, and the
-decode path itself is covered by tests/test_slice.py). Everything else (STUN, DTLS, the
+decode path itself is covered by tests/api/test_slice.py). Everything else (STUN, DTLS, the
 gateway's RTCP) still goes through aiortc, so the peer connection is a real one.
 A frame (one RTP timestamp) counts as *complete* when its packets arrived with
 consecutive sequence numbers, starting right after the previous frame's marker packet

@@ -143,15 +143,16 @@ class RtspCamera:
 
     def _read(self, proc: subprocess.Popen[str], ready: threading.Event) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.strip()
-            self._log.append(line)
-            if line == "READY":
-                ready.set()
-            elif line.startswith("CLIENTS ") and proc is self._proc:
-                self.clients = int(line.split()[1])
-            elif line.startswith("SESSIONS ") and proc is self._proc:
-                self.sessions = int(line.split()[1])
+        with proc.stdout:  # closed at EOF: the camera stopped
+            for line in proc.stdout:
+                line = line.strip()
+                self._log.append(line)
+                if line == "READY":
+                    ready.set()
+                elif line.startswith("CLIENTS ") and proc is self._proc:
+                    self.clients = int(line.split()[1])
+                elif line.startswith("SESSIONS ") and proc is self._proc:
+                    self.sessions = int(line.split()[1])
 
 
 class RtspCameras:

@@ -2,7 +2,7 @@
 
 Opening a store puts back any that were dropped (an operator with SQL access, a restore
 that skipped triggers); the hash chain and the checkpoints catch what was done meanwhile.
-A revision that changes a guard changes it here too: tests/test_migrations.py checks
+A revision that changes a guard changes it here too: tests/store/test_migrations.py checks
 that these statements leave a database at head exactly as the migrations made it.
 """
 

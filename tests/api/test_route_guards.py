@@ -13,7 +13,7 @@ must get follows from that guard and the matrix (emergency/permissions.py):
 * signed webhook (panic button): 401 for every caller without the button's signature;
 * client credentials (/oauth/token): never a token without the client's secret;
 * node key (relay): never served without the nodes' relay signature (401, or 404 on a
-  node without Redis, which relays nothing: this gateway; tests/test_camera_leases.py
+  node without Redis, which relays nothing: this gateway; tests/cluster/test_camera_leases.py
   ``test_relay_endpoint_refuses_unsigned_and_is_not_documented`` walks it on a Redis node).
 
 "Allowed" is only meaningful where the finer rules of the domain allow too, so before
