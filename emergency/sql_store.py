@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from emergency.audit import AuditEntry
 from emergency.audit.checkpoints import AuditKey, Checkpoint
 from emergency.errors import Conflict
+from emergency.live_views import LiveView
 from emergency.model import Action, Activation, Emergency, Grant, IncidentType, PendingExtension, State, Trigger
 from emergency.outbox import Notification
 from emergency.records import RecordKind, RecordLink
@@ -89,6 +90,18 @@ AUDIT_COLUMNS = (
     "hash",
 )
 CHECKPOINT_COLUMNS = ("seq", "hash", "count", "ts", "node", "key_id", "signature")
+LIVE_VIEW_COLUMNS = (
+    "session_id",
+    "node",
+    "viewer",
+    "viewer_role",
+    "viewer_agency",
+    "camera_id",
+    "stream",
+    "grant_id",
+    "source",
+    "started",
+)
 
 _OUTBOX_STATES = {
     "pending": "delivered_at IS NULL AND dead_at IS NULL",
@@ -452,7 +465,58 @@ class SqlStore(ABC):
             (origin, event_id, self._ts(received)),
         )
 
+    # live view sessions and node heartbeats
+
+    def insert_live_view(self, view: LiveView) -> None:
+        self._write(insert_sql("live_views", LIVE_VIEW_COLUMNS), self._live_view_row(view))
+
+    def delete_live_view(self, session_id: str) -> bool:
+        return self._write("DELETE FROM live_views WHERE session_id = ?", (session_id,)) == 1
+
+    def live_views(self, node: str) -> list[LiveView]:
+        rows = self._rows("SELECT * FROM live_views WHERE node = ? ORDER BY started, session_id", (node,))
+        return [self._live_view(r) for r in rows]
+
+    def record_heartbeat(self, node: str, at: datetime) -> None:
+        self._write(
+            "INSERT INTO node_heartbeats (node, beat_at) VALUES (?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET beat_at = excluded.beat_at",
+            (node, self._ts(at)),
+        )
+
+    def last_heartbeat(self, node: str) -> datetime | None:
+        r = self._first("SELECT beat_at FROM node_heartbeats WHERE node = ?", (node,))
+        return self._dt(r["beat_at"]) if r is not None else None
+
     # rows <-> domain objects
+
+    def _live_view_row(self, v: LiveView) -> Params:
+        return (
+            v.session,
+            v.node,
+            v.viewer,
+            v.role,
+            v.agency,
+            v.camera,
+            v.stream,
+            v.grant,
+            v.source,
+            self._ts(v.started),
+        )
+
+    def _live_view(self, r: Row) -> LiveView:
+        return LiveView(
+            session=r["session_id"],
+            node=r["node"],
+            viewer=r["viewer"],
+            role=r["viewer_role"],
+            agency=r["viewer_agency"],
+            camera=r["camera_id"],
+            stream=r["stream"],
+            grant=r["grant_id"],
+            source=r["source"],
+            started=self._at(r["started"]),
+        )
 
     def _emergency_row(self, e: Emergency) -> Params:
         ts = self._ts

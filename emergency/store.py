@@ -16,6 +16,7 @@ from emergency.model import Emergency, Grant
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
     from emergency.audit.checkpoints import AuditKey, Checkpoint
+    from emergency.live_views import LiveView
     from emergency.outbox import Notification
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
@@ -117,6 +118,24 @@ class ReceiptRepo(Protocol):
         ...
 
 
+class LiveViewRepo(Transactional, Protocol):
+    """The view sessions each node is serving and each node's last heartbeat, so a node
+    that crashed can close its sessions at its next start (emergency.live_views)."""
+
+    def insert_live_view(self, view: LiveView) -> None: ...
+
+    def delete_live_view(self, session_id: str) -> bool:
+        """False when there was no such row."""
+        ...
+
+    def live_views(self, node: str) -> list[LiveView]:
+        """The sessions recorded as live on ``node``, oldest first."""
+        ...
+
+    def record_heartbeat(self, node: str, at: datetime) -> None: ...
+    def last_heartbeat(self, node: str) -> datetime | None: ...
+
+
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
     """What AuditLog needs: the chain and its checkpoints. Optional faster paths the writer
     and the verifier use when a store has them: ``audit_in_transaction``,
@@ -142,6 +161,7 @@ __all__ = [
     "EmergencyReader",
     "EmergencyRepo",
     "GrantRepo",
+    "LiveViewRepo",
     "OutboxRepo",
     "ReceiptRepo",
     "RecordLinkRepo",

@@ -18,6 +18,7 @@ from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
 from emergency.audit.mirror import open_mirror
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
+from emergency.live_views import LiveViews
 from emergency.model import Grant
 from emergency.outbox import Outbox
 from emergency.receipts import Receipts
@@ -115,7 +116,9 @@ class Gateway:
         self.emergencies.add_listener(self.bus.publish)
         self.bus.subscribe(self._on_domain_event)
         self.tokens = token_authority(config)
-        self.sessions = SessionRegistry(self.audit, self.clock)
+        # which sessions this node serves, with its heartbeat: a crash leaves no span open-ended
+        self.live_views = LiveViews(self.store, self.audit, self.clock, config.node)
+        self.sessions = SessionRegistry(self.live_views, self.clock)
         # With Redis, one node per camera stream pulls the camera and the others relay from it.
         self.leases = None
         if config.redis_url:
@@ -159,6 +162,7 @@ class Gateway:
         self.rtp_sender = install_aiortc_patch()  # before any viewer's sender exists
         (log.info if self.rtp_sender.lean else log.warning)("[gateway] %s", self.rtp_sender.message)
         self.bus.bind(asyncio.get_running_loop())
+        self._close_crashed_sessions()
         self.records.refresh_holds()
         await self._enforce_store()  # applies the clock, starts the preloads
         self.audit.append(AuditEvent.GATEWAY_STARTED, actor_id="system", object=f"node:{self.config.node}")
@@ -170,6 +174,18 @@ class Gateway:
                 "[gateway] redis is set but internal_url is not: other nodes will relay cameras from "
                 "public_url (%s); set internal_url to this node's own address",
                 self.config.public_url,
+            )
+
+    def _close_crashed_sessions(self) -> None:
+        """The sessions this node served when it last died without stopping (``kill -9``,
+        power loss) are closed in the audit log, ended at its last heartbeat."""
+        closed = sum(e.event_type == AuditEvent.VIEW_ENDED for e in self.live_views.close_orphans())
+        if closed:
+            log.warning(
+                "[gateway] node %s had stopped unexpectedly: closed %d view session(s) it left open, "
+                "ended at its last heartbeat",
+                self.config.node,
+                closed,
             )
 
     def begin_shutdown(self) -> None:
@@ -234,6 +250,10 @@ class Gateway:
                 await self._enforce_store()  # live_grants() applies the clock (emergencies.tick)
             except Exception:
                 log.exception("emergency tick failed; retrying")
+            try:
+                self.live_views.beat_if_due()
+            except Exception:
+                log.exception("heartbeat failed; retrying")
             try:
                 self.audit.tick()  # a checkpoint at least every audit_checkpoint_seconds; mirror catch-up
             except Exception:

@@ -20,6 +20,7 @@ from emergency.records import RecordKind, RecordLink
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
     from emergency.audit.checkpoints import AuditKey, Checkpoint
+    from emergency.live_views import LiveView
     from emergency.outbox import Notification
     from emergency.requests import AccessRequest
 
@@ -37,6 +38,8 @@ class _Tables:
     links: dict[tuple[RecordKind, str, str], RecordLink] = field(default_factory=dict)
     outbox: dict[str, Notification] = field(default_factory=dict)  # insertion order is the enqueue order
     receipts: set[tuple[str, str]] = field(default_factory=set)
+    live_views: dict[str, LiveView] = field(default_factory=dict)
+    heartbeats: dict[str, datetime] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         return _Tables(
@@ -49,6 +52,8 @@ class _Tables:
             dict(self.links),
             dict(self.outbox),
             set(self.receipts),
+            dict(self.live_views),
+            dict(self.heartbeats),
         )
 
 
@@ -254,3 +259,26 @@ class MemoryStore:
             return False
         self._t.receipts.add((origin, event_id))
         return True
+
+    # live view sessions and node heartbeats
+
+    def insert_live_view(self, view: LiveView) -> None:
+        with self._lock:
+            if view.session in self._t.live_views:
+                raise Conflict(f"live view {view.session} exists")
+            self._t.live_views[view.session] = view
+
+    def delete_live_view(self, session_id: str) -> bool:
+        with self._lock:
+            return self._t.live_views.pop(session_id, None) is not None
+
+    def live_views(self, node: str) -> list[LiveView]:
+        views = [v for v in self._t.live_views.values() if v.node == node]
+        return sorted(views, key=lambda v: (v.started, v.session))
+
+    def record_heartbeat(self, node: str, at: datetime) -> None:
+        with self._lock:
+            self._t.heartbeats[node] = at
+
+    def last_heartbeat(self, node: str) -> datetime | None:
+        return self._t.heartbeats.get(node)

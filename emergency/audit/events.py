@@ -126,6 +126,11 @@ class AuditEvent(StrEnum):
     # the gateway itself
     GATEWAY_STARTED = "gateway.started", "The gateway started ({object})"
     GATEWAY_STOPPED = "gateway.stopped", "The gateway stopped ({object})"
+    GATEWAY_STOPPED_UNEXPECTEDLY = (
+        "gateway.stopped_unexpectedly",
+        "The gateway ({object}) had stopped unexpectedly[; its last sign of life was at {last_heartbeat:time}]"
+        "[, cutting off {sessions:count viewing session}]",
+    )
     CONFIG_LOADED = "config.loaded", "The gateway loaded its configuration ({object})"
     CONFIG_CHANGED = "config.changed", "The configuration changed since the last start ({object})"
     CAMERA_ADDED = "camera.added", "{actor} added the camera {camera}"

@@ -8,7 +8,6 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from camera_adapters import StreamUnavailable
-from emergency.audit import AuditEvent
 from emergency.permissions import Permission
 from gateway.api.deps import ActorDep, GatewayDep, SourceDep
 from gateway.errors import ApiError
@@ -79,15 +78,12 @@ async def start_view(
         pc=pc,
         track=track,
     )
-    gw.sessions.add(session)
-    gw.audit.append(
-        AuditEvent.VIEW_STARTED,
-        actor=who,
-        object=f"camera:{camera_id}",
-        source=source,
-        reason=decision.reason,
-        details={"session": session.id, "stream": stream, "grant": decision.grant.id},
-    )
+    try:
+        gw.sessions.add(session, reason=decision.reason)  # audits view.started
+    except BaseException:
+        track.stop()
+        await pc.close()
+        raise
     if not gw.emergencies.grant_live(decision.grant.id):
         # The grant ended while we negotiated; its revocation may have run before we registered.
         await gw.sessions.close(session.id, "grant ended during negotiation")

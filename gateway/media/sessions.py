@@ -3,6 +3,8 @@
 Every WHEP session is registered here with the grant that allowed it, so ending a grant
 can find and close its sessions at once. Closing is idempotent and always audited with
 what was sent, because "who saw what, for how long" is the question auditors ask.
+Opening and closing go through ``emergency.live_views``, which also records the session
+as live on this node, so a crash cannot leave its viewing span without an end.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from datetime import datetime
 from aiortc import RTCPeerConnection
 
 from camera_adapters import PacketTrack
-from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
+from emergency.live_views import LiveView, LiveViews
 from emergency.model import Actor
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,20 @@ class ViewSession:
     track: PacketTrack
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def live_view(self, node: str) -> LiveView:
+        return LiveView(
+            session=self.id,
+            node=node,
+            viewer=self.actor.id,
+            role=str(self.actor.role),
+            agency=self.actor.agency,
+            camera=self.camera_id,
+            stream=self.stream,
+            grant=self.grant_id,
+            source=self.source,
+            started=self.started,
+        )
+
     def summary(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -49,12 +65,14 @@ class ViewSession:
 
 
 class SessionRegistry:
-    def __init__(self, audit: AuditLog, clock: Clock) -> None:
-        self._audit = audit
+    def __init__(self, live: LiveViews, clock: Clock) -> None:
+        self._live = live
         self._clock = clock
         self._sessions: dict[str, ViewSession] = {}
 
-    def add(self, session: ViewSession) -> None:
+    def add(self, session: ViewSession, *, reason: str | None = None) -> None:
+        """Registers the session and audits ``view.started`` (``reason``: why it was allowed)."""
+        self._live.started(session.live_view(self._live.node), actor=session.actor, reason=reason)
         self._sessions[session.id] = session
 
     def get(self, session_id: str) -> ViewSession | None:
@@ -76,24 +94,12 @@ class SessionRegistry:
         except Exception:  # a peer that is already gone must not keep the session listed
             log.exception("closing peer of session %s", session_id)
         session.closed.set()
-        ended = self._clock.now()
-        self._audit.append(
-            AuditEvent.VIEW_ENDED,
+        self._live.ended(
+            session.live_view(self._live.node),
             actor=actor or session.actor,
-            object=f"camera:{session.camera_id}",
-            source=session.source,
             reason=reason,
-            details={
-                "session": session.id,
-                "viewer": session.actor.id,
-                "stream": session.stream,
-                "grant": session.grant_id,
-                "started": session.started.isoformat(),
-                "ended": ended.isoformat(),
-                "seconds": round((ended - session.started).total_seconds(), 3),
-                "frames_sent": session.track.frames_sent,
-                "bytes_sent": session.track.bytes_sent,
-            },
+            ended=self._clock.now(),
+            extra={"frames_sent": session.track.frames_sent, "bytes_sent": session.track.bytes_sent},
         )
         return True
 

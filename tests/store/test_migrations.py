@@ -272,7 +272,9 @@ def test_release_01_upgrades_with_data_chain_and_triggers_intact(release: Releas
     assert f"from     : {migrations.PRE_MIGRATIONS}" in upgraded.stdout
     assert f"to       : {migrations.head()}" in upgraded.stdout
     assert release.rows("SELECT version_num FROM alembic_version") == [(migrations.head(),)]
-    assert release.contents() == before
+    after = release.contents()
+    assert {t: rows for t, rows in after.items() if t in before} == before
+    assert all(after[t] == [] for t in after.keys() - before.keys()), "later revisions add only empty tables"
 
     store = release.open_store()
     try:
@@ -449,64 +451,94 @@ def test_guards_put_back_exactly_the_triggers_the_migrations_made(release: Relea
     assert release.schema() == at_head
 
 
+PROBE = "probe"
 PROBE_REVISION = '''"""A later schema change, for the test: one column more."""
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{probe}"
+down_revision = "{shipped}"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE access_requests ADD COLUMN probe TEXT NOT NULL DEFAULT 'added by 0002'")
+    op.execute("ALTER TABLE access_requests ADD COLUMN probe TEXT NOT NULL DEFAULT 'added by {probe}'")
 '''
 
 
 @contextmanager
-def _knowing_revision_0002(tmp_path: Path) -> Iterator[None]:
-    """Meanwhile this process's code knows one revision more than the shipped ones."""
+def _knowing_a_later_revision(tmp_path: Path) -> Iterator[str]:
+    """Meanwhile this process's code knows one revision more than the shipped ones (their
+    head is what it follows, and what the context gives)."""
     from emergency.migrations import runner
 
+    shipped = runner.head()
     scripts = tmp_path / "migrations"
     shutil.copytree(runner.HERE, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "v0002_probe.py").write_text(PROBE_REVISION)
-    shipped = runner.HERE
+    (scripts / "versions" / "v9000_probe.py").write_text(PROBE_REVISION.format(probe=PROBE, shipped=shipped))
+    shipped_dir = runner.HERE
     runner.HERE = scripts
     runner._script.cache_clear()
     runner.known_revisions.cache_clear()
     try:
-        yield
+        yield shipped
     finally:
-        runner.HERE = shipped
+        runner.HERE = shipped_dir
         runner._script.cache_clear()
         runner.known_revisions.cache_clear()
 
 
-def test_a_later_revision_upgrades_a_database_at_0001_after_a_copy(sqlite_release: SqliteRelease) -> None:
+def test_a_later_revision_upgrades_a_database_at_the_shipped_head_after_a_copy(sqlite_release: SqliteRelease) -> None:
     """The path every later schema change takes: a store refuses the older revision, and
     the upgrade serve runs copies the file, then applies the new revision."""
-    assert cli("db", "upgrade", "--config", str(sqlite_release.config)).returncode == 0  # to 0001, in another process
+    assert cli("db", "upgrade", "--config", str(sqlite_release.config)).returncode == 0  # to head, in another process
     first_copy = set(sqlite_release.site_dir.glob("sightline.db.before-*"))
     requests = sqlite_release.rows("SELECT * FROM access_requests")
     from emergency.migrations import runner
     from gateway.cli.db import upgrade_database
     from gateway.config import load_config
 
-    with _knowing_revision_0002(sqlite_release.site_dir.parent):
-        assert runner.head() == "0002"
-        with pytest.raises(SchemaBehind, match="at schema revision 0001; this Sightline needs 0002"):
+    with _knowing_a_later_revision(sqlite_release.site_dir.parent) as shipped:
+        assert runner.head() == PROBE
+        with pytest.raises(SchemaBehind, match=f"at schema revision {shipped}; this Sightline needs {PROBE}"):
             sqlite_release.open_store()
         done = upgrade_database(load_config(sqlite_release.config))
-        assert (done.before, done.after) == ("0001", "0002")
-        assert done.copy is not None and done.copy.name.startswith("sightline.db.before-0002-")
+        assert (done.before, done.after) == (shipped, PROBE)
+        assert done.copy is not None and done.copy.name.startswith(f"sightline.db.before-{PROBE}-")
         assert done.copy not in first_copy and done.copy.exists()
         sqlite_release.open_store().close()
-    assert sqlite_release.rows("SELECT version_num FROM alembic_version") == [("0002",)]
-    assert sqlite_release.rows("SELECT * FROM access_requests") == [(*r, "added by 0002") for r in requests]
-    with pytest.raises(SchemaTooNew, match="'0002'"):
-        sqlite_release.open_store()  # and the code that knows only 0001 refuses it
+    assert sqlite_release.rows("SELECT version_num FROM alembic_version") == [(PROBE,)]
+    assert sqlite_release.rows("SELECT * FROM access_requests") == [(*r, f"added by {PROBE}") for r in requests]
+    with pytest.raises(SchemaTooNew, match=f"'{PROBE}'"):
+        sqlite_release.open_store()  # and the code that knows only the shipped revisions refuses it
+
+
+def test_revision_0002_adds_the_live_view_tables_and_an_upgraded_store_uses_them(release: Release) -> None:
+    """0002 (live view sessions, node heartbeats) on a database from release 0.1: the
+    tables are there and a store round-trips a session and a heartbeat through them."""
+    from datetime import UTC, datetime
+
+    from emergency.live_views import LiveView
+
+    assert cli("db", "upgrade", "--config", str(release.config)).returncode == 0
+    assert {"live_views", "node_heartbeats"} <= set(release.tables())
+    started = datetime(2026, 3, 2, 9, 30, 1, 250000, tzinfo=UTC)
+    view = LiveView(
+        "s1", "node-a", "officer", "officer", "county-sheriff", "hs-front", "sub", "g1", "10.0.0.9", started
+    )
+    store = release.open_store()
+    try:
+        store.insert_live_view(view)
+        store.record_heartbeat("node-a", started)
+        store.record_heartbeat("node-a", started.replace(second=4))
+        assert store.live_views("node-a") == [view] and store.live_views("node-b") == []
+        assert store.last_heartbeat("node-a") == started.replace(second=4)
+        assert store.last_heartbeat("node-b") is None
+        assert store.delete_live_view("s1") and not store.delete_live_view("s1")
+        assert store.live_views("node-a") == []
+    finally:
+        store.close()
 
 
 def test_store_open_at_head_skips_alembic(sqlite_release: SqliteRelease, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ def implements(s: SqlStore | MemoryStore) -> None:
     audit: store.AuditLogStore = s
     outbox: store.OutboxRepo = s
     receipts: store.ReceiptRepo = s
+    live: store.LiveViewRepo = s
 """
 
 
