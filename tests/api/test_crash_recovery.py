@@ -207,3 +207,23 @@ async def test_a_clean_stop_closes_live_views_with_their_real_reason(site: Path,
         assert await entries_of(auditor, AuditEvent.GATEWAY_STOPPED_UNEXPECTEDLY) == []
         [span] = await spans_of(auditor, emergency)
         assert span["end"] == closed["details"]["ended"]
+
+
+async def test_a_view_that_cannot_be_recorded_is_not_served(site_file: Any, run_gateway: Any, monkeypatch) -> None:
+    """The session's row and its view.started entry come first: if they cannot be written,
+    the viewer gets an error and no video, and the camera's track is let go."""
+    gw = await run_gateway(site_file())
+    async with gw.client("admin") as admin:
+        await declare(admin, "LOCKDOWN")
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database is unavailable")
+
+    monkeypatch.setattr(gw.gateway.live_views, "started", unavailable)
+    viewer = WhepViewer(gw.base_url, "hs-front", gw.token("officer"), stream="sub")
+    try:
+        assert (await viewer.start()).status_code == 500
+    finally:
+        await viewer.close()
+    assert len(gw.gateway.sessions) == 0
+    assert gw.gateway.media.all_stats()[("hs-front", "sub")]["viewers"] == 0
