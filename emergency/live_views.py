@@ -171,11 +171,11 @@ class LiveViews:
         """At start, before serving: closes the sessions this node's previous run left
         live (it crashed), each ended at the last heartbeat, after one entry saying the
         node had stopped unexpectedly. Other nodes' sessions are left alone."""
-        views = self._store.live_views(self.node)
-        if not views:
-            return []
         now = self._clock.now()
-        with self._store.transaction():
+        with self._store.transaction():  # serialised: two starts under one name close them once
+            views = self._store.live_views(self.node)
+            if not views:
+                return []
             beat = self._store.last_heartbeat(self.node)
             entries = [
                 self._audit.append(
