@@ -100,3 +100,30 @@ async def test_api_bad_input(active) -> None:
     assert any(e.event_type == "auth.failure" for e in denied)
     assert any(e.actor_id == "officer" for e in denied)
     assert any(e.actor_id == "principal" for e in denied)
+
+
+async def test_numeric_parameters_are_bounded(active) -> None:
+    """Numbers out of range are the client's error (422), never the database's (500), and
+    the OpenAPI document states the bounds."""
+    gw = active
+    async with gw.client("admin") as admin:
+        for query in (
+            "after_seq=9223372036854775808",
+            "after_seq=99999999999999999999999999",
+            "after_seq=-1",
+            "after_seq=1e3",
+            "limit=0",
+            "limit=1001",
+            "limit=9223372036854775808",
+        ):
+            assert_error(await admin.get(f"/api/v1/audit/events?{query}"), 422)
+        assert (await admin.get("/api/v1/audit/events?after_seq=9223372036854775807")).json()["entries"] == []
+        eid = (await admin.get("/api/v1/emergencies")).json()[0]["id"]
+        for minutes in (0, 24 * 60 + 1, 2**63, -(2**70)):
+            assert_error(
+                await admin.post(f"/api/v1/emergencies/{eid}/extend", json={"minutes": minutes, "reason": "r"}), 422
+            )
+        doc = (await admin.get("/openapi.json")).json()
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/api/v1/audit/events"]["get"]["parameters"]}
+    assert params["after_seq"]["minimum"] == 0 and params["after_seq"]["maximum"] == 2**63 - 1
+    assert params["limit"]["minimum"] == 1 and params["limit"]["maximum"] == 1000
