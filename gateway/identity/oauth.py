@@ -48,6 +48,7 @@ from emergency.site import RECORD_SCOPES
 from gateway.identity.credentials import CredentialBox, CredentialError
 from gateway.identity.guards import client_credentials
 from gateway.identity.logins import hash_password, verify_password
+from gateway.identity.proxies import client_address
 from gateway.identity.tokens import CLIENT_CREDENTIALS_AMR, AuthError
 
 router = APIRouter(tags=["oauth"])
@@ -273,7 +274,7 @@ async def token(request: Request) -> JSONResponse:
     in the form (client_secret_post). Success and failure are audited."""
     gw = request.app.state.gateway
     server = SightlineAuthorizationServer(gw)
-    source = request.client.host if request.client else None
+    source = client_address(request)
     try:
         form = await _read_form(request)
     except InvalidRequestError as exc:
