@@ -1,8 +1,8 @@
 """Authentication failures summarised per source and minute, so garbage cannot flood the audit.
 
-A client sending bad, expired or forged tokens (or made-up session cookies, or sign-ins
-refused by the rate limit) would otherwise add one audit entry per request, hundreds a
-second, burying what matters and filling the disk. Instead:
+A client sending bad, expired or forged tokens (or made-up session cookies, wrong OAuth
+client secrets, or sign-ins refused by the rate limit) would otherwise add one audit entry
+per request, hundreds a second, burying what matters and filling the disk. Instead:
 
 - the first failure of a source (the client address, gateway/identity/proxies.py) in a
   calendar minute is written at once, in full, as before;

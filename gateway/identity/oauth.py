@@ -16,7 +16,8 @@ repeated parameters and over-long bodies as RFC 6749 3.2 asks.
 The access token is the gateway's own JWT (:class:`gateway.identity.tokens.TokenAuthority`):
 ``sub`` = client id, ``amr`` = ["client_credentials"], ``scope``; so the records
 endpoints authenticate it through the ordinary bearer dependency. Nothing is stored per
-token; every issuance and refusal is audited.
+token; every issuance and refusal is audited (repeated refusals from one source as one
+``auth.failures`` entry a minute with the count: gateway/identity/failures.py).
 
 Clients are ``records_client`` accounts of the site file; their secret sits on the
 account entry as an scrypt hash (or sealed), popped before the domain sees the file.
@@ -46,6 +47,7 @@ from emergency.audit import AuditEvent
 from emergency.permissions import Permission, role_holds
 from emergency.site import RECORD_SCOPES
 from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.failures import failure_summary
 from gateway.identity.guards import client_credentials
 from gateway.identity.logins import hash_password, verify_password
 from gateway.identity.proxies import client_address
@@ -366,12 +368,14 @@ def _audit(
         return
     body = json.loads(bytes(response.body))
     gw.metrics.auth_failures.inc()
-    gw.audit.append(
-        AuditEvent.AUTH_TOKEN_ISSUED,
-        actor_id=client,
-        object=f"account:{client}",
-        outcome="failure",
-        source=source,
-        reason=f"{body.get('error')}: {body.get('error_description')}",
-        details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")},
-    )
+    reason = f"{body.get('error')}: {body.get('error_description')}"
+    if failure_summary(request).first(source, kind="client credentials", reason=f"client {client}: {reason}"):
+        gw.audit.append(
+            AuditEvent.AUTH_TOKEN_ISSUED,
+            actor_id=client,
+            object=f"account:{client}",
+            outcome="failure",
+            source=source,
+            reason=reason,
+            details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")},
+        )

@@ -128,3 +128,38 @@ async def test_ten_thousand_bad_tokens_add_a_handful_of_entries(web) -> None:
     assert len(full) + sum(e.details["count"] for e in summaries) == REQUESTS
     assert all(e.details["kind"] == "bearer token" for e in summaries)
     assert sum(sum(e.details["reasons"].values()) for e in summaries) == REQUESTS - len(full)
+
+
+async def test_forged_cookies_client_secrets_and_refused_sign_ins_are_summarised_too(web) -> None:
+    wg = web
+    before = wg.gateway.audit.entries(limit=100_000)[-1].seq
+    transport = httpx.ASGITransport(app=wg.app, client=("198.51.100.24", 40000))
+    each = 300
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        for i in range(each):
+            r = await client.get("/api/v1/emergencies", headers={"Cookie": f"sightline_session=forged-{i}"})
+            assert r.status_code == 401
+            r = await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("records", f"x{i}"))
+            assert r.status_code == 401
+            r = await client.post(
+                "/api/v1/auth/login", json={"username": "principal", "password": f"guess-{i}", "totp": "000000"}
+            )
+            assert r.status_code == (401 if i < 5 else 429)
+    wg.app.state.auth_failures.flush(everything=True)
+    added = [e for e in wg.gateway.audit.entries(after_seq=before, limit=100_000) if e.source == "198.51.100.24"]
+    assert len(added) <= 5 + 3 * 4, [(e.event_type, e.reason) for e in added]  # 5 wrong passwords, then per kind/minute
+    summaries = [e for e in added if e.event_type == "auth.failures"]
+    counted = {
+        kind: sum(e.details["count"] for e in summaries if e.details["kind"] == kind)
+        for kind in ("session cookie", "client credentials", "refused sign-in")
+    }
+    full = {
+        "session cookie": sum(e.event_type == "auth.failure" for e in added),
+        "client credentials": sum(e.event_type == "auth.token_issued" for e in added),
+        "refused sign-in": sum(e.event_type == "auth.login" and "too many" in (e.reason or "") for e in added),
+    }
+    assert {kind: full[kind] + counted[kind] for kind in full} == {
+        "session cookie": each,
+        "client credentials": each,
+        "refused sign-in": each - 5,
+    }
