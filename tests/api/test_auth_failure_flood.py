@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+import gateway.app
 from gateway.config import load_config
 from gateway.identity.failures import FailureSummary
 from gateway.runtime import Gateway
@@ -69,6 +70,33 @@ def test_many_sources_share_one_bucket_past_the_limit() -> None:
     (entry,) = audit.entries
     assert entry["source"] is None and entry["details"]["address"] == "other sources"
     assert entry["details"]["count"] == 96
+
+
+async def test_the_running_gateway_writes_the_summary_once_the_minute_closes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(gateway.app, "FAILURE_FLUSH_SECONDS", 0.1)
+    wg, server, task = await start_web_gateway(tmp_path)
+    try:
+        clock = Clock(time.time())
+        wg.app.state.auth_failures._now = clock
+        transport = httpx.ASGITransport(app=wg.app, client=("198.51.100.25", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            for _ in range(4):
+                assert (await client.get("/api/v1/cameras", headers={"Authorization": "Bearer x"})).status_code == 401
+
+        def summaries():
+            return [e for e in wg.gateway.audit.entries(limit=100_000) if e.event_type == "auth.failures"]
+
+        await asyncio.sleep(0.5)
+        assert summaries() == []  # the minute is still open
+        clock.t += 60
+        for _ in range(50):
+            if summaries():
+                break
+            await asyncio.sleep(0.1)
+        (entry,) = summaries()
+        assert entry.source == "198.51.100.25" and entry.details["count"] == 3
+    finally:
+        await stop(server, task)
 
 
 @pytest.fixture
