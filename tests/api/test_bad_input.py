@@ -127,3 +127,25 @@ async def test_numeric_parameters_are_bounded(active) -> None:
     params = {p["name"]: p["schema"] for p in doc["paths"]["/api/v1/audit/events"]["get"]["parameters"]}
     assert params["after_seq"]["minimum"] == 0 and params["after_seq"]["maximum"] == 2**63 - 1
     assert params["limit"]["minimum"] == 1 and params["limit"]["maximum"] == 1000
+
+
+async def test_panic_signature_timestamps_that_are_not_numbers_are_refused(site_file, run_gateway) -> None:
+    """A timestamp of Unicode digits ('²') or more digits than int() parses is a bad
+    signature (401), not a crash."""
+    from tests.api.test_activation import with_panic_button
+
+    path = site_file()
+    with_panic_button(path)
+    gw = await run_gateway(path)
+    async with gw.client() as c:
+        for t in ("²", "¹²³", "9" * 5000, "-5", ""):
+            r = await c.post(
+                "/api/v1/triggers/panic/hs-office",
+                content=b"{}",
+                headers={
+                    "X-Sightline-Signature": f"t={t},v1={'0' * 64}".encode("latin-1"),
+                    "Content-Type": "application/json",
+                },
+            )
+            assert_error(r, 401, "unauthorized")
+    assert gw.gateway.emergencies.list() == []
