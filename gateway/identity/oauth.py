@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -283,6 +283,10 @@ async def token(request: Request) -> JSONResponse:
         response = server.handle_error_response(None, exc)
         _audit(gw, request, None, response, None, source)
         return response
+    if not _basic_readable(request):
+        response = server.handle_error_response(None, InvalidClientError())
+        _audit(gw, request, form, response, None, source)
+        return response
     uri = gw.config.public_url.rstrip("/") + TOKEN_PATH  # how clients reach us (TLS ends in front of us)
     try:
         oauth_request = FormRequest(request.method, uri, form, request.headers)
@@ -329,6 +333,19 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 def _printable(text: str) -> bool:
     return all(0x20 <= ord(c) <= 0x7E for c in text) and len(text) <= 512
+
+
+def _basic_readable(request: Request) -> bool:
+    """Whether authlib can read the Basic credentials: its parser raises (a 500) on a value
+    that is not ASCII base64 of UTF-8 text, where the answer is simply invalid_client."""
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(value.strip()).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return False
+    return True
 
 
 def _claimed_client(request: Request, form: dict[str, str] | None) -> str:

@@ -149,3 +149,24 @@ async def test_panic_signature_timestamps_that_are_not_numbers_are_refused(site_
             )
             assert_error(r, 401, "unauthorized")
     assert gw.gateway.emergencies.list() == []
+
+
+async def test_unreadable_basic_credentials_at_the_token_endpoint_are_a_bad_client(site_file, run_gateway) -> None:
+    """authlib's Basic parser raises on non-ASCII or non-UTF-8 credentials; the endpoint
+    answers invalid_client (401) instead of 500."""
+    import base64
+
+    gw = await run_gateway(site_file())
+    async with gw.client() as c:
+        for value in (
+            "Basic \xff\xfe".encode("latin-1"),
+            "Basic é.é".encode("latin-1"),
+            b"Basic " + base64.b64encode(b"records:\xff\xff"),
+            b"Basic " + base64.b64encode(b"\xff\xfe:\x00"),
+            b"Basic !!!",
+        ):
+            r = await c.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": value}
+            )
+            assert r.status_code == 401, (value, r.text)
+            assert r.json()["error"] == "invalid_client"
