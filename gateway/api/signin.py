@@ -141,8 +141,8 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
 
     try:
         wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
-        if not wait and state.per_account.retry_after(account_key):
-            attacked = 0 if state.known_source(account_key, source) else state.per_account.retry_after(account_key)
+        limited = 0 if wait else state.per_account.retry_after(account_key)
+        attacked = limited if limited and not state.known_source(account_key, source) else 0
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     if wait:
