@@ -4,11 +4,13 @@ A client sending bad, expired or forged tokens (or made-up session cookies, wron
 client secrets, or sign-ins refused by the rate limit) would otherwise add one audit entry
 per request, hundreds a second, burying what matters and filling the disk. Instead:
 
-- the first failure of a source (the client address, gateway/identity/proxies.py) in a
-  calendar minute is written at once, in full, as before;
-- the rest of that minute are only counted (with their reasons) and written as one
+- the first failure of a source (the client address, gateway/identity/proxies.py) and
+  kind (bearer token, session cookie, client credentials, refused sign-in) in a calendar
+  minute is written at once, in full, as before;
+- the rest of that minute are only counted (with up to ten reasons) and written as one
   ``auth.failures`` entry with the count when the minute has closed: by the next failure
-  after it, by the gateway's tick (gateway/app.py), and at stop, so nothing is lost;
+  after it, by the app's loop every few seconds (gateway/app.py), and at stop, so
+  nothing is lost;
 - past ``max_sources`` sources in one minute (an attacker with many addresses), further
   new sources share one bucket without an address, so memory and entries stay bounded.
 
