@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,10 +14,12 @@ from gateway.api import audit, buildings, cameras, emergencies, health, ice, rec
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
+from gateway.identity.failures import FailureSummary
 from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
+FAILURE_FLUSH_SECONDS = 5.0
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -25,23 +27,37 @@ def create_app(gateway: Gateway) -> FastAPI:
     # site file names one (then an unreachable Redis stops the start here, saying what to check).
     sign_in = signin.SignIn.for_config(gateway.config)
 
-    async def sweep_forever() -> None:
+    # Repeated authentication failures: one audit entry per source and minute with a count.
+    auth_failures = FailureSummary(gateway.audit)
+
+    async def every(seconds: float, work: Callable[[], object], what: str) -> None:
         while True:
-            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await asyncio.to_thread(signin.sweep_sessions, sign_in, gateway.audit)
+                await asyncio.to_thread(work)
             except Exception:
-                log.exception("sign-in session sweep failed; retrying")
+                log.exception("%s failed; retrying", what)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
-        sweeper = asyncio.create_task(sweep_forever(), name="sightline-session-sweep")
+        loops = [
+            asyncio.create_task(
+                every(SESSION_SWEEP_SECONDS, lambda: signin.sweep_sessions(sign_in, gateway.audit), "session sweep"),
+                name="sightline-session-sweep",
+            ),
+            asyncio.create_task(
+                every(FAILURE_FLUSH_SECONDS, auth_failures.flush, "authentication failure summary"),
+                name="sightline-auth-failures",
+            ),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            auth_failures.flush(everything=True)
             await gateway.stop()
             sign_in.close()
 
@@ -54,6 +70,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     errors.install(app)
     app.state.signin = sign_in
+    app.state.auth_failures = auth_failures
     install_routes(app)
     guards.declare_documentation(app)
     _document_error_shape(app)

@@ -18,6 +18,7 @@ from emergency.outbox import ALL_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 from gateway.api.floor_plans import FloorPlan, FloorPlanError, locate
 from gateway.identity.logins import AccountLogin, LoginConfigError, pop_account_logins
+from gateway.identity.proxies import Network, parse_networks
 from gateway.media.ice import DEFAULT_TTL as ICE_DEFAULT_TTL
 from gateway.media.ice import MAX_TTL as ICE_MAX_TTL
 from gateway.media.ice import IceConfigError, IceServer, parse_ice_servers
@@ -35,6 +36,7 @@ _GATEWAY_KEYS = {
     "ice_credential_ttl_seconds",
     "redis",
     "internal_url",
+    "trusted_proxies",
 }
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _REDIS_SCHEMES = ("redis", "rediss")
@@ -129,6 +131,9 @@ class GatewayConfig:
     # [gateway] internal_url: how the other nodes reach this one (camera relays,
     # gateway/media/camera_leases.py); None means public_url. Set it per node behind a load balancer.
     internal_url: str | None = None
+    # [gateway] trusted_proxies: the reverse proxies whose X-Forwarded-For is believed
+    # (gateway/identity/proxies.py); none by default, so the TCP peer is the source.
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def database(self) -> Path:
@@ -193,7 +198,15 @@ def load_config(path: str | Path) -> GatewayConfig:
         ice_credential_ttl=ice_ttl,
         redis_url=_redis_url(gateway.get("redis"), path),
         internal_url=_internal_url(gateway.get("internal_url"), path),
+        trusted_proxies=_trusted_proxies(gateway.get("trusted_proxies"), path),
     )
+
+
+def _trusted_proxies(value: object, path: Path) -> tuple[Network, ...]:
+    try:
+        return parse_networks(value, f"{path}: [gateway] trusted_proxies")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def rewrite_site_file(config: GatewayConfig, text: str) -> GatewayConfig:

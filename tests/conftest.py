@@ -5,6 +5,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,6 +62,7 @@ class RunningGateway:
     gateway: Gateway
     base_url: str
     config_path: Path
+    app: Any = None
 
     def token(self, user: str) -> str:
         return self.gateway.tokens.issue(user, ttl=600)[0]
@@ -95,9 +97,10 @@ async def run_gateway() -> AsyncIterator[Callable[[Path], asyncio.Future[Running
 
     async def start(config_path: Path) -> RunningGateway:
         gateway = Gateway(load_config(config_path))
-        server, task, base_url = await serve_app(create_app(gateway))
+        app = create_app(gateway)
+        server, task, base_url = await serve_app(app)
         servers.append((server, task))
-        return RunningGateway(gateway, base_url, config_path)
+        return RunningGateway(gateway, base_url, config_path, app)
 
     yield start
     for server, task in servers:

@@ -112,3 +112,21 @@ async def lockdown_and_offer(admin, base_url: str):
     viewer.pc.addTransceiver("video", direction="recvonly")
     await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
     return e["id"], viewer
+
+
+def from_address(wg: WebGateway, address: str) -> httpx.AsyncClient:
+    """A client whose requests reach ``wg``'s app from ``address`` (in process, no socket)."""
+    transport = httpx.ASGITransport(app=wg.app, client=(address, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=CSRF, timeout=15)
+
+
+async def spread_guesses(nodes: list[WebGateway], username: str, addresses: int = 11, each: int = 5) -> list[int]:
+    """Wrong passwords for ``username``: ``each`` from every one of ``addresses`` addresses
+    (never enough for one address's own limit), taking turns over ``nodes``; the answers."""
+    wrong = {"username": username, "password": "not-the-password", "totp": "000000"}
+    answers = []
+    for i in range(addresses):
+        async with from_address(nodes[i % len(nodes)], f"203.0.113.{i + 1}") as client:
+            for _ in range(each):
+                answers.append((await client.post("/api/v1/auth/login", json=wrong)).status_code)
+    return answers

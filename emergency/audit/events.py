@@ -107,6 +107,10 @@ class AuditEvent(StrEnum):
     AUTH_LOGIN = "auth.login", "Sign-in by {actor}"
     AUTH_LOGOUT = "auth.logout", "{actor} signed out"
     AUTH_FAILURE = "auth.failure", "A request without valid credentials was refused ({object})"
+    AUTH_FAILURES = (
+        "auth.failures",
+        "{count} more requests without valid credentials were refused[ from {address}] in the minute from {minute:time}",
+    )
     AUTH_SESSION_LOCKED = "auth.session_locked", "The session of {actor} was locked"
     AUTH_TOKEN_ISSUED = "auth.token_issued", "An access token was issued for {object}"
     PERMISSION_DENIED = "permission.denied", "{actor} was refused"

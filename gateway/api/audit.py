@@ -30,6 +30,7 @@ from gateway.runtime import Gateway
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 MAX_PAGE = 1000
+MAX_SEQ = 2**63 - 1  # the largest sequence number the stores' 64-bit integers hold
 
 
 def _read(
@@ -60,7 +61,7 @@ def events(
     event_type: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    after_seq: int = Query(default=0, ge=0),
+    after_seq: int = Query(default=0, ge=0, le=MAX_SEQ),
     limit: int = Query(default=200, ge=1, le=MAX_PAGE),
 ) -> dict[str, Any]:
     """Filtered, oldest first, in pages: pass ``next_after_seq`` back as ``after_seq``."""

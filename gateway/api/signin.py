@@ -18,6 +18,7 @@ from gateway.errors import ApiError
 from gateway.identity import totp
 from gateway.identity.caller import client_address, gateway
 from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.failures import failure_summary
 from gateway.identity.guards import public, requires
 from gateway.identity.logins import verify_password
 from gateway.identity.signin import (
@@ -47,6 +48,13 @@ class LoginBody(BaseModel):
     totp: str | None = Field(default=None, max_length=16, description="the 6-digit code from the authenticator")
 
 
+def attack_detail(wait: int) -> str:
+    return (
+        "too many failed sign-ins for this account; sign in with your password and authenticator code, "
+        f"or wait {wait} seconds and try again"
+    )
+
+
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or gateway(request).config.public_url.startswith("https://")
 
@@ -73,9 +81,13 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     state = sign_in_state(request)
     source = client_address(request)
     username = body.username.strip()
-    user_key = (username.lower(), source)
+    account_key = username.lower()
+    user_key = (account_key, source)
     account = gw.config.site.accounts.get(username)
     audit_actor = username if account else "unknown"
+    # While the account is under attack from several addresses (gateway/identity/signin.py),
+    # a failure is answered like the limit, so it does not tell a right password from a wrong one.
+    attacked = 0
 
     def refuse(
         reason: str,
@@ -85,18 +97,29 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         count: bool = True,
     ) -> ApiError:
         gw.metrics.auth_failures.inc()
-        gw.audit.append(
-            AuditEvent.AUTH_LOGIN,
-            actor_id=audit_actor,
-            object=f"account:{username[:64]}",
-            outcome="denied",
-            source=source,
-            reason=reason,
-            details={"method": "password+totp"},
-        )
+        if attacked and status == 401:
+            status, detail, headers = 429, attack_detail(attacked), {"Retry-After": str(attacked)}
+            reason = f"{reason}; the account is limited after failures from several addresses"
+        if (
+            count
+            or status != 429
+            or failure_summary(request).first(
+                source, kind="refused sign-in", reason=f"account:{username[:64]}: {reason}"
+            )
+        ):  # refusals without checking are counted per source and minute, like bad tokens
+            gw.audit.append(
+                AuditEvent.AUTH_LOGIN,
+                actor_id=audit_actor,
+                object=f"account:{username[:64]}",
+                outcome="denied",
+                source=source,
+                reason=reason,
+                details={"method": "password+totp"},
+            )
         if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
             state.per_user.record(user_key)
             state.per_address.record(source)
+            state.per_account.record(account_key)
         return ApiError(
             status,
             "unauthorized" if status == 401 else "too_many_requests" if status == 429 else "misconfigured",
@@ -118,6 +141,8 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
 
     try:
         wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+        limited = 0 if wait else state.per_account.retry_after(account_key)
+        attacked = limited if limited and not state.known_source(account_key, source) else 0
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     if wait:
@@ -130,6 +155,12 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
         )
 
     login_cfg = gw.config.logins.get(username) if account else None
+    if attacked and not (login_cfg and login_cfg.has_totp):
+        raise refuse(
+            "too many failed sign-ins for this account from several addresses; refused without checking "
+            "(no authenticator enrolled, and not an address it signed in from before)",
+            count=False,
+        )
     password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
     if account is None:
         raise refuse("unknown account")
@@ -164,6 +195,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     try:
         cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
         state.per_user.clear(user_key)
+        state.remember_source(account_key, source)
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))

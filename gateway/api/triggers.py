@@ -41,7 +41,7 @@ def _refuse(gw, button_id: str, status: int, code: str, detail: str, source: str
 def _stale(header: str, now: float) -> bool:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:  # as verify() reads it
             return abs(now - int(value)) > DEFAULT_TOLERANCE
     return False
 

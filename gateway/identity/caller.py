@@ -2,7 +2,8 @@
 
 The route guards (gateway/identity/guards.py) start from :func:`identity`; a bad or
 missing credential is answered 401 with ``WWW-Authenticate: Bearer`` and a bad token is
-audited as ``auth.failure``.
+audited as ``auth.failure`` (the first of its source in a minute; the rest are counted
+into one ``auth.failures`` entry: gateway/identity/failures.py).
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from fastapi import Request
 
 from emergency.audit import AuditEvent
 from gateway.errors import ApiError
+from gateway.identity.failures import failure_summary
+from gateway.identity.proxies import client_address
 from gateway.identity.signin import SESSION_COOKIE, cookie_identity
 from gateway.identity.tokens import AuthError, Identity
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+__all__ = ["client_address", "gateway", "identity"]
+
 
 def gateway(request: Request) -> Gateway:
     found: Gateway = request.app.state.gateway
     return found
-
-
-def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -47,12 +48,14 @@ def identity(request: Request) -> Identity:
         return gw.tokens.authenticate(token.strip())
     except AuthError as exc:
         gw.metrics.auth_failures.inc()
-        gw.audit.append(
-            AuditEvent.AUTH_FAILURE,
-            actor_id="unknown",
-            object=f"http:{request.method} {request.url.path}",
-            outcome="denied",
-            source=client_address(request),
-            reason=str(exc),
-        )
+        source = client_address(request)
+        if failure_summary(request).first(source, kind="bearer token", reason=str(exc)):
+            gw.audit.append(
+                AuditEvent.AUTH_FAILURE,
+                actor_id="unknown",
+                object=f"http:{request.method} {request.url.path}",
+                outcome="denied",
+                source=source,
+                reason=str(exc),
+            )
         raise ApiError(401, "unauthorized", f"{exc}; ask for a new token", _CHALLENGE) from None

@@ -16,7 +16,8 @@ repeated parameters and over-long bodies as RFC 6749 3.2 asks.
 The access token is the gateway's own JWT (:class:`gateway.identity.tokens.TokenAuthority`):
 ``sub`` = client id, ``amr`` = ["client_credentials"], ``scope``; so the records
 endpoints authenticate it through the ordinary bearer dependency. Nothing is stored per
-token; every issuance and refusal is audited.
+token; every issuance and refusal is audited (repeated refusals from one source as one
+``auth.failures`` entry a minute with the count: gateway/identity/failures.py).
 
 Clients are ``records_client`` accounts of the site file; their secret sits on the
 account entry as an scrypt hash (or sealed), popped before the domain sees the file.
@@ -34,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -46,8 +47,10 @@ from emergency.audit import AuditEvent
 from emergency.permissions import Permission, role_holds
 from emergency.site import RECORD_SCOPES
 from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.failures import failure_summary
 from gateway.identity.guards import client_credentials
 from gateway.identity.logins import hash_password, verify_password
+from gateway.identity.proxies import client_address
 from gateway.identity.tokens import CLIENT_CREDENTIALS_AMR, AuthError
 
 router = APIRouter(tags=["oauth"])
@@ -273,12 +276,16 @@ async def token(request: Request) -> JSONResponse:
     in the form (client_secret_post). Success and failure are audited."""
     gw = request.app.state.gateway
     server = SightlineAuthorizationServer(gw)
-    source = request.client.host if request.client else None
+    source = client_address(request)
     try:
         form = await _read_form(request)
     except InvalidRequestError as exc:
         response = server.handle_error_response(None, exc)
         _audit(gw, request, None, response, None, source)
+        return response
+    if not _basic_readable(request):
+        response = server.handle_error_response(None, InvalidClientError())
+        _audit(gw, request, form, response, None, source)
         return response
     uri = gw.config.public_url.rstrip("/") + TOKEN_PATH  # how clients reach us (TLS ends in front of us)
     try:
@@ -328,6 +335,19 @@ def _printable(text: str) -> bool:
     return all(0x20 <= ord(c) <= 0x7E for c in text) and len(text) <= 512
 
 
+def _basic_readable(request: Request) -> bool:
+    """Whether authlib can read the Basic credentials: its parser raises (a 500) on a value
+    that is not ASCII base64 of UTF-8 text, where the answer is simply invalid_client."""
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(value.strip()).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return False
+    return True
+
+
 def _claimed_client(request: Request, form: dict[str, str] | None) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -365,12 +385,14 @@ def _audit(
         return
     body = json.loads(bytes(response.body))
     gw.metrics.auth_failures.inc()
-    gw.audit.append(
-        AuditEvent.AUTH_TOKEN_ISSUED,
-        actor_id=client,
-        object=f"account:{client}",
-        outcome="failure",
-        source=source,
-        reason=f"{body.get('error')}: {body.get('error_description')}",
-        details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")},
-    )
+    reason = f"{body.get('error')}: {body.get('error_description')}"
+    if failure_summary(request).first(source, kind="client credentials", reason=f"client {client}: {reason}"):
+        gw.audit.append(
+            AuditEvent.AUTH_TOKEN_ISSUED,
+            actor_id=client,
+            object=f"account:{client}",
+            outcome="failure",
+            source=source,
+            reason=reason,
+            details={"grant_type": (form or {}).get("grant_type"), "scope": (form or {}).get("scope")},
+        )

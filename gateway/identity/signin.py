@@ -20,8 +20,26 @@ How it works
   GET/HEAD/OPTIONS) must carry ``X-Requested-With: sightline``, which only our own
   scripts send (a cross-site form cannot set it and we allow no CORS); else 403.
 - Every sign-in success and failure is audited as ``auth.login`` with the source address
-  and a reason; the password and the code are never logged. Five failures for one
-  username from one address within a minute (or 20 from one address) answer 429.
+  (gateway/identity/proxies.py) and a reason; the password and the code are never
+  logged. Refusals made without checking (the limits below) are counted per source and
+  minute instead of written one by one (gateway/identity/failures.py).
+
+Failure limits, and why the owner is never locked out
+- Per username and address: 5 failures in a minute answer 429 (unchecked) for that pair.
+- Per address: 20 failures in a minute answer 429 for every username from it.
+- Per account, across all addresses: 10 failures in 15 minutes put the account *under
+  attack* (so 55 guesses spread over 11 addresses stop after 10). A hard lock here would
+  hand any attacker a switch that turns the real user off, so instead, while it lasts:
+  a sign-in from an address this account signed in from within 30 days is checked as
+  usual (only the two limits above apply); from anywhere else it is admitted only with
+  the right password *and* a fresh authenticator code, and every other attempt answers
+  the same 429 with Retry-After, whether or not the password was right, so guessing
+  learns nothing. An account with no authenticator enrolled is refused without checking
+  from new addresses until the window clears: enrolling one is what keeps its owner in.
+  (Someone behind the owner's own address, a shared NAT, is held only to the first two
+  limits, as everyone was before.)
+  The account counter is not cleared by a success (the owner signing in must not give
+  the attacker ten more guesses); it drains as the window slides.
 
 Sessions and failure counters are kept in this process's memory by default: a restart
 signs everyone out, and several nodes need sticky sessions. With ``[gateway] redis`` in
@@ -47,6 +65,8 @@ from fastapi import Request
 
 from emergency.audit import AuditEvent
 from gateway.errors import ApiError
+from gateway.identity.failures import failure_summary
+from gateway.identity.proxies import client_address
 from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
 
 if TYPE_CHECKING:
@@ -223,6 +243,9 @@ class SignIn:
         per_user_limit: int = 5,
         per_address_limit: int = 20,
         window: float = 60.0,
+        per_account_limit: int = 10,
+        account_window: float = 15 * 60.0,
+        known_for: float = 30 * 86400.0,
         shared: Any = None,
     ) -> None:
         self.shared = shared
@@ -230,10 +253,24 @@ class SignIn:
             self.sessions = WebSessions(idle_seconds=idle_seconds, lifetime=lifetime)
             self.per_user = FailureLimiter(per_user_limit, window)
             self.per_address = FailureLimiter(per_address_limit, window)
+            self.per_account = FailureLimiter(per_account_limit, account_window)
+            # (account, address) pairs that signed in: a "limiter" of one whose window is
+            # how long an address stays known, so the Redis one serves as well
+            self.known = FailureLimiter(1, known_for)
         else:
             self.sessions = shared.sessions(idle_seconds=idle_seconds, lifetime=lifetime)
             self.per_user = shared.limiter("user", per_user_limit, window)
             self.per_address = shared.limiter("address", per_address_limit, window)
+            self.per_account = shared.limiter("account", per_account_limit, account_window)
+            self.known = shared.limiter("known", 1, known_for)
+
+    def known_source(self, account: str, source: str | None) -> bool:
+        """Whether ``account`` signed in from ``source`` within ``known_for``."""
+        return source is not None and self.known.retry_after((account, source)) > 0
+
+    def remember_source(self, account: str, source: str | None) -> None:
+        if source is not None and not self.known_source(account, source):
+            self.known.record((account, source))
 
     @classmethod
     def for_config(cls, config: GatewayConfig) -> SignIn:
@@ -262,10 +299,6 @@ def _gw(request: Request):
     return request.app.state.gateway
 
 
-def _source(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def cookie_session(request: Request, cookie: str) -> WebSession:
     """The session the cookie names, with idle and lifetime limits applied (and audited)."""
     state = sign_in_state(request)
@@ -279,7 +312,7 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
                 AuditEvent.AUTH_SESSION_LOCKED,
                 actor_id=exc.session.account_id,
                 object=f"session:{exc.session.token_id}",
-                source=_source(request),
+                source=client_address(request),
                 reason=str(exc),
             )
         _sweep(request, state)
@@ -318,14 +351,16 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
         session = cookie_session(request, cookie)
     except SessionProblem as exc:
         gw.metrics.auth_failures.inc()
-        if not exc.locked:
+        source = client_address(request)
+        reason = f"session cookie: {exc}"
+        if not exc.locked and failure_summary(request).first(source, kind="session cookie", reason=reason):
             gw.audit.append(
                 AuditEvent.AUTH_FAILURE,
                 actor_id="unknown",
                 object=f"http:{request.method} {request.url.path}",
                 outcome="denied",
-                source=_source(request),
-                reason=f"session cookie: {exc}",
+                source=source,
+                reason=reason,
             )
         detail = (
             "signed out after a period without activity; sign in again"
@@ -344,7 +379,7 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
             actor=ident.actor,
             object=f"http:{request.method} {request.url.path}",
             outcome="denied",
-            source=_source(request),
+            source=client_address(request),
             reason=f"cookie-authenticated request without the {CSRF_HEADER} header (possible CSRF)",
         )
         raise ApiError(

@@ -23,8 +23,11 @@ second deployment apart):
   session's absolute lifetime; the idle lock is decided from ``last_seen`` on every use.
 - ``sessions:by_seen`` / ``sessions:by_created`` -- sorted sets of those sha256 ids by
   last use and by sign-in time, so ``sweep()`` finds ended sessions without scanning.
-- ``failures:user:<sha256>`` / ``failures:address:<sha256>`` -- a sorted set of failure
-  times per (username, address) or per address: a sliding window, expiring with it.
+- ``failures:user:<sha256>`` / ``failures:address:<sha256>`` / ``failures:account:<sha256>``
+  -- a sorted set of failure times per (username, address), per address, or per username
+  across addresses: a sliding window, expiring with it.
+- ``failures:known:<sha256>`` -- the last sign-in of an account from an address, kept
+  30 days: while the account is limited, its owner's known addresses are still checked.
 
 Every node of a district must therefore share the contents of the secrets directory
 (``<data_dir>/secrets``: the token signing key and ``camera-credentials.key`` that seals the

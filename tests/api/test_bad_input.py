@@ -100,3 +100,73 @@ async def test_api_bad_input(active) -> None:
     assert any(e.event_type == "auth.failure" for e in denied)
     assert any(e.actor_id == "officer" for e in denied)
     assert any(e.actor_id == "principal" for e in denied)
+
+
+async def test_numeric_parameters_are_bounded(active) -> None:
+    """Numbers out of range are the client's error (422), never the database's (500), and
+    the OpenAPI document states the bounds."""
+    gw = active
+    async with gw.client("admin") as admin:
+        for query in (
+            "after_seq=9223372036854775808",
+            "after_seq=99999999999999999999999999",
+            "after_seq=-1",
+            "after_seq=1e3",
+            "limit=0",
+            "limit=1001",
+            "limit=9223372036854775808",
+        ):
+            assert_error(await admin.get(f"/api/v1/audit/events?{query}"), 422)
+        assert (await admin.get("/api/v1/audit/events?after_seq=9223372036854775807")).json()["entries"] == []
+        eid = (await admin.get("/api/v1/emergencies")).json()[0]["id"]
+        for minutes in (0, 24 * 60 + 1, 2**63, -(2**70)):
+            assert_error(
+                await admin.post(f"/api/v1/emergencies/{eid}/extend", json={"minutes": minutes, "reason": "r"}), 422
+            )
+        doc = (await admin.get("/openapi.json")).json()
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/api/v1/audit/events"]["get"]["parameters"]}
+    assert params["after_seq"]["minimum"] == 0 and params["after_seq"]["maximum"] == 2**63 - 1
+    assert params["limit"]["minimum"] == 1 and params["limit"]["maximum"] == 1000
+
+
+async def test_panic_signature_timestamps_that_are_not_numbers_are_refused(site_file, run_gateway) -> None:
+    """A timestamp of Unicode digits ('²') or more digits than int() parses is a bad
+    signature (401), not a crash."""
+    from tests.api.test_activation import with_panic_button
+
+    path = site_file()
+    with_panic_button(path)
+    gw = await run_gateway(path)
+    async with gw.client() as c:
+        for t in ("²", "¹²³", "9" * 5000, "-5", ""):
+            r = await c.post(
+                "/api/v1/triggers/panic/hs-office",
+                content=b"{}",
+                headers={
+                    "X-Sightline-Signature": f"t={t},v1={'0' * 64}".encode("latin-1"),
+                    "Content-Type": "application/json",
+                },
+            )
+            assert_error(r, 401, "unauthorized")
+    assert gw.gateway.emergencies.list() == []
+
+
+async def test_unreadable_basic_credentials_at_the_token_endpoint_are_a_bad_client(site_file, run_gateway) -> None:
+    """authlib's Basic parser raises on non-ASCII or non-UTF-8 credentials; the endpoint
+    answers invalid_client (401) instead of 500."""
+    import base64
+
+    gw = await run_gateway(site_file())
+    async with gw.client() as c:
+        for value in (
+            "Basic \xff\xfe".encode("latin-1"),
+            "Basic é.é".encode("latin-1"),
+            b"Basic " + base64.b64encode(b"records:\xff\xff"),
+            b"Basic " + base64.b64encode(b"\xff\xfe:\x00"),
+            b"Basic !!!",
+        ):
+            r = await c.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": value}
+            )
+            assert r.status_code == 401, (value, r.text)
+            assert r.json()["error"] == "invalid_client"

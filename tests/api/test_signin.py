@@ -10,7 +10,15 @@ import pytest
 from gateway.identity import totp
 from gateway.identity.logins import hash_password, verify_password
 from gateway.identity.signin import SESSION_COOKIE
-from tests.web_helpers import CSRF, LOCKDOWN, lockdown_and_offer, start_web_gateway, stop
+from tests.web_helpers import (
+    CSRF,
+    LOCKDOWN,
+    from_address,
+    lockdown_and_offer,
+    spread_guesses,
+    start_web_gateway,
+    stop,
+)
 
 
 @pytest.fixture
@@ -273,7 +281,72 @@ async def test_failed_sign_ins_are_rate_limited(web) -> None:
         assert (await client.post("/api/v1/auth/login", json=other)).status_code == 200
     denied = [e for e in logins_of(wg) if e.outcome == "denied"]
     assert [e.reason for e in denied].count("bad password") == 5
-    assert sum("too many failed sign-ins" in (e.reason or "") for e in denied) == 2
+    # Refusals without checking: the first of the minute in full, the rest counted (gateway/identity/failures.py).
+    wg.app.state.auth_failures.flush(everything=True)
+    summaries = [e for e in logins_of(wg, "auth.failures") if e.details["kind"] == "refused sign-in"]
+    full = sum("too many failed sign-ins" in (e.reason or "") for e in denied)
+    assert full >= 1 and full + sum(e.details["count"] for e in summaries) == 2
+
+
+def drop_totp(user: str):
+    def edit(text: str) -> str:
+        start = text.index(f'id = "{user}"')
+        line = text.index("totp_secret = ", start)
+        return text[:line] + text[text.index("\n", line) + 1 :]
+
+    return edit
+
+
+async def test_guesses_from_many_addresses_are_limited_per_account_but_the_owner_gets_in(web) -> None:
+    """55 wrong passwords from 11 addresses (5 each, under every per-address limit): after 10
+    the account answers 429 to everything but its password with a fresh code."""
+    wg = await web()
+    answers = await spread_guesses([wg], "principal")
+    assert answers == [401] * 10 + [429] * 45
+    password = wg.logins["principal"]["password"]
+    async with from_address(wg, "192.0.2.77") as elsewhere:
+        # the right password alone, or with a wrong code, gets the same answer as a wrong one
+        for body in ({"password": password}, {"password": password, "totp": "000000"}, {"password": "x"}):
+            r = await elsewhere.post("/api/v1/auth/login", json={"username": "principal", **body})
+            assert r.status_code == 429, r.text
+            assert "authenticator code" in r.json()["detail"] and int(r.headers["retry-after"]) > 60
+        # the owner: password and code, from an address never seen before
+        r = await elsewhere.post(
+            "/api/v1/auth/login", json={"username": "principal", "password": password, "totp": wg.code("principal")}
+        )
+        assert r.status_code == 200, r.text
+    # other accounts are not affected
+    async with from_address(wg, "203.0.113.1") as attacker:
+        other = {"username": "auditor", "password": wg.logins["auditor"]["password"], "totp": wg.code("auditor")}
+        assert (await attacker.post("/api/v1/auth/login", json=other)).status_code == 200
+    denied = [e for e in logins_of(wg) if e.outcome == "denied" and e.actor_id == "principal"]
+    assert sum(e.reason == "bad password" for e in denied) == 10
+    assert sum("limited after failures from several addresses" in (e.reason or "") for e in denied) >= 2
+    ok = [e for e in logins_of(wg) if e.outcome == "success" and e.actor_id == "principal"]
+    assert len(ok) == 1 and ok[0].source == "192.0.2.77"
+
+
+async def test_an_account_without_a_second_factor_is_kept_for_its_known_addresses(web) -> None:
+    """Without an authenticator the password is all there is: while the account is under
+    attack, new addresses are refused unchecked, addresses it signed in from still work."""
+    wg = await web(edit=drop_totp("officer"))
+    password = wg.logins["officer"]["password"]
+    async with from_address(wg, "192.0.2.10") as desk:
+        assert (await desk.post("/api/v1/auth/login", json={"username": "officer", "password": password})).is_success
+    assert (await spread_guesses([wg], "officer"))[10:] == [429] * 45
+    async with from_address(wg, "192.0.2.99") as elsewhere:
+        r = await elsewhere.post("/api/v1/auth/login", json={"username": "officer", "password": password})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 60
+    async with from_address(wg, "192.0.2.10") as desk:
+        r = await desk.post("/api/v1/auth/login", json={"username": "officer", "password": password})
+        assert r.status_code == 200, r.text
+        # a known address is still held to its own limits
+        for _ in range(5):
+            assert (
+                await desk.post("/api/v1/auth/login", json={"username": "officer", "password": "x"})
+            ).status_code == 401
+        r = await desk.post("/api/v1/auth/login", json={"username": "officer", "password": password})
+        assert r.status_code == 429
 
 
 async def test_bad_login_bodies_are_client_errors(web) -> None:

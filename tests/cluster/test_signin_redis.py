@@ -182,6 +182,31 @@ def test_limiter_window(kind, request) -> None:
     assert limiter.retry_after(key) == 0
 
 
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_account_limit_and_known_addresses(kind, request, box) -> None:
+    """The per-account limit across addresses and the addresses an account signed in from,
+    alike in memory and shared by two nodes on one Redis."""
+    if kind == "memory":
+        one = two = SignIn()
+    else:
+        url = request.getfixturevalue("redis_server").url
+        stores = [RedisSignInStore(RedisSignInStore.client_for(url), NS, box) for _ in range(2)]
+        for store in stores:
+            request.addfinalizer(store.close)
+        one, two = (SignIn(shared=store) for store in stores)
+    for i in range(10):
+        assert not (one if i % 2 else two).per_account.retry_after("principal")
+        (one if i % 2 else two).per_account.record("principal")
+    assert 890 < one.per_account.retry_after("principal") <= 901 and two.per_account.retry_after("principal")
+    assert not one.per_account.retry_after("auditor")
+    assert not two.known_source("principal", "192.0.2.10")
+    one.remember_source("principal", "192.0.2.10")
+    one.remember_source("principal", "192.0.2.10")
+    assert two.known_source("principal", "192.0.2.10")
+    assert not two.known_source("principal", "192.0.2.11") and not two.known_source("auditor", "192.0.2.10")
+    assert not two.known_source("principal", None)
+
+
 # ----------------------------------------------------------- several nodes on one Redis
 
 

@@ -18,7 +18,7 @@ from gateway.config import load_config
 from gateway.identity.signin import SESSION_COOKIE
 from gateway.runtime import Gateway
 from tests.conftest import serve_app
-from tests.web_helpers import CSRF, LOCKDOWN, WebGateway, stop
+from tests.web_helpers import CSRF, LOCKDOWN, WebGateway, from_address, spread_guesses, stop
 
 
 @pytest.fixture
@@ -87,6 +87,21 @@ async def test_failed_sign_ins_on_both_nodes_count_against_one_limit(nodes, pg_u
         assert (await on_b.post("/api/v1/auth/login", json=good)).status_code == 429
         other = {"username": "auditor", "password": a.logins["auditor"]["password"], "totp": a.code("auditor")}
         assert (await on_b.post("/api/v1/auth/login", json=other)).status_code == 200
+
+
+async def test_guesses_over_nodes_and_addresses_count_against_the_account(nodes, pg_url) -> None:
+    """55 wrong passwords from 11 addresses, spread over both nodes: limited after 10 on
+    either node; the owner still signs in with password and code on either."""
+    a, b = await nodes(2, pg_url)
+    answers = await spread_guesses([a, b], "principal")
+    assert answers == [401] * 10 + [429] * 45
+    password = a.logins["principal"]["password"]
+    for node, address in ((a, "192.0.2.77"), (b, "192.0.2.78")):
+        async with from_address(node, address) as elsewhere:
+            r = await elsewhere.post("/api/v1/auth/login", json={"username": "principal", "password": password})
+            assert r.status_code == 429 and "authenticator code" in r.json()["detail"], r.text
+            good = {"username": "principal", "password": password, "totp": a.code("principal")}
+            assert (await elsewhere.post("/api/v1/auth/login", json=good)).status_code == 200
 
 
 async def test_idle_lock_on_one_node_is_audited_once(nodes, pg_url) -> None:
