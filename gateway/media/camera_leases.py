@@ -298,9 +298,18 @@ class LeasedSource(Source):
             if self._inner is not None:
                 self._inner.stop()
 
+    def set_needed(self, needed: bool) -> None:
+        """The inner source (camera or relay) is what backs off, so it must know too."""
+        with self._inner_lock:
+            super().set_needed(needed)
+            if self._inner is not None:
+                self._inner.set_needed(needed)
+
     def _set_inner(self, inner: Source | None) -> bool:
         with self._inner_lock:
             self._inner = inner
+            if inner is not None:
+                inner.set_needed(self.needed)
             if inner is not None and self.stopping:
                 inner.stop()
                 return False
