@@ -14,9 +14,11 @@ from __future__ import annotations
 # every second. Indexed by consecutive failed attempts; the last entry repeats.
 BACKOFF_SECONDS = (1, 1, 1, 1, 1, 5, 10, 60)
 # Someone watches or a live grant preloads the stream: a camera that returns must be on
-# screen within about 3 s, and connecting plus the first keyframe take about 1 s of that.
-# A refused or timed-out connect every 2 s costs the camera next to nothing.
-NEEDED_MAX_SECONDS = 2.0
+# screen within 3 s (issue 11 allows at most 2 s of waiting), and opening the stream takes
+# over 1 s of that (rtsp.py probes for 1 s) before the first keyframe; a camera may return
+# just after a failed attempt, so the whole wait must fit in what is left. A refused or
+# timed-out connect a second costs the camera next to nothing.
+NEEDED_MAX_SECONDS = 1.0
 
 
 def backoff_delay(failures: int, *, needed: bool = False) -> float:

@@ -25,6 +25,9 @@ from .urls import redact, scrub
 
 log = logging.getLogger(__name__)
 
+# A watched camera that is down fails about once a second (backoff.py); the same failure
+# is logged again only every this many attempts, so an outage does not flood the log.
+REPEAT_LOG_EVERY = 60
 OPEN_TIMEOUT = 10.0
 WATCHDOG_SECONDS = 5.0
 _FFMPEG_OPTIONS = {
@@ -67,6 +70,7 @@ class RtspSource(Source):
     def run(self) -> None:
         failures = 0
         state = "connecting"
+        last_error, repeats = "", 0
         while not self.stopping:
             self.sink.on_state(state)
             delivered = False
@@ -75,6 +79,7 @@ class RtspSource(Source):
                     if not delivered:
                         delivered = True
                         failures = 0
+                        last_error = ""
                         self.sink.on_state("live")
                     self.sink.on_unit(unit)
                     if self.stopping:
@@ -82,7 +87,12 @@ class RtspSource(Source):
             except (av.FFmpegError, OSError, SourceError) as exc:
                 if self.stopping:
                     return
-                log.warning("camera %s: %s", redact(self.url), scrub(str(exc), self.url))
+                error = scrub(str(exc), self.url)
+                repeats = repeats + 1 if error == last_error else 0
+                last_error = error
+                if repeats % REPEAT_LOG_EVERY == 0:
+                    again = f" ({repeats} more times)" if repeats else ""
+                    log.warning("camera %s: %s%s", redact(self.url), error, again)
             state = "reconnecting"
             delay = backoff_delay(failures, needed=self.needed)
             failures += 1

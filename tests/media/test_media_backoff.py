@@ -156,3 +156,30 @@ async def test_hub_tells_its_source_whether_anyone_needs_it() -> None:
         assert source.needed and len(made) == 1
     finally:
         await hub.close()
+
+
+def test_a_camera_down_while_watched_does_not_flood_the_log(monkeypatch, caplog) -> None:
+    """Needed, a dead camera is retried every second; the same failure is logged once per
+    REPEAT_LOG_EVERY attempts, not every time."""
+    import logging
+
+    from camera_adapters import rtsp
+
+    monkeypatch.setattr(backoff, "BACKOFF_SECONDS", (0.01,))
+    monkeypatch.setattr(rtsp, "REPEAT_LOG_EVERY", 10)
+    caplog.set_level(logging.WARNING, logger="camera_adapters")
+    sink = StateSink()
+    source = RtspSource(f"rtsp://127.0.0.1:{free_port()}/cam", sink)
+    source.start()
+    try:
+        deadline = time.monotonic() + 20
+        while sum(1 for _, state, _ in sink.states if state == "backoff") < 25:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        source.stop()
+        assert source.join(5)
+    attempts = sum(1 for _, state, _ in sink.states if state == "backoff")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "camera_adapters.rtsp"]
+    assert 2 <= len(warnings) <= attempts // 10 + 1, warnings
+    assert "Connection refused" in warnings[0] and "10 more times" in warnings[1]
