@@ -261,3 +261,43 @@ def test_internal_url_is_validated(site_file) -> None:
         path = site_file({'node = "demo"': f'node = "demo"\ninternal_url = {bad}'})
         with pytest.raises(ConfigError, match="internal_url"):
             load_config(path)
+
+
+def test_leased_source_tells_its_inner_source_whether_anyone_needs_it(redis_server) -> None:
+    """The inner source (camera or relay) is what backs off, so the hub's word must reach it,
+    also when it is made after the hub spoke."""
+    from camera_adapters.source import Source, SourceSink
+    from gateway.media.camera_leases import CameraLeases, LeasedSource
+
+    made: list[Source] = []
+
+    class Idle(Source):
+        def run(self) -> None:
+            self.sleep(60)
+
+    def make_inner(url: str, sink: SourceSink) -> Source:
+        made.append(Idle(url, sink))
+        return made[-1]
+
+    class Sink:
+        def on_unit(self, unit) -> None: ...
+
+        def on_state(self, state: str, detail: str = "") -> None: ...
+
+    leases = CameraLeases(redis_server.client(), "needed-test", "http://127.0.0.1:9", "n1", b"k" * 32)
+    source = LeasedSource("cam", "main", "rtsp://127.0.0.1:9/x", Sink(), leases, make_inner)
+    source.set_needed(True)
+    source.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not made:
+            assert time.monotonic() < deadline, "the lease holder never started its camera source"
+            time.sleep(0.02)
+        assert made[0].needed
+        source.set_needed(False)
+        assert not made[0].needed
+        source.set_needed(True)
+        assert made[0].needed
+    finally:
+        source.stop()
+        assert source.join(10)
