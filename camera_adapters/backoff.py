@@ -19,9 +19,33 @@ BACKOFF_SECONDS = (1, 1, 1, 1, 1, 5, 10, 60)
 # just after a failed attempt, so the whole wait must fit in what is left. A refused or
 # timed-out connect a second costs the camera next to nothing.
 NEEDED_MAX_SECONDS = 1.0
+# A needed camera that stays down fails every second; the same failure is logged again
+# only every this many attempts, so an outage does not flood the log.
+REPEAT_LOG_EVERY = 60
 
 
 def backoff_delay(failures: int, *, needed: bool = False) -> float:
     """Seconds to wait before reconnect attempt number ``failures`` (0-based)."""
     delay = float(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
     return min(delay, NEEDED_MAX_SECONDS) if needed else delay
+
+
+class RepeatedFailures:
+    """Which reconnect failures to log: the first of a run of identical ones, then every
+    ``REPEAT_LOG_EVERY``-th (``repeats`` says how many went unlogged since the first)."""
+
+    def __init__(self) -> None:
+        self._last = ""
+        self.repeats = 0
+
+    def worth_logging(self, error: str) -> bool:
+        self.repeats = self.repeats + 1 if error == self._last else 0
+        self._last = error
+        return self.repeats % REPEAT_LOG_EVERY == 0
+
+    def reset(self) -> None:
+        """Video flowed again: the next failure is news."""
+        self._last, self.repeats = "", 0
+
+    def suffix(self) -> str:
+        return f" ({self.repeats} more times)" if self.repeats else ""

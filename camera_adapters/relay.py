@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
-from .backoff import backoff_delay
+from .backoff import RepeatedFailures, backoff_delay
 from .errors import SourceError
 from .rtsp import WATCHDOG_SECONDS
 from .source import Source, SourceSink
@@ -146,6 +146,7 @@ class RelaySource(Source):
 
     def run(self) -> None:
         failures = 0
+        failed = RepeatedFailures()
         state = "connecting"
         while not self.stopping:
             if not self._should_continue():
@@ -166,6 +167,7 @@ class RelaySource(Source):
                     if not delivered or silent:
                         delivered, silent = True, False
                         failures = 0
+                        failed.reset()
                         self.sink.on_state("live")
                     self.units += 1
                     self.sink.on_unit(unit)
@@ -175,7 +177,8 @@ class RelaySource(Source):
             except (OSError, http.client.HTTPException, SourceError) as exc:
                 if self.stopping:
                     return
-                log.warning("relay %s: %s", redact(self.url), exc)
+                if failed.worth_logging(str(exc)):
+                    log.warning("relay %s: %s%s", redact(self.url), exc, failed.suffix())
             state = "reconnecting"
             delay = backoff_delay(failures, needed=self.needed)
             failures += 1

@@ -16,7 +16,7 @@ from typing import Any
 import av
 
 from .annexb import ParameterSets
-from .backoff import backoff_delay
+from .backoff import RepeatedFailures, backoff_delay
 from .errors import SourceError
 from .h264enc import H264Encoder
 from .source import Source
@@ -25,9 +25,6 @@ from .urls import redact, scrub
 
 log = logging.getLogger(__name__)
 
-# A watched camera that is down fails about once a second (backoff.py); the same failure
-# is logged again only every this many attempts, so an outage does not flood the log.
-REPEAT_LOG_EVERY = 60
 OPEN_TIMEOUT = 10.0
 WATCHDOG_SECONDS = 5.0
 _FFMPEG_OPTIONS = {
@@ -70,7 +67,7 @@ class RtspSource(Source):
     def run(self) -> None:
         failures = 0
         state = "connecting"
-        last_error, repeats = "", 0
+        failed = RepeatedFailures()
         while not self.stopping:
             self.sink.on_state(state)
             delivered = False
@@ -79,7 +76,7 @@ class RtspSource(Source):
                     if not delivered:
                         delivered = True
                         failures = 0
-                        last_error = ""
+                        failed.reset()
                         self.sink.on_state("live")
                     self.sink.on_unit(unit)
                     if self.stopping:
@@ -88,11 +85,8 @@ class RtspSource(Source):
                 if self.stopping:
                     return
                 error = scrub(str(exc), self.url)
-                repeats = repeats + 1 if error == last_error else 0
-                last_error = error
-                if repeats % REPEAT_LOG_EVERY == 0:
-                    again = f" ({repeats} more times)" if repeats else ""
-                    log.warning("camera %s: %s%s", redact(self.url), error, again)
+                if failed.worth_logging(error):
+                    log.warning("camera %s: %s%s", redact(self.url), error, failed.suffix())
             state = "reconnecting"
             delay = backoff_delay(failures, needed=self.needed)
             failures += 1

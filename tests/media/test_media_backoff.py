@@ -10,8 +10,15 @@ import time
 import pytest
 
 from camera_adapters import backoff
-from camera_adapters.backoff import BACKOFF_SECONDS, NEEDED_MAX_SECONDS, backoff_delay
+from camera_adapters.backoff import (
+    BACKOFF_SECONDS,
+    NEEDED_MAX_SECONDS,
+    REPEAT_LOG_EVERY,
+    RepeatedFailures,
+    backoff_delay,
+)
 from camera_adapters.hub import Hub
+from camera_adapters.relay import RelaySource
 from camera_adapters.rtsp import RtspSource
 from camera_adapters.source import Source, SourceSink
 from camera_adapters.units import AccessUnit
@@ -46,6 +53,16 @@ def test_not_needed_grows_to_todays_maximum() -> None:
     assert delays == sorted(delays)
     assert delays[0] <= 1 and delays[-1] == max(BACKOFF_SECONDS) == 60
     assert max(BACKOFF_SECONDS) > NEEDED_MAX_SECONDS
+
+
+def test_repeated_failures_are_logged_sparingly() -> None:
+    failed = RepeatedFailures()
+    logged = [failed.worth_logging("refused") for _ in range(2 * REPEAT_LOG_EVERY + 1)]
+    assert [i for i, yes in enumerate(logged) if yes] == [0, REPEAT_LOG_EVERY, 2 * REPEAT_LOG_EVERY]
+    assert failed.suffix() == f" ({2 * REPEAT_LOG_EVERY} more times)"
+    assert failed.worth_logging("timed out") and failed.suffix() == ""  # a different failure is news
+    failed.reset()
+    assert failed.worth_logging("timed out")
 
 
 def _wait_in_thread(source: Source, seconds: float) -> tuple[threading.Thread, list[tuple[bool, float]]]:
@@ -98,12 +115,17 @@ def test_keep_waiting_can_give_up() -> None:
     assert time.monotonic() - start < 1.0
 
 
-def test_rtsp_source_in_long_backoff_reconnects_when_a_viewer_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A camera that refuses connections: unneeded, the source settles into the long wait;
-    needed, it tries again at once and then never waits more than the cap."""
+@pytest.mark.parametrize("kind", ["rtsp", "relay"])
+def test_source_in_long_backoff_reconnects_when_a_viewer_arrives(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera (or relay sender) that refuses connections: unneeded, the source settles
+    into the long wait; needed, it tries again at once and then never waits more than the cap."""
     monkeypatch.setattr(backoff, "BACKOFF_SECONDS", (0.05, 60))
     sink = StateSink()
-    source = RtspSource(f"rtsp://127.0.0.1:{free_port()}/cam", sink)
+    source: Source = (
+        RtspSource(f"rtsp://127.0.0.1:{free_port()}/cam", sink)
+        if kind == "rtsp"
+        else RelaySource(f"http://127.0.0.1:{free_port()}/relay", sink)
+    )
     source.start()
     try:
         deadline = time.monotonic() + 10
@@ -163,10 +185,8 @@ def test_a_camera_down_while_watched_does_not_flood_the_log(monkeypatch, caplog)
     REPEAT_LOG_EVERY attempts, not every time."""
     import logging
 
-    from camera_adapters import rtsp
-
     monkeypatch.setattr(backoff, "BACKOFF_SECONDS", (0.01,))
-    monkeypatch.setattr(rtsp, "REPEAT_LOG_EVERY", 10)
+    monkeypatch.setattr(backoff, "REPEAT_LOG_EVERY", 10)
     caplog.set_level(logging.WARNING, logger="camera_adapters")
     sink = StateSink()
     source = RtspSource(f"rtsp://127.0.0.1:{free_port()}/cam", sink)
