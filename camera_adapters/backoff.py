@@ -32,7 +32,7 @@ def backoff_delay(failures: int, *, needed: bool = False) -> float:
 
 class RepeatedFailures:
     """Which reconnect failures to log: the first of a run of identical ones, then every
-    ``REPEAT_LOG_EVERY``-th (``repeats`` says how many went unlogged since the first)."""
+    ``REPEAT_LOG_EVERY``-th (``repeats`` counts the identical ones since the first)."""
 
     def __init__(self) -> None:
         self._last = ""

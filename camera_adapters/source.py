@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
+from .backoff import NEEDED_MAX_SECONDS
 from .units import AccessUnit
 from .urls import redact, scrub
 
@@ -80,15 +81,18 @@ class Source(ABC):
         """Wait ``seconds`` before reconnecting; True to reconnect now, False to give up
         (stopped, or ``keep_waiting``, asked every ``check_every`` seconds, said no).
 
-        A wait that began while nobody needed the stream ends at once when it becomes
-        needed: the long backoff is for nobody, the viewer who just arrived wants video."""
+        While the stream is needed no wait lasts over ``NEEDED_MAX_SECONDS`` (even one
+        chosen just before a viewer came), and a wait that began while nobody needed it ends
+        at once when it becomes needed: the viewer who just arrived wants video now."""
         began_needed = self._needed
-        deadline = time.monotonic() + seconds
+        began = time.monotonic()
+        deadline = began + seconds
         while not self.stopping:
             self._wake.clear()
             if self._needed and not began_needed:
                 return True
-            left = deadline - time.monotonic()
+            end = min(deadline, began + NEEDED_MAX_SECONDS) if self._needed else deadline
+            left = end - time.monotonic()
             if left <= 0:
                 return True
             if self._wake.wait(min(left, check_every) if keep_waiting else left):

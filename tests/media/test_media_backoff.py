@@ -99,6 +99,14 @@ def test_wait_runs_its_course_unless_something_changes() -> None:
     assert source.wait_to_retry(0.1) is True
 
 
+def test_a_long_wait_chosen_just_before_a_viewer_came_is_capped() -> None:
+    source = Waiter("rtsp://127.0.0.1:9/x", StateSink())
+    source.set_needed(True)
+    start = time.monotonic()
+    assert source.wait_to_retry(60.0) is True
+    assert NEEDED_MAX_SECONDS - 0.05 <= time.monotonic() - start < NEEDED_MAX_SECONDS + 0.5
+
+
 def test_stop_ends_a_wait_without_retrying() -> None:
     source = Waiter("rtsp://127.0.0.1:9/x", StateSink())
     thread, result = _wait_in_thread(source, 60.0)
