@@ -301,3 +301,31 @@ def test_leased_source_tells_its_inner_source_whether_anyone_needs_it(redis_serv
     finally:
         source.stop()
         assert source.join(10)
+
+
+@pytest.mark.rtsp
+async def test_lone_holder_keeps_the_camera_through_an_outage(
+    site_file, redis_server, pg_url, nodes, rtsp_camera, monkeypatch
+) -> None:
+    """With no other node relaying from it there is nobody to hand the camera to: the holder
+    keeps retrying it (as without Redis) instead of standing aside, so its viewer has video
+    within 3 s of the camera's return even after an outage longer than GIVE_UP_SECONDS."""
+    import gateway.media.camera_leases as leases
+
+    monkeypatch.setattr(leases, "GIVE_UP_SECONDS", 2.0)
+    monkeypatch.setattr(leases, "STAND_ASIDE_SECONDS", 30.0)
+    camera = rtsp_camera.start(codec="h264", width=320, height=180, fps=SOURCE_FPS)
+    node = await nodes(two_node_site(site_file, redis_server, pg_url, camera.url), "node-a")
+    await activate(node)
+    viewer = WhepViewer(node.base_url, "hs-front", node.token("officer"))
+    try:
+        assert (await viewer.start()).status_code == 201
+        await viewer.wait_frames(5, timeout=15)
+        await asyncio.to_thread(camera.stop)
+        await asyncio.sleep(6.0)  # two renewals past GIVE_UP_SECONDS
+        await asyncio.to_thread(camera.restart)
+        returned = time.monotonic()
+        await wait_for(lambda: viewer.frames_between(returned, time.monotonic()) > 0, 3.0, "video after the return")
+        assert redis_server.client().get("sightline:lincoln-d42:camera:hs-front:main") == node.base_url
+    finally:
+        await viewer.close()
