@@ -84,15 +84,18 @@ class Hub:
         for unit in self._gop:
             track.offer(unit)
         self._tracks.add(track)
+        self._tell_needed()
         return track
 
     def pin(self) -> None:
         """Keep ingesting with no viewer (a camera an active emergency covers)."""
         self._pins += 1
         self._ensure_ingest()
+        self._tell_needed()
 
     def unpin(self) -> None:
         self._pins = max(0, self._pins - 1)
+        self._tell_needed()
         self._maybe_idle()
 
     def latest_keyframe(self) -> tuple[SharedUnit, float] | None:
@@ -110,6 +113,11 @@ class Hub:
         if self._source is None:
             self._start_ingest(loop)
 
+    def _tell_needed(self) -> None:
+        """The source reconnects quickly only while someone needs it (backoff.py)."""
+        if self._source is not None:
+            self._source.set_needed(bool(self._tracks or self._pins))
+
     def _maybe_idle(self) -> None:
         if not self._tracks and not self._pins and self._source is not None and self._loop is not None:
             self._cancel_idle()
@@ -120,6 +128,7 @@ class Hub:
             return
         self._tracks.discard(track)
         self._past_drops += track.drops
+        self._tell_needed()
         self._maybe_idle()
 
     def stats(self) -> dict[str, Any]:
@@ -159,6 +168,7 @@ class Hub:
         self._generation += 1
         self._retired = [s for s in self._retired if not s.join(0)]
         self._source = self._factory(self.url, _LoopSink(self, loop, self._generation))
+        self._tell_needed()
         self._session_start = True
         self.state = "connecting"
         self.detail = ""

@@ -38,8 +38,9 @@ import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+from .backoff import RepeatedFailures, backoff_delay
 from .errors import SourceError
-from .rtsp import WATCHDOG_SECONDS, backoff_delay
+from .rtsp import WATCHDOG_SECONDS
 from .source import Source, SourceSink
 from .units import AccessUnit
 from .urls import redact
@@ -145,6 +146,7 @@ class RelaySource(Source):
 
     def run(self) -> None:
         failures = 0
+        failed = RepeatedFailures()
         state = "connecting"
         while not self.stopping:
             if not self._should_continue():
@@ -165,6 +167,7 @@ class RelaySource(Source):
                     if not delivered or silent:
                         delivered, silent = True, False
                         failures = 0
+                        failed.reset()
                         self.sink.on_state("live")
                     self.units += 1
                     self.sink.on_unit(unit)
@@ -174,19 +177,14 @@ class RelaySource(Source):
             except (OSError, http.client.HTTPException, SourceError) as exc:
                 if self.stopping:
                     return
-                log.warning("relay %s: %s", redact(self.url), exc)
+                if failed.worth_logging(str(exc)):
+                    log.warning("relay %s: %s%s", redact(self.url), exc, failed.suffix())
             state = "reconnecting"
-            delay = backoff_delay(failures)
+            delay = backoff_delay(failures, needed=self.needed)
             failures += 1
             self.sink.on_state("backoff", f"retry in {delay:g}s")
-            deadline = time.monotonic() + delay
-            while (left := deadline - time.monotonic()) > 0:
-                if self.sleep(min(1.0, left)):
-                    return
-                if not self._should_continue():
-                    self.ended = True
-                    return
-            if self.stopping:
+            if not self.wait_to_retry(delay, self._should_continue):
+                self.ended = not self.stopping
                 return
 
     def _session(self) -> Iterator[AccessUnit | None]:

@@ -1,7 +1,8 @@
 """RTSP camera source: H.264 passed through untouched, anything else transcoded once.
 
-Reconnects forever with backoff; a watchdog declares the camera dead after
-``WATCHDOG_SECONDS`` without a video packet so a frozen camera is noticed.
+Reconnects forever with backoff (backoff.py: at most ``NEEDED_MAX_SECONDS`` while the
+stream is needed); a watchdog declares the camera dead after ``WATCHDOG_SECONDS`` without
+a video packet so a frozen camera is noticed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import av
 
 from .annexb import ParameterSets
+from .backoff import RepeatedFailures, backoff_delay
 from .errors import SourceError
 from .h264enc import H264Encoder
 from .source import Source
@@ -23,7 +25,6 @@ from .urls import redact, scrub
 
 log = logging.getLogger(__name__)
 
-BACKOFF_SECONDS = (1, 1, 1, 1, 1, 5, 10, 60)
 OPEN_TIMEOUT = 10.0
 WATCHDOG_SECONDS = 5.0
 _FFMPEG_OPTIONS = {
@@ -32,11 +33,6 @@ _FFMPEG_OPTIONS = {
     "analyzeduration": "1000000",
     "fflags": "nobuffer",
 }
-
-
-def backoff_delay(failures: int) -> float:
-    """Seconds to wait before reconnect attempt number ``failures`` (0-based)."""
-    return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
 
 
 def _to_clock(pts: int, time_base: Fraction) -> int:
@@ -71,6 +67,7 @@ class RtspSource(Source):
     def run(self) -> None:
         failures = 0
         state = "connecting"
+        failed = RepeatedFailures()
         while not self.stopping:
             self.sink.on_state(state)
             delivered = False
@@ -79,6 +76,7 @@ class RtspSource(Source):
                     if not delivered:
                         delivered = True
                         failures = 0
+                        failed.reset()
                         self.sink.on_state("live")
                     self.sink.on_unit(unit)
                     if self.stopping:
@@ -86,12 +84,14 @@ class RtspSource(Source):
             except (av.FFmpegError, OSError, SourceError) as exc:
                 if self.stopping:
                     return
-                log.warning("camera %s: %s", redact(self.url), scrub(str(exc), self.url))
+                error = scrub(str(exc), self.url)
+                if failed.worth_logging(error):
+                    log.warning("camera %s: %s%s", redact(self.url), error, failed.suffix())
             state = "reconnecting"
-            delay = backoff_delay(failures)
+            delay = backoff_delay(failures, needed=self.needed)
             failures += 1
             self.sink.on_state("backoff", f"retry in {delay:g}s")
-            if self.sleep(delay):
+            if not self.wait_to_retry(delay):
                 return
 
     def _session(self) -> Iterator[AccessUnit]:

@@ -61,6 +61,7 @@ async def relay(
     except StreamUnavailable as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     gw.relay_tracks.add(track)
+    leases.relay_served(camera_id, stream, +1)
     obj = f"camera:{camera_id}"
     gw.audit.append(
         AuditEvent.RELAY_STARTED,
@@ -95,6 +96,7 @@ async def relay(
         finally:
             track.stop()
             gw.relay_tracks.discard(track)
+            leases.relay_served(camera_id, stream, -1)
             gw.audit.append(
                 AuditEvent.RELAY_ENDED,
                 actor_id=f"node:{node}",

@@ -30,8 +30,10 @@ signing key in the shared ``<data_dir>/secrets``. The key is never logged or sen
 If Redis is unreachable the node ingests directly (video first) and keeps trying to
 claim the lease; when it gets an answer naming another holder it switches to relaying.
 A holder that gets no video from its camera for ``GIVE_UP_SECONDS`` (a network path only
-some nodes have) releases the lease and stands aside ``STAND_ASIDE_SECONDS``: another
-node may take the camera and this one relays from it; if none does, it tries again.
+some nodes have) while another node relays from it releases the lease and stands aside
+``STAND_ASIDE_SECONDS``: another node may take the camera and this one relays from it; if
+none does, it tries again. With nobody relaying, no node wants the camera but this one,
+so it keeps retrying the camera itself and shows it as soon as it returns.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ NONCE_HEADER = "X-Sightline-Nonce"
 RELAY_PATH = "/internal/v1/relay/{camera_id}/{stream}"
 JOIN_SECONDS = 6.0
 # A holder that gets no video from the camera for this long gives the lease up and stands
-# aside this long, so a node that can reach the camera takes it (and this one relays).
+# aside this long, so a node that can reach the camera takes it (and this one relays). Only
+# while another node relays from it: with nobody to hand over to, standing aside would just
+# keep the camera off screen up to STAND_ASIDE_SECONDS after it returns.
 GIVE_UP_SECONDS = 20.0
 STAND_ASIDE_SECONDS = 15.0
 _KEY_LABEL = b"sightline node-to-node relay v1"
@@ -162,6 +166,7 @@ class CameraLeases:
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._owned: set[tuple[str, str]] = set()
+        self._relays: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -210,6 +215,21 @@ class CameraLeases:
         """True while this node ingests the stream itself (a relay may be served from it)."""
         with self._lock:
             return (camera_id, stream) in self._owned
+
+    def relay_served(self, camera_id: str, stream: str, delta: int) -> None:
+        """The relay endpoint counts the nodes it serves the stream to (+1 / -1)."""
+        key = (camera_id, stream)
+        with self._lock:
+            count = self._relays.get(key, 0) + delta
+            if count > 0:
+                self._relays[key] = count
+            else:
+                self._relays.pop(key, None)
+
+    def relayed(self, camera_id: str, stream: str) -> bool:
+        """True while another node relays the stream from this one (it wants the camera too)."""
+        with self._lock:
+            return self._relays.get((camera_id, stream), 0) > 0
 
     def relay_url(self, holder: str, camera_id: str, stream: str) -> tuple[str, str]:
         path = RELAY_PATH.format(camera_id=quote(camera_id, safe=""), stream=quote(stream, safe=""))
@@ -298,9 +318,18 @@ class LeasedSource(Source):
             if self._inner is not None:
                 self._inner.stop()
 
+    def set_needed(self, needed: bool) -> None:
+        """The inner source (camera or relay) is what backs off, so it must know too."""
+        with self._inner_lock:
+            super().set_needed(needed)
+            if self._inner is not None:
+                self._inner.set_needed(needed)
+
     def _set_inner(self, inner: Source | None) -> bool:
         with self._inner_lock:
             self._inner = inner
+            if inner is not None:
+                inner.set_needed(self.needed)
             if inner is not None and self.stopping:
                 inner.stop()
                 return False
@@ -348,7 +377,8 @@ class LeasedSource(Source):
         inner.start()
         try:
             while not self.sleep(self._leases.renew_seconds):
-                if time.monotonic() - sink.last_unit > GIVE_UP_SECONDS:
+                silent = time.monotonic() - sink.last_unit > GIVE_UP_SECONDS
+                if silent and self._leases.relayed(self.camera_id, self.stream):
                     log.warning(
                         "camera %s/%s: no video from the camera for %.0f s; giving the lease up "
                         "so a node that can reach it takes over",

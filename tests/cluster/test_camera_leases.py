@@ -261,3 +261,71 @@ def test_internal_url_is_validated(site_file) -> None:
         path = site_file({'node = "demo"': f'node = "demo"\ninternal_url = {bad}'})
         with pytest.raises(ConfigError, match="internal_url"):
             load_config(path)
+
+
+def test_leased_source_tells_its_inner_source_whether_anyone_needs_it(redis_server) -> None:
+    """The inner source (camera or relay) is what backs off, so the hub's word must reach it,
+    also when it is made after the hub spoke."""
+    from camera_adapters.source import Source, SourceSink
+    from gateway.media.camera_leases import CameraLeases, LeasedSource
+
+    made: list[Source] = []
+
+    class Idle(Source):
+        def run(self) -> None:
+            self.sleep(60)
+
+    def make_inner(url: str, sink: SourceSink) -> Source:
+        made.append(Idle(url, sink))
+        return made[-1]
+
+    class Sink:
+        def on_unit(self, unit) -> None: ...
+
+        def on_state(self, state: str, detail: str = "") -> None: ...
+
+    leases = CameraLeases(redis_server.client(), "needed-test", "http://127.0.0.1:9", "n1", b"k" * 32)
+    source = LeasedSource("cam", "main", "rtsp://127.0.0.1:9/x", Sink(), leases, make_inner)
+    source.set_needed(True)
+    source.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not made:
+            assert time.monotonic() < deadline, "the lease holder never started its camera source"
+            time.sleep(0.02)
+        assert made[0].needed
+        source.set_needed(False)
+        assert not made[0].needed
+        source.set_needed(True)
+        assert made[0].needed
+    finally:
+        source.stop()
+        assert source.join(10)
+
+
+@pytest.mark.rtsp
+async def test_lone_holder_keeps_the_camera_through_an_outage(
+    site_file, redis_server, pg_url, nodes, rtsp_camera, monkeypatch
+) -> None:
+    """With no other node relaying from it there is nobody to hand the camera to: the holder
+    keeps retrying it (as without Redis) instead of standing aside, so its viewer has video
+    within 3 s of the camera's return even after an outage longer than GIVE_UP_SECONDS."""
+    import gateway.media.camera_leases as leases
+
+    monkeypatch.setattr(leases, "GIVE_UP_SECONDS", 2.0)
+    monkeypatch.setattr(leases, "STAND_ASIDE_SECONDS", 30.0)
+    camera = rtsp_camera.start(codec="h264", width=320, height=180, fps=SOURCE_FPS)
+    node = await nodes(two_node_site(site_file, redis_server, pg_url, camera.url), "node-a")
+    await activate(node)
+    viewer = WhepViewer(node.base_url, "hs-front", node.token("officer"))
+    try:
+        assert (await viewer.start()).status_code == 201
+        await viewer.wait_frames(5, timeout=15)
+        await asyncio.to_thread(camera.stop)
+        await asyncio.sleep(6.0)  # two renewals past GIVE_UP_SECONDS
+        await asyncio.to_thread(camera.restart)
+        returned = time.monotonic()
+        await wait_for(lambda: viewer.frames_between(returned, time.monotonic()) > 0, 3.0, "video after the return")
+        assert redis_server.client().get("sightline:lincoln-d42:camera:hs-front:main") == node.base_url
+    finally:
+        await viewer.close()

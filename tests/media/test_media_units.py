@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from camera_adapters.annexb import ParameterSets, join_nals, split_nals
-from camera_adapters.rtsp import AccessUnitAssembler, backoff_delay
+from camera_adapters.backoff import backoff_delay
+from camera_adapters.rtsp import AccessUnitAssembler
 from camera_adapters.timeline import PtsTimeline
 from camera_adapters.urls import parse_synthetic, redact
 
