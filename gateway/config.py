@@ -29,6 +29,7 @@ _GATEWAY_KEYS = {
     "public_url",
     "database",
     "audit_mirror",
+    "audit_witness",
     "audit_checkpoint_every",
     "audit_checkpoint_seconds",
     "ice_servers",
@@ -114,6 +115,9 @@ class GatewayConfig:
     # The audit log's second sink ("file:PATH" relative to the site file, "syslog:",
     # "syslog:HOST:PORT") and its checkpoint cadence (every N entries / at least every S seconds).
     audit_mirror: str | None = None
+    # Where every signed checkpoint is also written ("file:PATH", relative to the site
+    # file; emergency/audit/witness.py); None: secrets/audit-witness.jsonl in the data dir.
+    audit_witness: str | None = None
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
     # Floor plan images by building id (``floor_plan`` on [[buildings]]), checked at load.
@@ -185,6 +189,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         logins=logins,
         database_url=_database_url(gateway.get("database"), path),
         audit_mirror=audit_mirror,
+        audit_witness=_audit_witness(gateway.get("audit_witness"), path),
         audit_checkpoint_every=every,
         audit_checkpoint_seconds=seconds,
         client_secrets=client_secrets,
@@ -283,6 +288,15 @@ def _audit_settings(gateway: dict, path: Path) -> tuple[str | None, int, float]:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
         raise ConfigError(f"{path}: [gateway] audit_checkpoint_seconds must be a number > 0")
     return mirror, every, float(seconds)
+
+
+def _audit_witness(value: object, path: Path) -> str | None:
+    if value is None:
+        return None
+    kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind != "file" or not rest:
+        raise ConfigError(f'{path}: [gateway] audit_witness must be "file:PATH", not {value!r}')
+    return f"file:{(path.parent / rest).resolve()}"
 
 
 def _database_url(value: object, path: Path) -> str | None:
