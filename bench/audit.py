@@ -8,12 +8,14 @@ Append: a fresh SQLite database (WAL, synchronous=FULL: every commit is fsync'd,
 production) in --dir; --threads threads call ``AuditLog.append`` concurrently for
 --seconds; each call returns only once its entry is committed. Concurrent callers share
 commits (group commit), so the rate is entries/s, with commits/s and entries per commit
-shown. Checkpoints every 1000 entries are signed on the way; --mirror adds the file
-mirror (one more fsync per commit).
+shown. Every commit batch is signed (a checkpoint in the same transaction) and its
+checkpoint appended to the witness file (one more fsync per commit), as in production;
+--mirror adds the file mirror (another fsync per commit).
 
-Verify: --entries entries written in bulk (``append_many``, 1000 per transaction, a
-signed checkpoint after each), then ``AuditLog.verify()`` timed: hash chain, every
-checkpoint's signature and hash, and with --mirror the line-by-line mirror comparison.
+Verify: --entries entries written in bulk (``append_many``, 1000 per transaction, each
+signed as its batch), then ``AuditLog.verify()`` timed: hash chain, every
+checkpoint's signature and hash, every entry's coverage by a batch checkpoint, the
+witness, and with --mirror the line-by-line mirror comparison.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from emergency.audit import AuditLog
 from emergency.audit.checkpoints import CheckpointSigner
 from emergency.audit.mirror import FileMirror
+from emergency.audit.witness import WITNESS_FILE, FileWitness
 from emergency.clock import SystemClock
 from emergency.model import Actor
 from emergency.site import Role
@@ -50,6 +53,7 @@ def open_log(work: Path, mirror: bool, every: int = 1000) -> tuple[SqliteStore, 
         signer=signer,
         checkpoint_every=every,
         mirror=FileMirror(work / "audit.jsonl") if mirror else None,
+        witness=FileWitness(work / "secrets" / WITNESS_FILE),
     )
     return store, audit
 

@@ -353,7 +353,8 @@ class _Verifier:
             raise _Bad(
                 a,
                 f"seq {_range(a, b)} {'is' if a == b else 'are'} not covered by any signed checkpoint: "
-                f"written, or its checkpoint deleted, by someone without the node's signing key{also}",
+                f"written, or {'its' if a == b else 'their'} checkpoint deleted, by someone without the node's "
+                f"signing key{also}",
             )
 
     def _all_checkpoints(self) -> list[Checkpoint]:
