@@ -12,8 +12,8 @@ shown. Every commit batch is signed (a checkpoint in the same transaction) and i
 checkpoint appended to the witness file (one more fsync per commit), as in production;
 --mirror adds the file mirror (another fsync per commit).
 
-Verify: --entries entries written in bulk (``append_many``, 1000 per transaction, each
-signed as its batch), then ``AuditLog.verify()`` timed: hash chain, every
+Verify: --entries entries written in bulk (``append_many``, --batch per transaction,
+default 1000, each signed as its batch), then ``AuditLog.verify()`` timed: hash chain, every
 checkpoint's signature and hash, every entry's coverage by a batch checkpoint, the
 witness, and with --mirror the line-by-line mirror comparison.
 """
@@ -104,10 +104,9 @@ def bench_append(work: Path, threads: int, seconds: float, mirror: bool) -> None
     store.close()
 
 
-def bench_verify(work: Path, entries: int, mirror: bool) -> None:
+def bench_verify(work: Path, entries: int, mirror: bool, chunk: int = 1000) -> None:
     store, audit = open_log(work, mirror, every=1000)
     t0 = time.perf_counter()
-    chunk = 1000
     for start in range(0, entries, chunk):
         audit.append_many(
             [
@@ -147,6 +146,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--entries", type=int, default=1_000_000)
     p.add_argument("--mirror", action="store_true", help="also write (and verify) the file mirror")
+    p.add_argument(
+        "--batch", type=int, default=1000, help="verify: entries per transaction (= per checkpoint) when filling"
+    )
     p.add_argument("--skip-append", action="store_true")
     p.add_argument("--skip-verify", action="store_true")
     args = p.parse_args()
@@ -158,7 +160,7 @@ def main() -> int:
             bench_append(work / "append", args.threads, args.seconds, args.mirror)
         if not args.skip_verify:
             (work / "verify").mkdir()
-            bench_verify(work / "verify", args.entries, args.mirror)
+            bench_verify(work / "verify", args.entries, args.mirror, args.batch)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -113,7 +113,8 @@ class GatewayConfig:
     # hash (preferred) or a sealed secret; never plain text (gateway/identity/oauth.py checks them).
     client_secrets: dict[str, str] = field(default_factory=dict, repr=False)
     # The audit log's second sink ("file:PATH" relative to the site file, "syslog:",
-    # "syslog:HOST:PORT") and its checkpoint cadence (every N entries / at least every S seconds).
+    # "syslog:HOST:PORT"). The checkpoint cadence keys are still read (release-0.1 site
+    # files have them) but change nothing: every commit batch is signed now.
     audit_mirror: str | None = None
     # Where every signed checkpoint is also written ("file:PATH", relative to the site
     # file; emergency/audit/witness.py); None: secrets/audit-witness.jsonl in the data dir.

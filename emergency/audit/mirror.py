@@ -5,9 +5,8 @@
 - ``file:/path/audit.jsonl`` — append-only JSON lines (``O_APPEND``, fsync after every
   write, like the database's ``synchronous=FULL``). One line per entry with every field
   and both hashes (``{"hash": ..., <the entry's canonical JSON>}``), plus one line per
-  signed checkpoint (``{"checkpoint": {...}}``). It always starts at seq 1 (a mirror
-  added to an existing log is back-filled), so ``sightline audit verify`` can compare it
-  line by line with the database.
+  signed checkpoint (``{"checkpoint": {...}}``), which ``sightline audit verify``
+  compares line by line with the database.
 - ``syslog:`` (local syslog, ``/dev/log``) or ``syslog:HOST:PORT`` (UDP) — one message
   per entry and checkpoint. It cannot be read back, so verify reports it "not checkable".
 

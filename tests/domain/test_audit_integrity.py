@@ -433,3 +433,76 @@ def test_non_ascii_entries_verify_through_the_slow_path(tmp_path):
     e = Env(tmp_path)
     e.audit.append("note", actor_id="système", reason="élève", details={"ü": "ß"})
     assert e.verify().ok
+
+
+def test_a_rolled_back_savepoint_mirrors_and_witnesses_nothing(env):
+    with env.store.transaction():
+        with pytest.raises(RuntimeError):
+            with env.store.transaction():
+                env.audit.append("emergency.declared", actor_id="admin", object="emergency:x")
+                raise RuntimeError("the inner step failed")
+        env.audit.append("emergency.declared", actor_id="admin", object="emergency:y")
+    assert [cp.seq for cp in env.store.audit_checkpoints(after_seq=N)] == [N + 1]
+    assert json.loads(env.lines()[-2])["object"] == "emergency:y"
+    assert env.verify().ok
+
+
+# --- the witness ---------------------------------------------------------------------------
+
+
+def test_database_rolled_back_to_an_older_copy_is_caught_by_the_witness(tmp_path):
+    """Restoring an older copy leaves a database that verifies on its own: chain and
+    checkpoints agree. The witness saw further."""
+    e = Env(tmp_path, mirror=False)
+    e.fill(10)
+    e.store.close()
+    old = e.db.read_bytes()
+    e.store = SqliteStore(e.db)
+    e.audit._store = e.store
+    e.fill(5)
+    e.store.close()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"audit.db{suffix}").unlink(missing_ok=True)
+    e.db.write_bytes(old)
+    e.store = SqliteStore(e.db)
+    e.audit._store = e.store
+    result = e.verify()
+    assert not result.ok and result.first_bad_seq == 11
+    assert result.problem.startswith("seq 11–15 are missing: the witness saw seq 15 at ")
+
+
+def test_torn_witness_line_is_a_note_and_the_next_write_starts_a_new_line(tmp_path):
+    e = Env(tmp_path, mirror=False)
+    e.fill(2)
+    with open(tmp_path / "witness.jsonl", "a") as fh:
+        fh.write('{"count":1,"ha')
+    e.audit._witness = FileWitness(tmp_path / "witness.jsonl")
+    e.fill(1)
+    result = e.verify()
+    assert result.ok and any("witness lines 3" in n for n in result.notes), result
+    assert "holds all 3 witnessed checkpoints" in result.witness
+
+
+# --- the signing key -----------------------------------------------------------------------
+
+
+def test_a_loose_signing_key_is_tightened_to_owner_only(tmp_path, caplog):
+    secrets = tmp_path / "secrets"
+    CheckpointSigner.load_or_create(secrets, "n")
+    key = secrets / "audit-signing.key"
+    key.chmod(0o644)
+    secrets.chmod(0o755)
+    CheckpointSigner.load_or_create(secrets, "n")
+    assert key.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_mode & 0o777 == 0o700
+    assert "rotate the key" in caplog.text
+
+
+def test_a_loose_signing_key_of_another_user_is_refused(tmp_path, monkeypatch):
+    from emergency.audit.checkpoints import KeyPermissionError
+
+    secrets = tmp_path / "secrets"
+    CheckpointSigner.load_or_create(secrets, "n")
+    (secrets / "audit-signing.key").chmod(0o640)
+    monkeypatch.setattr("emergency.audit.checkpoints.os.geteuid", lambda: 4242)
+    with pytest.raises(KeyPermissionError, match="owner-only"):
+        CheckpointSigner.load_or_create(secrets, "n")

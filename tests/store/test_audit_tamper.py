@@ -258,3 +258,35 @@ def test_edit_after_kill_9_is_detected(tmp_path: Path, backend: Backend, mirror:
     result = site.verify()
     _record("edit the tail after kill -9", site, result)
     _assert_names(result, last.seq)
+
+
+def test_unmirrored_rows_are_reported_until_acknowledged_through_the_cli(tmp_path: Path) -> None:
+    """A mirror added to an existing log never gets the older rows copied in: verify
+    reports them on every run until ``sightline audit acknowledge`` (audited)."""
+    site = Site(tmp_path, SqliteBackend(tmp_path / "sightline.db"), mirror=False)
+    site.fill(5)
+    text = site.path.read_text()
+    site.path.write_text(
+        text.replace(
+            'data_dir = "."',
+            'data_dir = "."\naudit_mirror = "file:mirror.jsonl"\naudit_witness = "file:elsewhere/witness.jsonl"',
+            1,
+        )
+    )
+    for _ in range(2):
+        result = site.verify()
+        _assert_names(result, 1)
+        assert "seq 1–5 are in the database but not in the mirror" in result.stdout
+    cli = [sys.executable, "-m", "gateway.cli", "audit", "acknowledge", "--config", str(site.path)]
+    refused = subprocess.run([*cli, "--through", "5", "--reason", " "], capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode == 2
+    ack = subprocess.run(
+        [*cli, "--through", "5", "--reason", "mirror added after seq 5"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert ack.returncode == 0, ack.stderr
+    result = site.verify()
+    assert result.returncode == 0, result.stdout
+    assert "acknowledged through seq 5" in result.stdout
+    assert (tmp_path / "elsewhere" / "witness.jsonl").stat().st_mode & 0o777 == 0o600
+    (acked,) = [e for e in site.entries() if e.event_type == AuditEvent.AUDIT_MIRROR_ACKNOWLEDGED]
+    assert acked.details == {"through": 5, "why": "mirror added after seq 5"} and acked.actor_id.startswith("cli:")
