@@ -110,6 +110,10 @@ class CheckpointSigner:
         owner_only(path, 0o600)
         return cls(Ed25519PrivateKey.from_private_bytes(path.read_bytes()), node)
 
+    def mac_key(self, purpose: bytes) -> bytes:
+        """A secret for ``purpose`` derived from the private key (only its holder can make it)."""
+        return hashlib.sha256(b"sightline-audit/" + purpose + b"\n" + self._private.private_bytes_raw()).digest()
+
     def audit_key(self, created: str) -> AuditKey:
         return AuditKey(self.key_id, self.node, base64.b64encode(self.public_raw).decode(), created)
 

@@ -25,6 +25,7 @@ from emergency.audit.checkpoints import Checkpoint, TrustedKeys
 from emergency.audit.entry import GENESIS_HASH, mirror_line
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import FileMirror, Mirror
+from emergency.audit.verified_prefix import VerifiedPrefix, digest
 from emergency.audit.witness import FileWitness
 from emergency.clock import Clock
 from emergency.store import AuditLogStore
@@ -52,6 +53,7 @@ def verify(
     sink: Mirror | None,
     *,
     witness: FileWitness | None = None,
+    verified: VerifiedPrefix | None = None,
     signed: bool,
     in_transaction: bool,
     grace: float = 0.0,
@@ -60,11 +62,21 @@ def verify(
     count; ``sink``: the configured mirror (only a file mirror can be compared);
     ``signed``: this node signs checkpoints (so unsigned entries are worth a note);
     ``in_transaction``: called inside a store transaction (then no read-ahead thread);
-    ``witness``: the checkpoints seen outside the database; ``grace`` is no longer used
+    ``witness``: the checkpoints seen outside the database; ``verified``: what an
+    earlier run on this node proved (its checkpoint signatures are not checked again
+    while they are unchanged); ``grace`` is no longer used
     (an entry reaches the mirror as it commits, and verify re-reads the mirror once for
     entries committed while it ran)."""
     return _Verifier(
-        store, clock, trusted, sink, witness=witness, signed=signed, in_transaction=in_transaction, grace=grace
+        store,
+        clock,
+        trusted,
+        sink,
+        witness=witness,
+        verified=verified,
+        signed=signed,
+        in_transaction=in_transaction,
+        grace=grace,
     ).run()
 
 
@@ -208,6 +220,7 @@ class _Verifier:
         sink: Mirror | None,
         *,
         witness: FileWitness | None,
+        verified: VerifiedPrefix | None = None,
         signed: bool,
         in_transaction: bool,
         grace: float,
@@ -225,6 +238,8 @@ class _Verifier:
         self.unmirrored_from: int | None = None  # first seq the mirror does not hold yet
         self.missing: dict[int, str] = {}  # seq -> its expected mirror line, not (yet) seen there
         self.witness = witness
+        self.verified = verified
+        self._proven = 0  # checkpoints up to this seq were proven by an earlier run
         self._next: Any = None
 
     def run(self) -> VerifyResult:
@@ -238,6 +253,7 @@ class _Verifier:
         first_head = self.store.last_audit_entry()
         db_head = first_head.seq if first_head is not None else 0
         checkpoints = self._all_checkpoints()
+        self._load_proven(checkpoints)
         by_seq = {cp.seq: cp for cp in checkpoints}
         signers: dict[str, int] = {}
         for cp in checkpoints:
@@ -289,6 +305,7 @@ class _Verifier:
                 tuple(self.notes),
                 witness_status,
             )
+        self._save_proven(checkpoints, head)
         last_cp = checkpoints[-1].seq if checkpoints else None
         unsigned = head - (last_cp or 0)
         if unsigned and self.signed:
@@ -309,6 +326,32 @@ class _Verifier:
             tuple(self.notes),
             witness_status,
         )
+
+    def _load_proven(self, checkpoints: list[Checkpoint]) -> None:
+        saved = self.verified.load() if self.verified is not None else None
+        if saved is None:
+            return
+        seq, dig = saved
+        prefix = checkpoints[: bisect.bisect_right([cp.seq for cp in checkpoints], seq)]
+        if prefix and prefix[-1].seq == seq and digest(prefix) == dig:
+            self._proven = seq
+            self.notes.append(
+                f"the signatures of the {len(prefix)} checkpoints up to seq {seq} were checked by an earlier "
+                "verify on this node and are unchanged"
+            )
+
+    def _save_proven(self, checkpoints: list[Checkpoint], head: int) -> None:
+        if self.verified is None:
+            return
+        prefix = [cp for cp in checkpoints if cp.seq <= head]
+        if prefix and prefix[-1].seq > self._proven:
+            try:
+                self.verified.save(prefix[-1].seq, digest(prefix))
+            except OSError:
+                pass
+
+    def _check(self, cp: Checkpoint) -> str | None:
+        return None if cp.seq <= self._proven else self.trusted.check(cp)
 
     def _witness_check(
         self, witnessed: list[Checkpoint], torn: list[int], head: int, by_seq: dict[int, Checkpoint]
@@ -444,10 +487,9 @@ class _Verifier:
         computed = list(map(_hexdigest, map(hashlib.sha256, map(str.encode, canons))))
         if "".join(computed) != hashes:
             return False
-        trusted = self.trusted
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, last)):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != computed[cp.seq - expected] or trusted.check(cp):
+            if cp.hash != computed[cp.seq - expected] or self._check(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -490,10 +532,9 @@ class _Verifier:
                 if hashlib.sha256(fixed[i].encode()).hexdigest() != hashes[i]:
                     return False
             canons = fixed
-        trusted = self.trusted
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, seqs[-1])):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != hashes[cp.seq - expected] or trusted.check(cp):
+            if cp.hash != hashes[cp.seq - expected] or self._check(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -513,7 +554,6 @@ class _Verifier:
         mirror: _MirrorLines | None,
     ) -> None:
         """Row by row: raises _Bad at the first problem."""
-        trusted = self.trusted
         sha256 = hashlib.sha256
         for seq, prev, h, canonical in rows:
             self.checked += 1
@@ -532,7 +572,7 @@ class _Verifier:
                 self.unmirrored_from, mirror = seq, None
             cp = by_seq.get(seq)
             if cp is not None:
-                problem = trusted.check(cp)
+                problem = self._check(cp)
                 if problem:
                     raise _Bad(seq, problem)
                 if cp.hash != h:
