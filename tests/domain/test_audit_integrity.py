@@ -528,3 +528,46 @@ def test_an_earlier_verify_spares_the_signature_checks_until_a_checkpoint_change
     e.sql(("UPDATE audit_checkpoints SET signature = ? WHERE seq = ?", (base64.b64encode(sig).decode(), cp.seq)))
     result = e.audit.verify()
     assert not result.ok and result.first_bad_seq == 7 and "bad signature" in result.problem
+
+
+# --- the limits docs/audit.md states ------------------------------------------------------
+
+
+def test_with_the_node_key_a_rewritten_history_verifies_unless_the_mirror_saw_it(tmp_path):
+    """Out of reach: someone holding the signing key and the database can re-sign a
+    rewritten history; only a copy they cannot write (here the mirror) still shows it."""
+    e = Env(tmp_path, mirror=True, witness=False)
+    e.fill()
+    entries = e.audit.entries(limit=100)
+    prev, rewritten = entries[6].hash, []
+    for old in entries[7:]:
+        new = replace(old, prev_hash=prev, reason="granted" if old.seq == 8 else old.reason, hash="")
+        new = replace(new, hash=new.computed_hash())
+        rewritten.append(new)
+        prev = new.hash
+    resigned = [e.signer.sign(x.seq, x.hash, 1, x.ts) for x in rewritten]
+    e.sql(
+        ("DELETE FROM audit_log WHERE seq >= 8", ()),
+        ("DELETE FROM audit_checkpoints WHERE seq >= 8", ()),
+        *(_row(x) for x in rewritten),
+    )
+    for cp in resigned:
+        e.store.insert_audit_checkpoint(cp)
+    e.audit._mirror = None
+    assert e.verify().ok
+    e.audit._mirror = FileMirror(e.mirror_path)
+    result = e.verify()
+    assert not result.ok and result.first_bad_seq == 8 and "differs" in result.problem
+
+
+def test_a_lost_mirror_write_is_reported_and_the_witness_raises_no_false_alarm(env, monkeypatch):
+    """A crash between the commit and the mirror write: the batch is committed and signed,
+    the mirror lacks it (reported until acknowledged); the witness is behind, not wrong."""
+    monkeypatch.setattr(env.audit.mirror, "write", lambda entries, cp: (_ for _ in ()).throw(OSError("disk")))
+    monkeypatch.setattr(env.audit.witness, "write", lambda cp: (_ for _ in ()).throw(OSError("disk")))
+    env.audit.append("gateway.started", actor_id="system")
+    monkeypatch.undo()
+    result = env.verify()
+    assert not result.ok and result.first_bad_seq == N + 1, result
+    assert f"seq {N + 1} is in the database but not in the mirror" in result.problem
+    assert f"newest at seq {N}" in result.witness

@@ -290,3 +290,15 @@ def test_unmirrored_rows_are_reported_until_acknowledged_through_the_cli(tmp_pat
     assert (tmp_path / "elsewhere" / "witness.jsonl").stat().st_mode & 0o777 == 0o600
     (acked,) = [e for e in site.entries() if e.event_type == AuditEvent.AUDIT_MIRROR_ACKNOWLEDGED]
     assert acked.details == {"through": 5, "why": "mirror added after seq 5"} and acked.actor_id.startswith("cli:")
+
+
+def test_audit_witness_setting(tmp_path: Path) -> None:
+    from gateway.config import ConfigError
+
+    site = Site(tmp_path, SqliteBackend(tmp_path / "sightline.db"), mirror=False)
+    text = site.path.read_text()
+    site.path.write_text(text.replace('data_dir = "."', 'data_dir = "."\naudit_witness = "syslog:"', 1))
+    with pytest.raises(ConfigError, match='audit_witness must be "file:PATH"'):
+        load_config(site.path)
+    site.path.write_text(text.replace('data_dir = "."', 'data_dir = "."\naudit_witness = "file:w/x.jsonl"', 1))
+    assert load_config(site.path).audit_witness == f"file:{tmp_path / 'w' / 'x.jsonl'}"
