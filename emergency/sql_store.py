@@ -208,6 +208,7 @@ class SqlStore(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        hooks: list[tuple[int, Callable[[], None]]] = []
         with self._lock:
             savepoint = f"sp{self._depth}"
             if self._depth == 0:
@@ -231,11 +232,12 @@ class SqlStore(ABC):
                 return
             hooks, self._on_commit = self._on_commit, []
             self._conn.execute("COMMIT")
-            for _, hook in hooks:
-                try:
-                    hook()
-                except Exception:
-                    log.exception("a step after a commit failed (the commit stands)")
+        # after the connection is free again: a hook's fsync does not hold up other threads
+        for _, hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("a step after a commit failed (the commit stands)")
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the calling thread's transaction commits (at once outside one);
