@@ -8,9 +8,10 @@ rewrites them where it runs them (``_rows`` and ``_write``).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -23,6 +24,8 @@ from emergency.model import Action, Activation, Emergency, Grant, IncidentType, 
 from emergency.outbox import Notification
 from emergency.records import RecordKind, RecordLink
 from emergency.requests import AccessRequest, RequestState
+
+log = logging.getLogger(__name__)
 
 REQUEST_COLUMNS = (
     "id",
@@ -163,6 +166,7 @@ class SqlStore(ABC):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._depth = 0
+        self._on_commit: list[tuple[int, Callable[[], None]]] = []
 
     # dialect hooks
 
@@ -217,6 +221,7 @@ class SqlStore(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        hooks: list[tuple[int, Callable[[], None]]] = []
         with self._lock:
             savepoint = f"sp{self._depth}"
             if self._depth == 0:
@@ -228,13 +233,34 @@ class SqlStore(ABC):
                 yield
             except BaseException:
                 self._depth -= 1
+                self._on_commit = [h for h in self._on_commit if h[0] <= self._depth]
                 if self._depth == 0:
                     self._undo("ROLLBACK")
                 else:
                     self._undo(f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
                 raise
             self._depth -= 1
-            self._conn.execute("COMMIT" if self._depth == 0 else f"RELEASE SAVEPOINT {savepoint}")
+            if self._depth:
+                self._conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                return
+            hooks, self._on_commit = self._on_commit, []
+            self._conn.execute("COMMIT")
+        # after the connection is free again: a hook's fsync does not hold up other threads
+        for _, hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("a step after a commit failed (the commit stands)")
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the calling thread's transaction commits (at once outside one);
+        dropped if it, or the savepoint it was registered in, rolls back. The audit writer
+        feeds the mirror and the witness this way, from what it wrote, never read back."""
+        with self._lock:
+            if self._depth == 0:
+                hook()
+            else:
+                self._on_commit.append((self._depth, hook))
 
     def audit_in_transaction(self) -> bool:
         """True when the calling thread is inside ``transaction()`` (an audit append then joins it)."""

@@ -30,6 +30,7 @@ _GATEWAY_KEYS = {
     "public_url",
     "database",
     "audit_mirror",
+    "audit_witness",
     "audit_checkpoint_every",
     "audit_checkpoint_seconds",
     "ice_servers",
@@ -114,8 +115,12 @@ class GatewayConfig:
     # hash (preferred) or a sealed secret; never plain text (gateway/identity/oauth.py checks them).
     client_secrets: dict[str, str] = field(default_factory=dict, repr=False)
     # The audit log's second sink ("file:PATH" relative to the site file, "syslog:",
-    # "syslog:HOST:PORT") and its checkpoint cadence (every N entries / at least every S seconds).
+    # "syslog:HOST:PORT"). The checkpoint cadence keys are still read (release-0.1 site
+    # files have them) but change nothing: every commit batch is signed now.
     audit_mirror: str | None = None
+    # Where every signed checkpoint is also written ("file:PATH", relative to the site
+    # file; emergency/audit/witness.py); None: secrets/audit-witness.jsonl in the data dir.
+    audit_witness: str | None = None
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
     # Floor plan images by building id (``floor_plan`` on [[buildings]]), checked at load.
@@ -190,6 +195,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         logins=logins,
         database_url=_database_url(gateway.get("database"), path),
         audit_mirror=audit_mirror,
+        audit_witness=_audit_witness(gateway.get("audit_witness"), path),
         audit_checkpoint_every=every,
         audit_checkpoint_seconds=seconds,
         client_secrets=client_secrets,
@@ -296,6 +302,15 @@ def _audit_settings(gateway: dict, path: Path) -> tuple[str | None, int, float]:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
         raise ConfigError(f"{path}: [gateway] audit_checkpoint_seconds must be a number > 0")
     return mirror, every, float(seconds)
+
+
+def _audit_witness(value: object, path: Path) -> str | None:
+    if value is None:
+        return None
+    kind, _, rest = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind != "file" or not rest:
+        raise ConfigError(f'{path}: [gateway] audit_witness must be "file:PATH", not {value!r}')
+    return f"file:{(path.parent / rest).resolve()}"
 
 
 def _database_url(value: object, path: Path) -> str | None:

@@ -16,6 +16,8 @@ from camera_adapters.registry import CameraConnection
 from emergency.audit import AuditEvent, AuditLog
 from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
 from emergency.audit.mirror import open_mirror
+from emergency.audit.verified_prefix import VERIFIED_FILE, VerifiedPrefix
+from emergency.audit.witness import WITNESS_FILE, open_witness
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
 from emergency.live_views import LiveViews
@@ -63,7 +65,7 @@ def open_domain(config: GatewayConfig, clock: Clock | None = None) -> tuple[SqlS
 
 
 def open_audit(config: GatewayConfig, store: SqlStore, clock: Clock) -> AuditLog:
-    """The audit log with this node's checkpoint key, the keys it trusts and the mirror."""
+    """The audit log with this node's checkpoint key, the keys it trusts, the mirror and the witness."""
     signer = CheckpointSigner.load_or_create(config.secrets_dir, config.node)
     return AuditLog(
         store,
@@ -72,6 +74,8 @@ def open_audit(config: GatewayConfig, store: SqlStore, clock: Clock) -> AuditLog
         signer=signer,
         trusted=TrustedKeys.for_node(config.secrets_dir, signer),
         mirror=open_mirror(config.audit_mirror),
+        witness=open_witness(config.audit_witness, config.secrets_dir / WITNESS_FILE),
+        verified=VerifiedPrefix(config.secrets_dir / VERIFIED_FILE, signer.mac_key(b"verified-prefix")),
         checkpoint_every=config.audit_checkpoint_every,
         checkpoint_interval=config.audit_checkpoint_seconds,
     )
@@ -240,7 +244,7 @@ class Gateway:
             self.leases.close()
         await self.notifier.stop()
         self.audit.append(AuditEvent.GATEWAY_STOPPED, actor_id="system", object=f"node:{self.config.node}")
-        self.audit.close()  # mirror everything, sign the tail
+        self.audit.close()
         self.store.close()
 
     async def _tick_forever(self) -> None:

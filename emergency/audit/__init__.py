@@ -2,9 +2,10 @@
 
 Each entry's hash covers every other field, including the previous entry's hash, so
 changing, removing, reordering or inserting an entry breaks the chain at that seq.
-Ed25519-signed checkpoints pin the chain's hash at a seq, so cutting entries off or
-recomputing the chain up to a checkpoint is caught too; an optional mirror keeps a copy
-outside the database that verify compares entry by entry.
+Every commit batch carries an Ed25519-signed checkpoint, so rows added or re-hashed by
+someone without the node key are caught; the witness keeps every checkpoint outside the
+database, so a truncated or rolled-back database is caught; an optional mirror keeps a
+copy outside the database that verify compares entry by entry. Threat model: docs/audit.md.
 
 - ``entry``: one entry and the hash format
 - ``events``: the catalogue of event types, with the words the auditor reads
@@ -13,6 +14,7 @@ outside the database that verify compares entry by entry.
 - ``verifier``: the verifier (chain, checkpoints and mirror in one pass)
 - ``storage``: what the log needs of its store
 - ``checkpoints``: signed checkpoints and the keys a verifier trusts
+- ``witness``: every checkpoint, also in a file outside the database
 - ``mirror``: the copy outside the database (a file or syslog)
 """
 

@@ -1,7 +1,11 @@
 """Ed25519-signed checkpoints of the audit chain.
 
-A checkpoint says "the entry at ``seq`` has hash ``hash``; the log then held ``count``
-entries", signed by one node's key. Each node generates its own key into the data
+A checkpoint says "the entry at ``seq`` has hash ``hash``, and the ``count`` entries up to
+it are mine", signed by one node's key. The writer signs one for every commit batch, in
+the same transaction as the entries (``count`` is the batch's size, message v2), so every
+entry lies in the range of exactly one checkpoint and a row added, or a checkpoint
+deleted, by someone without the key leaves a range no signature covers. Release 0.1
+signed the chain's head now and then (v1, ``count == seq``: it covers seq 1 to ``seq``). Each node generates its own key into the data
 dir's secrets (0600) and records its public key in the store's ``audit_keys`` table so
 any verifier can find it; but a key found only in the database is not *trusted* (whoever
 can write the database could add one): a verifier trusts its own node's key and the
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,9 +29,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+log = logging.getLogger(__name__)
+
 SIGNING_KEY_FILE = "audit-signing.key"
 TRUSTED_KEYS_FILE = "audit_trusted_keys"
-_MESSAGE_PREFIX = b"sightline-audit-checkpoint/v1\n"
+_MESSAGE_PREFIX = b"sightline-audit-checkpoint/v2\n"
+_V1_PREFIX = b"sightline-audit-checkpoint/v1\n"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class Checkpoint:
         """The signed bytes: a versioned prefix and the fields as canonical JSON."""
         return checkpoint_message(self.seq, self.hash, self.count, self.ts, self.node, self.key_id)
 
+    @property
+    def first(self) -> int:
+        """The first seq this checkpoint vouches for (its batch; 1 for a v1 checkpoint)."""
+        return self.seq - self.count + 1
+
 
 @dataclass(frozen=True)
 class AuditKey:
@@ -52,9 +65,11 @@ class AuditKey:
     created: str
 
 
-def checkpoint_message(seq: int, hash: str, count: int, ts: str, node: str, key_id: str) -> bytes:
+def checkpoint_message(
+    seq: int, hash: str, count: int, ts: str, node: str, key_id: str, prefix: bytes = _MESSAGE_PREFIX
+) -> bytes:
     fields = {"count": count, "hash": hash, "key_id": key_id, "node": node, "seq": seq, "ts": ts}
-    return _MESSAGE_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return prefix + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -76,8 +91,10 @@ class CheckpointSigner:
 
     @classmethod
     def load_or_create(cls, secrets_dir: Path, node: str) -> CheckpointSigner:
-        """The node's key from ``secrets_dir``, generated (0600) on first use."""
+        """The node's key from ``secrets_dir``, generated (0600) on first use; an existing
+        key readable by others is refused unless it is ours to tighten (see ``owner_only``)."""
         secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        owner_only(secrets_dir, 0o700)
         path = secrets_dir / SIGNING_KEY_FILE
         if not path.exists():
             raw = Ed25519PrivateKey.generate().private_bytes_raw()
@@ -90,7 +107,12 @@ class CheckpointSigner:
                     fh.write(raw)
                     fh.flush()
                     os.fsync(fh.fileno())
+        owner_only(path, 0o600)
         return cls(Ed25519PrivateKey.from_private_bytes(path.read_bytes()), node)
+
+    def mac_key(self, purpose: bytes) -> bytes:
+        """A secret for ``purpose`` derived from the private key (only its holder can make it)."""
+        return hashlib.sha256(b"sightline-audit/" + purpose + b"\n" + self._private.private_bytes_raw()).digest()
 
     def audit_key(self, created: str) -> AuditKey:
         return AuditKey(self.key_id, self.node, base64.b64encode(self.public_raw).decode(), created)
@@ -98,6 +120,32 @@ class CheckpointSigner:
     def sign(self, seq: int, hash: str, count: int, ts: str) -> Checkpoint:
         signature = self._private.sign(checkpoint_message(seq, hash, count, ts, self.node, self.key_id))
         return Checkpoint(seq, hash, count, ts, self.node, self.key_id, base64.b64encode(signature).decode())
+
+
+class KeyPermissionError(PermissionError):
+    """The signing key (or its folder) belongs to another user: it cannot be trusted or fixed."""
+
+
+def owner_only(path: Path, mode: int) -> None:
+    """Owner-only permissions on the key and its folder: a group- or world-accessible one
+    owned by this user is tightened to ``mode`` (with a warning: whoever could read it
+    before may hold a copy); one owned by another user is refused."""
+    st = path.stat()
+    if st.st_mode & 0o077 == 0:
+        return
+    if st.st_uid != os.geteuid():
+        raise KeyPermissionError(
+            f"{path} is mode {st.st_mode & 0o777:o} and owned by uid {st.st_uid}, not this user: "
+            "the audit signing key must be owner-only (chmod go-rwx, chown to the gateway's user)"
+        )
+    os.chmod(path, mode)
+    log.warning(
+        "%s was mode %o; tightened to %o (the audit signing key must be owner-only; "
+        "if others could read it, rotate the key)",
+        path,
+        st.st_mode & 0o777,
+        mode,
+    )
 
 
 class TrustedKeys:
@@ -126,11 +174,22 @@ class TrustedKeys:
         """None if ``cp`` carries a good signature by a trusted key, else what is wrong."""
         if cp.key_id not in self._keys:
             return f"checkpoint at seq {cp.seq} is signed by key {cp.key_id} (node {cp.node}), which is not trusted"
+        if not 1 <= cp.count <= cp.seq:
+            return f"checkpoint at seq {cp.seq} claims {cp.count} entries, more than the log then held"
+        key = self._keys[cp.key_id][0]
         try:
             signature = base64.b64decode(cp.signature, validate=True)
-            self._keys[cp.key_id][0].verify(signature, cp.message())
+            key.verify(signature, cp.message())
         except (InvalidSignature, ValueError):
-            return f"checkpoint at seq {cp.seq} has a bad signature (key {cp.key_id})"
+            try:  # a release-0.1 checkpoint (v1) signed the whole chain up to its seq
+                if cp.count != cp.seq:
+                    raise InvalidSignature from None
+                key.verify(
+                    base64.b64decode(cp.signature, validate=True),
+                    checkpoint_message(cp.seq, cp.hash, cp.count, cp.ts, cp.node, cp.key_id, _V1_PREFIX),
+                )
+            except (InvalidSignature, ValueError):
+                return f"checkpoint at seq {cp.seq} has a bad signature (key {cp.key_id})"
         return None
 
     @classmethod

@@ -123,6 +123,10 @@ class AuditEvent(StrEnum):
     # reading the log
     AUDIT_READ = "audit.read", "{actor} searched the audit log"
     AUDIT_VERIFIED = "audit.verified", "{actor} verified the audit log"
+    AUDIT_MIRROR_ACKNOWLEDGED = (
+        "audit.mirror_acknowledged",
+        "{actor} acknowledged that audit entries up to seq {through} are missing from the mirror[: {why}]",
+    )
     AUDIT_EXPORTED = "audit.exported", "{actor} downloaded this record[ ({format:upper})]"
     DISCLOSURE_READ = "disclosure.read", "{actor} read this disclosure record"
     REPORT_READ = "report.read", "{actor} read the monthly access report[ for {month}]"

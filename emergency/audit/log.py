@@ -3,8 +3,10 @@
 Appends outside a store transaction go through a group commit: concurrent callers
 share one durable commit (one fsync) and each gets its own entry back once it is
 committed. An append inside ``store.transaction()`` joins that transaction and rolls
-back with it. After each commit the entries go to the mirror (if any) and a signed
-checkpoint is made when one is due.
+back with it. Every batch of entries is signed (a checkpoint over exactly that batch,
+inserted in the same transaction), so no committed entry lacks a signature a database
+writer cannot make. Once the transaction commits, the batch and its checkpoint go to
+the mirror and the checkpoint to the witness, from what was written, never read back.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from datetime import datetime
 from typing import Any
 
 from emergency.audit.checkpoints import Checkpoint, CheckpointSigner, TrustedKeys
 from emergency.audit.entry import CANONICAL_ENCODER, GENESIS_HASH, OUTCOMES, AuditEntry, canonical_details, iso_ms
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import Mirror
+from emergency.audit.verified_prefix import VerifiedPrefix
 from emergency.audit.verifier import VerifyResult, verify
+from emergency.audit.witness import FileWitness
 from emergency.clock import Clock
 from emergency.model import Actor
 from emergency.store import AuditLogStore
@@ -45,13 +48,14 @@ class _Pending:
 
 
 class AuditLog:
-    """Appends to, checkpoints, mirrors and verifies the audit log of one node.
+    """Appends to, signs, mirrors, witnesses and verifies the audit log of one node.
 
-    ``signer`` (this node's Ed25519 key) turns on checkpoints: one every
-    ``checkpoint_every`` entries and, when there are unsigned entries, at least every
-    ``checkpoint_interval`` seconds (``tick()``/``checkpoint_if_due()``, which the
-    gateway's ticker calls) and at ``close()``. ``trusted`` are the keys verify accepts
-    (default: the signer's own). ``mirror`` is an optional second sink.
+    ``signer`` (this node's Ed25519 key) signs a checkpoint for every commit batch, in
+    its transaction. ``trusted`` are the keys verify accepts (default: the signer's
+    own). ``mirror`` is an optional second sink; ``witness`` keeps every checkpoint
+    outside the database; ``verified`` remembers which checkpoint signatures an earlier
+    verify proved. ``checkpoint_every`` and ``checkpoint_interval`` are kept for
+    old callers and site files: every batch is signed now, so they change nothing.
     """
 
     def __init__(
@@ -63,6 +67,8 @@ class AuditLog:
         signer: CheckpointSigner | None = None,
         trusted: TrustedKeys | None = None,
         mirror: Mirror | None = None,
+        witness: FileWitness | None = None,
+        verified: VerifiedPrefix | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 60.0,
     ) -> None:
@@ -76,14 +82,13 @@ class AuditLog:
             trusted if trusted is not None else TrustedKeys([(signer.public_raw, signer.node)] if signer else [])
         )
         self._mirror = mirror
+        self._witness = witness
+        self._verified = verified
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self._qlock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
-        self._cp_lock = threading.Lock()
-        self._last_cp: Checkpoint | None = None
-        self._cp_loaded = False
         self.batches = 0  # group commits so far (the bench reports entries per commit)
         if signer is not None:
             store.insert_audit_key(signer.audit_key(iso_ms(clock.now())))
@@ -94,6 +99,10 @@ class AuditLog:
     @property
     def mirror(self) -> Mirror | None:
         return self._mirror
+
+    @property
+    def witness(self) -> FileWitness | None:
+        return self._witness
 
     @property
     def trusted(self) -> TrustedKeys:
@@ -138,12 +147,8 @@ class AuditLog:
         ]
         if not prepared:
             return []
-        joined = self._in_transaction()
         with self._store.transaction():
-            entries = self._write(prepared)
-        if not joined:
-            self._after_commit(entries)
-        return entries
+            return self._write(prepared)
 
     def _in_transaction(self) -> bool:
         probe = getattr(self._store, "audit_in_transaction", None)
@@ -177,11 +182,6 @@ class AuditLog:
             self.batches += 1
         except BaseException as exc:  # every caller of the group sees the failure
             error = exc
-        if error is None:
-            try:
-                self._after_commit(entries)
-            except Exception:  # committed all the same: the callers get their entries
-                log.exception("audit: signing a checkpoint after a commit failed")
         with self._qlock:
             successor = self._queue[0] if self._queue else None
             if successor is None:
@@ -232,88 +232,48 @@ class AuditLog:
         else:
             for entry in entries:
                 self._store.insert_audit_entry(entry)
+        cp = None
+        if self._signer is not None:
+            cp = self._signer.sign(seq, prev, len(entries), ts)
+            if not self._store.insert_audit_checkpoint(cp):
+                raise RuntimeError(f"audit: a checkpoint at seq {seq} exists already (the log was written around us)")
+        after = getattr(self._store, "after_commit", None)
+        if after is not None:
+            after(lambda: self._publish(entries, cp))
+        else:  # a store without commit hooks (tests' in-memory store) commits at once
+            self._publish(entries, cp)
         return entries
 
-    def _after_commit(self, entries: list[AuditEntry]) -> None:
-        """Mirror the committed entries, then sign a checkpoint if one is due. A failing
-        sink does not undo the commit: it is logged and verify shows the mirror's lag."""
+    def _publish(self, entries: list[AuditEntry], cp: Checkpoint | None) -> None:
+        """After the commit: the batch to the mirror, its checkpoint to the witness. A
+        failing sink does not undo the commit: it is logged, and verify reports what the
+        mirror or the witness lacks."""
         if self._mirror is not None:
             try:
-                self._mirror.sync(entries, self._read)
-            except Exception:
-                log.exception("audit mirror %s: write failed; it will catch up on the next tick", self._mirror.spec)
-        if entries:
-            self.checkpoint_if_due(head=entries[-1])
-
-    def _read(self, after_seq: int, limit: int) -> list[AuditEntry]:
-        return self._store.audit_entries(after_seq=after_seq, limit=limit)
-
-    # checkpoints and the mirror over time
-
-    def tick(self) -> None:
-        """For the gateway's ticker: mirror entries that joined other transactions, and
-        sign a checkpoint if one is due."""
-        if self._in_transaction():
-            return
-        head = self._store.last_audit_entry()
-        if head is None:
-            return
-        if self._mirror is not None and self._mirror.synced_seq < head.seq:
-            try:
-                self._mirror.sync([], self._read)
+                self._mirror.write(entries, cp)
             except Exception:
                 log.exception("audit mirror %s: write failed", self._mirror.spec)
-        self.checkpoint_if_due(head=head)
+        if self._witness is not None and cp is not None:
+            try:
+                self._witness.write(cp)
+            except Exception:
+                log.exception("audit witness %s: write failed", self._witness.spec)
+
+    # over time
+
+    def tick(self) -> None:
+        """For the gateway's ticker: nothing is left to do (every batch is signed, mirrored
+        and witnessed as it commits); kept so the ticker's contract stays."""
 
     def close(self) -> None:
-        """At gateway stop: mirror everything and sign the tail."""
-        if not self._in_transaction():
-            head = self._store.last_audit_entry()
-            if self._mirror is not None and head is not None:
-                self._mirror.sync([], self._read)
-            self.checkpoint_if_due(head=head, force=True)
+        """At gateway stop: close the mirror and the witness."""
         if self._mirror is not None:
             self._mirror.close()
+        if self._witness is not None:
+            self._witness.close()
 
     def last_checkpoint(self) -> Checkpoint | None:
-        if not self._cp_loaded:
-            self._last_cp = self._store.last_audit_checkpoint()
-            self._cp_loaded = True
-        return self._last_cp
-
-    def checkpoint_if_due(self, *, head: AuditEntry | None = None, force: bool = False) -> Checkpoint | None:
-        """Sign the head of the chain when ``checkpoint_every`` entries or
-        ``checkpoint_interval`` seconds have passed since the last checkpoint (or there is
-        none yet), or when ``force`` and anything is unsigned. Needs a signer."""
-        if self._signer is None:
-            return None
-        with self._cp_lock:
-            last = self.last_checkpoint()
-            if head is None:
-                head = self._store.last_audit_entry()
-            if head is None or (last is not None and head.seq <= last.seq):
-                return None
-            now = self._clock.now()
-            due = (
-                force
-                or last is None
-                or head.seq - last.seq >= self.checkpoint_every
-                or (now - datetime.fromisoformat(last.ts)).total_seconds() >= self.checkpoint_interval
-            )
-            if not due:
-                return None
-            cp = self._signer.sign(head.seq, head.hash, head.seq, iso_ms(now))
-            if not self._store.insert_audit_checkpoint(cp):  # another process signed this seq
-                self._last_cp = self._store.last_audit_checkpoint()
-                return None
-            self._last_cp = cp
-        if self._mirror is not None:
-            try:
-                self._mirror.sync([head], self._read)
-                self._mirror.write_checkpoint(cp)
-            except Exception:
-                log.exception("audit mirror %s: checkpoint write failed", self._mirror.spec)
-        return cp
+        return self._store.last_audit_checkpoint()
 
     # reading and verifying
 
@@ -333,6 +293,8 @@ class AuditLog:
             self._clock,
             self._trusted,
             self._mirror,
+            witness=self._witness,
+            verified=self._verified,
             signed=self._signer is not None,
             in_transaction=self._in_transaction(),
             grace=mirror_grace_seconds,

@@ -5,15 +5,18 @@
 - ``file:/path/audit.jsonl`` — append-only JSON lines (``O_APPEND``, fsync after every
   write, like the database's ``synchronous=FULL``). One line per entry with every field
   and both hashes (``{"hash": ..., <the entry's canonical JSON>}``), plus one line per
-  signed checkpoint (``{"checkpoint": {...}}``). It always starts at seq 1 (a mirror
-  added to an existing log is back-filled), so ``sightline audit verify`` can compare it
-  line by line with the database.
+  signed checkpoint (``{"checkpoint": {...}}``), which ``sightline audit verify``
+  compares line by line with the database.
 - ``syslog:`` (local syslog, ``/dev/log``) or ``syslog:HOST:PORT`` (UDP) — one message
   per entry and checkpoint. It cannot be read back, so verify reports it "not checkable".
 
-The mirror is written after the database commit, from committed rows; whatever writes
-lines takes the file lock and starts after the last entry line already there, so several
-processes (the gateway, a CLI command) can share one file without duplicates or gaps.
+The mirror is written from the append path: after each commit, the writer appends the
+batch it just committed (and the batch's checkpoint), never rows read back from the
+database, so a row someone put into the database directly never reaches the mirror.
+Several processes (the gateway, a CLI command) share one file under the file lock; their
+batches may land slightly out of seq order, which verify accepts. A mirror added to an
+existing log starts at the entries appended after it was added; verify reports the
+older ones until an auditor acknowledges them (``sightline audit acknowledge``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 import logging.handlers
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,10 +35,6 @@ from emergency.audit.checkpoints import Checkpoint
 from emergency.audit.entry import AuditEntry
 
 log = logging.getLogger(__name__)
-
-Reader = Callable[[int, int], list[AuditEntry]]  # (after_seq, limit) -> committed entries in seq order
-_TAIL_CHUNK = 1 << 16
-_READ_BATCH = 5000
 
 
 def checkpoint_line(cp: Checkpoint) -> str:
@@ -66,41 +65,21 @@ class FileMirror:
                 os.close(self._fd)
                 self._fd = -1
 
-    def sync(self, known: list[AuditEntry], read: Reader) -> None:
-        """Append every committed entry after the file's last one: ``known`` (just committed)
-        and whatever ``read`` returns for the gap before it (or after it, up to the head)."""
+    def write(self, entries: list[AuditEntry], cp: Checkpoint | None) -> None:
+        """Append one commit batch as the writer made it: its entry lines, then the
+        checkpoint that signs it. Never rows read back from the database, so a row
+        someone else put there never reaches the mirror and verify keeps reporting it."""
+        lines = [e.mirror_line() for e in entries]
+        if cp is not None:
+            lines.append(checkpoint_line(cp))
+        if not lines:
+            return
         with self._lock, _flock(self._fd):
-            # the file as this process left it: its tail is what we wrote last
-            size = os.fstat(self._fd).st_size
-            tail = self.synced_seq if size == self._size and self.synced_seq else self._tail_seq()
-            lines: list[str] = []
-            next_seq = tail + 1
-            known = [e for e in known if e.seq >= next_seq]
-            stop = known[0].seq if known else None
-            while stop is None or next_seq < stop:
-                batch = read(next_seq - 1, _READ_BATCH)
-                if stop is not None:
-                    batch = [e for e in batch if e.seq < stop]
-                if not batch:
-                    break
-                lines.extend(e.mirror_line() for e in batch)
-                next_seq = batch[-1].seq + 1
-                if len(lines) >= _READ_BATCH:
-                    self._write(lines)
-                    lines = []
-            if known and known[0].seq == next_seq:
-                lines.extend(e.mirror_line() for e in known)
-                next_seq = known[-1].seq + 1
-            if lines:
-                self._write(lines)
-            self.synced_seq = next_seq - 1
+            if self._size != os.fstat(self._fd).st_size:  # first write, or another process wrote
+                self._end_torn_line()
+            self._write(lines)
+            self.synced_seq = max(self.synced_seq, entries[-1].seq if entries else 0)
             self._size = os.fstat(self._fd).st_size
-
-    def write_checkpoint(self, cp: Checkpoint) -> None:
-        with self._lock, _flock(self._fd):
-            self._write([checkpoint_line(cp)])
-            if self._size >= 0:
-                self._size = os.fstat(self._fd).st_size
 
     def _write(self, lines: list[str]) -> None:
         data = ("\n".join(lines) + "\n").encode()
@@ -109,33 +88,14 @@ class FileMirror:
             view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
 
-    def _tail_seq(self) -> int:
-        """The seq of the last complete entry line (0 for an empty file). A torn last line
-        (a crash mid-write) is closed with a newline first; verify reports it."""
+    def _end_torn_line(self) -> None:
+        """A crash mid-write left half a line: close it with a newline (verify reports it)."""
         with open(self.path, "rb") as fh:
             end = fh.seek(0, os.SEEK_END)
-            if end == 0:
-                return 0
-            fh.seek(end - 1)
-            if fh.read(1) != b"\n":
-                os.write(self._fd, b"\n")
-                end += 1
-            pos = end
-            buf = b""
-            while pos > 0:
-                step = min(_TAIL_CHUNK, pos)
-                pos -= step
-                fh.seek(pos)
-                buf = fh.read(step) + buf
-                lines = buf.split(b"\n")
-                # lines[0] may be partial unless we reached the start of the file
-                for raw in reversed(lines if pos == 0 else lines[1:]):
-                    if raw.startswith(b'{"hash":'):
-                        try:
-                            return int(json.loads(raw)["seq"])
-                        except (ValueError, KeyError, TypeError):
-                            continue
-            return 0
+            if end:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    os.write(self._fd, b"\n")
 
     def snapshot_size(self) -> int:
         return os.stat(self.path).st_size
@@ -211,25 +171,14 @@ class SyslogMirror:
     def close(self) -> None:
         self._handler.close()
 
-    def sync(self, known: list[AuditEntry], read: Reader) -> None:
+    def write(self, entries: list[AuditEntry], cp: Checkpoint | None) -> None:
         with self._lock:
-            while True:
-                fresh = [e for e in known if e.seq > self.synced_seq]
-                if fresh and fresh[0].seq == self.synced_seq + 1:
-                    batch = fresh
-                else:
-                    batch = read(self.synced_seq, _READ_BATCH)
-                    if fresh:
-                        batch = [e for e in batch if e.seq < fresh[0].seq]
-                    if not batch:
-                        return
-                for e in batch:
-                    self._emit(e.mirror_line())
-                self.synced_seq = batch[-1].seq
-
-    def write_checkpoint(self, cp: Checkpoint) -> None:
-        with self._lock:
-            self._emit(checkpoint_line(cp))
+            for e in entries:
+                self._emit(e.mirror_line())
+            if cp is not None:
+                self._emit(checkpoint_line(cp))
+            if entries:
+                self.synced_seq = entries[-1].seq
 
     def _emit(self, line: str) -> None:
         record = logging.LogRecord("sightline.audit", logging.INFO, __file__, 0, line, None, None)

@@ -190,6 +190,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     for signer in result.signers:
         print(f"  signer    : {signer}")
     print(f"mirror      : {result.mirror}")
+    print(f"witness     : {result.witness}")
     for note in result.notes:
         print(f"note        : {note}")
     if result.ok:
@@ -197,6 +198,30 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"audit log FAILED verification at seq {result.first_bad_seq}: {result.problem}")
     return 1
+
+
+def cmd_audit_acknowledge(args: argparse.Namespace) -> int:
+    """Records (audited) that an auditor looked into the entries up to ``--through``
+    that the mirror lacks; verify then notes them instead of failing."""
+    from gateway.runtime import open_domain
+
+    if args.through < 1 or not args.reason.strip():
+        print("sightline audit acknowledge: --through must be >= 1 and --reason must say why", file=sys.stderr)
+        return 2
+    store, audit, _ = open_domain(load_config(args.config))
+    try:
+        entry = audit.append(
+            AuditEvent.AUDIT_MIRROR_ACKNOWLEDGED,
+            actor_id=f"cli:{getpass.getuser()}",
+            object="audit_log",
+            source="cli",
+            reason=args.reason,
+            details={"through": args.through, "why": args.reason},
+        )
+    finally:
+        store.close()
+    print(f"acknowledged: entries up to seq {args.through} missing from the mirror (recorded as seq {entry.seq})")
+    return 0
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -276,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad entry")
     verify.add_argument("--config", required=True)
     verify.set_defaults(func=cmd_audit_verify)
+
+    ack = audit_sub.add_parser(
+        "acknowledge", help="record (audited) that entries up to a seq are known to be missing from the mirror"
+    )
+    ack.add_argument("--config", required=True)
+    ack.add_argument("--through", type=int, required=True, help="the highest seq acknowledged")
+    ack.add_argument("--reason", required=True, help="what the auditor found")
+    ack.set_defaults(func=cmd_audit_acknowledge)
 
     export_cmd = audit_sub.add_parser("export", help="the auditor packet for one emergency")
     export_cmd.add_argument("--config", required=True)
