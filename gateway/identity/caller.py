@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from emergency.audit import AuditEvent
 from gateway.errors import ApiError
-from gateway.identity.failures import failure_summary
+from gateway.identity.failures import audit_bad_credential
 from gateway.identity.proxies import client_address
 from gateway.identity.signin import SESSION_COOKIE, cookie_identity
 from gateway.identity.tokens import AuthError, Identity
@@ -47,15 +46,5 @@ def identity(request: Request) -> Identity:
     try:
         return gw.tokens.authenticate(token.strip())
     except AuthError as exc:
-        gw.metrics.auth_failures.inc()
-        source = client_address(request)
-        if failure_summary(request).first(source, kind="bearer token", reason=str(exc)):
-            gw.audit.append(
-                AuditEvent.AUTH_FAILURE,
-                actor_id="unknown",
-                object=f"http:{request.method} {request.url.path}",
-                outcome="denied",
-                source=source,
-                reason=str(exc),
-            )
+        audit_bad_credential(request, kind="bearer token", reason=str(exc))
         raise ApiError(401, "unauthorized", f"{exc}; ask for a new token", _CHALLENGE) from None

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from emergency.audit import AuditEvent
+from gateway.identity.proxies import client_address
 
 if TYPE_CHECKING:
     from emergency.audit import AuditLog
@@ -125,6 +126,23 @@ class FailureSummary:
             )
             written += 1
         return written
+
+
+def audit_bad_credential(request: Request, *, kind: str, reason: str) -> None:
+    """A request with a bad credential: counted in the metrics every time, audited in full
+    (``auth.failure``) the first time this minute for its source and kind, then summarised."""
+    gw = request.app.state.gateway
+    gw.metrics.auth_failures.inc()
+    source = client_address(request)
+    if failure_summary(request).first(source, kind=kind, reason=reason):
+        gw.audit.append(
+            AuditEvent.AUTH_FAILURE,
+            actor_id="unknown",
+            object=f"http:{request.method} {request.url.path}",
+            outcome="denied",
+            source=source,
+            reason=reason,
+        )
 
 
 def failure_summary(request: Request) -> FailureSummary:

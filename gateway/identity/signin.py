@@ -65,7 +65,7 @@ from fastapi import Request
 
 from emergency.audit import AuditEvent
 from gateway.errors import ApiError
-from gateway.identity.failures import failure_summary
+from gateway.identity.failures import audit_bad_credential
 from gateway.identity.proxies import client_address
 from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
 
@@ -350,18 +350,10 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
     try:
         session = cookie_session(request, cookie)
     except SessionProblem as exc:
-        gw.metrics.auth_failures.inc()
-        source = client_address(request)
-        reason = f"session cookie: {exc}"
-        if not exc.locked and failure_summary(request).first(source, kind="session cookie", reason=reason):
-            gw.audit.append(
-                AuditEvent.AUTH_FAILURE,
-                actor_id="unknown",
-                object=f"http:{request.method} {request.url.path}",
-                outcome="denied",
-                source=source,
-                reason=reason,
-            )
+        if exc.locked:  # audited as auth.session_locked where the lock falls
+            gw.metrics.auth_failures.inc()
+        else:
+            audit_bad_credential(request, kind="session cookie", reason=f"session cookie: {exc}")
         detail = (
             "signed out after a period without activity; sign in again"
             if exc.locked
