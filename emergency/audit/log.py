@@ -5,7 +5,8 @@ share one durable commit (one fsync) and each gets its own entry back once it is
 committed. An append inside ``store.transaction()`` joins that transaction and rolls
 back with it. Every batch of entries is signed (a checkpoint over exactly that batch,
 inserted in the same transaction), so no committed entry lacks a signature a database
-writer cannot make. Once the transaction commits, the batch and its checkpoint go to
+writer cannot make. Each checkpoint links to the one before it (checkpoints.py), so
+verify needs only a few signatures. Once the transaction commits, the batch and its checkpoint go to
 the mirror and the checkpoint to the witness, from what was written, never read back.
 """
 
@@ -90,6 +91,7 @@ class AuditLog:
         self._queue: list[_Pending] = []
         self._leading = False
         self.batches = 0  # group commits so far (the bench reports entries per commit)
+        self._vouched = ""  # link() of the last checkpoint this node signed or checked
         if signer is not None:
             store.insert_audit_key(signer.audit_key(iso_ms(clock.now())))
         if mirror is not None:
@@ -234,7 +236,8 @@ class AuditLog:
                 self._store.insert_audit_entry(entry)
         cp = None
         if self._signer is not None:
-            cp = self._signer.sign(seq, prev, len(entries), ts)
+            cp = self._signer.sign(seq, prev, len(entries), ts, self._link_to(self._store.last_audit_checkpoint()))
+            self._vouched = cp.link()
             if not self._store.insert_audit_checkpoint(cp):
                 raise RuntimeError(f"audit: a checkpoint at seq {seq} exists already (the log was written around us)")
         after = getattr(self._store, "after_commit", None)
@@ -243,6 +246,22 @@ class AuditLog:
         else:  # a store without commit hooks (tests' in-memory store) commits at once
             self._publish(entries, cp)
         return entries
+
+    def _link_to(self, last: Checkpoint | None) -> str:
+        """The ``prev`` of the next checkpoint: the link to ``last`` (the newest in the
+        database, whichever node signed it) if this node signed it or finds its signature
+        good; otherwise "" (not vouched for: verify then checks its signature itself)."""
+        if last is None:
+            return ""
+        link = last.link()
+        if link == self._vouched:
+            return link
+        problem = self._trusted.check(last)
+        if problem:
+            log.warning("audit: not linking the next checkpoint to the one before it: %s", problem)
+            return ""
+        self._vouched = link
+        return link
 
     def _publish(self, entries: list[AuditEntry], cp: Checkpoint | None) -> None:
         """After the commit: the batch to the mirror, its checkpoint to the witness. A

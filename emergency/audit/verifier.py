@@ -1,8 +1,9 @@
 """Verifying the audit log: the chain, the signed checkpoints and the file mirror in one pass.
 
 ``verify`` walks the chain from seq 1 and reports the first seq where anything is wrong:
-the chain (seq, prev_hash, hash), a checkpoint (signature by a trusted key, hash of the
-chain at its seq), the mirror (a file mirror must hold the same entries in the same
+the chain (seq, prev_hash, hash), a checkpoint (a trusted key, hash of the chain at its
+seq, its link to the checkpoint before it; a signature only where the links do not reach
+a later checked one: the newest checkpoint and the end of each unlinked run), the mirror (a file mirror must hold the same entries in the same
 order; a row the mirror lacks is reported on every run until an auditor acknowledges
 it), every entry's coverage by a signed batch checkpoint, and the witness (the database
 must reach, and still hold, every checkpoint the witness saw). docs/audit.md has the
@@ -44,6 +45,7 @@ class VerifyResult:
     mirror: str = "none configured"
     notes: tuple[str, ...] = field(default=())
     witness: str = "none configured"
+    signatures: int = 0  # checkpoint signatures checked (the links vouch for the others)
 
 
 def verify(
@@ -240,6 +242,10 @@ class _Verifier:
         self.witness = witness
         self.verified = verified
         self._proven = 0  # checkpoints up to this seq were proven by an earlier run
+        self._sign_at: set[int] = set()  # seqs of the checkpoints whose signature is checked
+        self._broken: dict[int, Checkpoint | None] = {}  # seq -> the checkpoint before, its link not matching
+        self.signatures = 0
+        self._witnessed: list[Checkpoint] = []
         self._next: Any = None
 
     def run(self) -> VerifyResult:
@@ -254,6 +260,8 @@ class _Verifier:
         db_head = first_head.seq if first_head is not None else 0
         checkpoints = self._all_checkpoints()
         self._load_proven(checkpoints)
+        self._links(checkpoints)
+        self._witnessed = sorted(witnessed, key=lambda cp: cp.seq)
         by_seq = {cp.seq: cp for cp in checkpoints}
         signers: dict[str, int] = {}
         for cp in checkpoints:
@@ -304,6 +312,7 @@ class _Verifier:
                 mirror_status,
                 tuple(self.notes),
                 witness_status,
+                self.signatures,
             )
         self._save_proven(checkpoints, head)
         last_cp = checkpoints[-1].seq if checkpoints else None
@@ -325,6 +334,7 @@ class _Verifier:
             mirror_status,
             tuple(self.notes),
             witness_status,
+            self.signatures,
         )
 
     def _load_proven(self, checkpoints: list[Checkpoint]) -> None:
@@ -350,8 +360,65 @@ class _Verifier:
             except OSError:
                 pass
 
-    def _check(self, cp: Checkpoint) -> str | None:
-        return None if cp.seq <= self._proven else self.trusted.check(cp)
+    def _links(self, checkpoints: list[Checkpoint]) -> None:
+        """Walks the checkpoints' own chain: each v3 checkpoint's ``prev`` must be the
+        ``link()`` of the one before it. A signature is then needed only on the newest
+        checkpoint and on the last of each run the links do not connect (before a
+        checkpoint with no link: v1/v2, the log's first, or one whose writer could not
+        vouch for its predecessor); a link that does not match is a failure, reported
+        where the walk reaches it (``_problem``)."""
+        before: Checkpoint | None = None
+        for cp in checkpoints:
+            if cp.prev is None or cp.prev == "":
+                if before is not None:
+                    self._sign_at.add(before.seq)
+            elif before is None or cp.prev != before.link():
+                self._broken[cp.seq] = before
+                if before is not None:
+                    self._sign_at.add(before.seq)
+            before = cp
+        if before is not None:
+            self._sign_at.add(before.seq)
+
+    def _signature(self, cp: Checkpoint) -> str | None:
+        if cp.seq <= self._proven:
+            return None
+        self.signatures += 1
+        return self.trusted.check(cp)
+
+    def _problem(self, cp: Checkpoint) -> tuple[int, str] | None:
+        """What is wrong with ``cp`` (a trusted key, its signature where needed, its link),
+        and the seq to name; None if nothing."""
+        problem = self.trusted.check_fields(cp)
+        if problem is None and (cp.seq in self._sign_at or cp.seq in self._broken):
+            problem = self._signature(cp)
+        if problem:
+            return cp.seq, problem
+        if cp.seq not in self._broken:
+            return None
+        # cp is genuine (its signature is good) and the one before it, if any, was checked
+        # first (a run ends there): what it linked to is gone
+        before = self._broken[cp.seq]
+        start = before.seq + 1 if before is not None else 1
+        seen = self._witnessed[bisect.bisect_left([w.seq for w in self._witnessed], start) :]
+        if seen and seen[0].seq < cp.seq:
+            return seen[0].seq, (
+                f"the checkpoint at seq {seen[0].seq}, which the witness saw at {seen[0].ts}, was deleted from "
+                f"the database (the checkpoint at seq {cp.seq} links to it)"
+            )
+        linked = (
+            f"the checkpoint at seq {cp.seq} (signed by {cp.key_id}, {cp.node}, {cp.ts}) links to a checkpoint "
+            f"that is no longer in the database ({'the one at seq ' + str(before.seq) if before else 'none'} "
+            "precedes it)"
+        )
+        if start < cp.first:
+            one = start == cp.first - 1
+            return start, (
+                f"seq {_range(start, cp.first - 1)} {'is' if one else 'are'} not covered by any signed checkpoint: "
+                f"{'its' if one else 'their'} checkpoint was deleted by someone without the node's signing key; "
+                + linked
+            )
+        return start, f"a checkpoint was deleted by someone without the node's signing key: {linked}"
 
     def _witness_check(
         self, witnessed: list[Checkpoint], torn: list[int], head: int, by_seq: dict[int, Checkpoint]
@@ -489,7 +556,7 @@ class _Verifier:
             return False
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, last)):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != computed[cp.seq - expected] or self._check(cp):
+            if cp.hash != computed[cp.seq - expected] or self._problem(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -534,7 +601,7 @@ class _Verifier:
             canons = fixed
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, seqs[-1])):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != hashes[cp.seq - expected] or self._check(cp):
+            if cp.hash != hashes[cp.seq - expected] or self._problem(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -572,9 +639,9 @@ class _Verifier:
                 self.unmirrored_from, mirror = seq, None
             cp = by_seq.get(seq)
             if cp is not None:
-                problem = self._check(cp)
+                problem = self._problem(cp)
                 if problem:
-                    raise _Bad(seq, problem)
+                    raise _Bad(*problem)
                 if cp.hash != h:
                     raise _Bad(
                         seq,
