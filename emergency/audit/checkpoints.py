@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 log = logging.getLogger(__name__)
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 SIGNING_KEY_FILE = "audit-signing.key"
 TRUSTED_KEYS_FILE = "audit_trusted_keys"
@@ -84,13 +85,38 @@ class AuditKey:
 def checkpoint_message(
     seq: int, hash: str, count: int, ts: str, node: str, key_id: str, prefix: bytes = _MESSAGE_PREFIX
 ) -> bytes:
-    fields = {"count": count, "hash": hash, "key_id": key_id, "node": node, "seq": seq, "ts": ts}
-    return prefix + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    """The fields as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes them,
+    formatted directly (verify builds one message per checkpoint)."""
+    q = _quote
+    return (
+        prefix
+        + (
+            f'{{"count":{int(count)},"hash":{q(hash)},"key_id":{q(key_id)},"node":{q(node)},'
+            f'"seq":{int(seq)},"ts":{q(ts)}}}'
+        ).encode()
+    )
 
 
 def checkpoint_message_v3(seq: int, hash: str, count: int, ts: str, node: str, key_id: str, prev: str) -> bytes:
-    fields = {"count": count, "hash": hash, "key_id": key_id, "node": node, "prev": prev, "seq": seq, "ts": ts}
-    return _V3_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    q = _quote
+    return (
+        _V3_PREFIX
+        + (
+            f'{{"count":{int(count)},"hash":{q(hash)},"key_id":{q(key_id)},"node":{q(node)},"prev":{q(prev)},'
+            f'"seq":{int(seq)},"ts":{q(ts)}}}'
+        ).encode()
+    )
+
+
+def record_line(cp: Checkpoint) -> str:
+    """``cp`` as the witness and the mirror write it: its fields as sorted compact JSON
+    (``prev`` only for v3), formatted directly so verify can compare lines as text."""
+    q = _quote
+    prev = "" if cp.prev is None else f'"prev":{q(cp.prev)},'
+    return (
+        f'{{"count":{int(cp.count)},"hash":{q(cp.hash)},"key_id":{q(cp.key_id)},"node":{q(cp.node)},{prev}'
+        f'"seq":{int(cp.seq)},"signature":{q(cp.signature)},"ts":{q(cp.ts)}}}'
+    )
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

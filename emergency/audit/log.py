@@ -21,7 +21,6 @@ from emergency.audit.checkpoints import Checkpoint, CheckpointSigner, TrustedKey
 from emergency.audit.entry import CANONICAL_ENCODER, GENESIS_HASH, OUTCOMES, AuditEntry, canonical_details, iso_ms
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import Mirror
-from emergency.audit.verified_prefix import VerifiedPrefix
 from emergency.audit.verifier import VerifyResult, verify
 from emergency.audit.witness import FileWitness
 from emergency.clock import Clock
@@ -54,8 +53,7 @@ class AuditLog:
     ``signer`` (this node's Ed25519 key) signs a checkpoint for every commit batch, in
     its transaction. ``trusted`` are the keys verify accepts (default: the signer's
     own). ``mirror`` is an optional second sink; ``witness`` keeps every checkpoint
-    outside the database; ``verified`` remembers which checkpoint signatures an earlier
-    verify proved. ``checkpoint_every`` and ``checkpoint_interval`` are kept for
+    outside the database. ``checkpoint_every`` and ``checkpoint_interval`` are kept for
     old callers and site files: every batch is signed now, so they change nothing.
     """
 
@@ -69,7 +67,6 @@ class AuditLog:
         trusted: TrustedKeys | None = None,
         mirror: Mirror | None = None,
         witness: FileWitness | None = None,
-        verified: VerifiedPrefix | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 60.0,
     ) -> None:
@@ -84,7 +81,6 @@ class AuditLog:
         )
         self._mirror = mirror
         self._witness = witness
-        self._verified = verified
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self._qlock = threading.Lock()
@@ -313,7 +309,6 @@ class AuditLog:
             self._trusted,
             self._mirror,
             witness=self._witness,
-            verified=self._verified,
             signed=self._signer is not None,
             in_transaction=self._in_transaction(),
             grace=mirror_grace_seconds,

@@ -191,3 +191,29 @@ def test_two_nodes_link_each_others_checkpoints(tmp_path):
     result = a.audit.verify()
     assert not result.ok and result.first_bad_seq == 2 and "not trusted" in result.problem
     b.store.close()
+
+
+def test_messages_and_lines_are_the_json_they_always_were():
+    """Messages and witness/mirror lines are formatted directly (verify builds one per
+    checkpoint); the bytes must stay what ``json.dumps`` made, or v1/v2 signatures and
+    older witness lines would no longer match."""
+    import json
+    from dataclasses import asdict
+
+    from emergency.audit.checkpoints import checkpoint_message_v3, record_line
+
+    for node in ("node-a", 'nöde "x"\n\t\u2028', ""):
+        fields = {"count": 3, "hash": "ab" * 32, "key_id": "k" * 16, "node": node, "seq": 10**12, "ts": "2025-03-01"}
+        dumped = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+        assert checkpoint_message(10**12, "ab" * 32, 3, "2025-03-01", node, "k" * 16) == (
+            b"sightline-audit-checkpoint/v2\n" + dumped
+        )
+        v3 = json.dumps({**fields, "prev": "p" * 64}, sort_keys=True, separators=(",", ":")).encode()
+        assert checkpoint_message_v3(10**12, "ab" * 32, 3, "2025-03-01", node, "k" * 16, "p" * 64) == (
+            b"sightline-audit-checkpoint/v3\n" + v3
+        )
+        v2 = Checkpoint(10**12, "ab" * 32, 3, "2025-03-01", node, "k" * 16, "c2ln")
+        old = {k: v for k, v in asdict(v2).items() if k != "prev"}
+        assert record_line(v2) == json.dumps(old, sort_keys=True, separators=(",", ":"))
+        cp = replace(v2, prev="p" * 64)
+        assert record_line(cp) == json.dumps(asdict(cp), sort_keys=True, separators=(",", ":"))
