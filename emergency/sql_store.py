@@ -356,7 +356,8 @@ class SqlStore(ABC):
     def insert_audit_checkpoint(self, cp: Checkpoint) -> bool:
         """False if a checkpoint at that seq exists already (another process or node signed it first)."""
         return self._insert_new(
-            insert_sql("audit_checkpoints", CHECKPOINT_COLUMNS), tuple(getattr(cp, c) for c in CHECKPOINT_COLUMNS)
+            insert_sql("audit_checkpoints", CHECKPOINT_COLUMNS),
+            (cp.seq, cp.hash, cp.count, cp.ts, cp.node, cp.key_id, _signature_column(cp)),
         )
 
     def last_audit_checkpoint(self) -> Checkpoint | None:
@@ -748,8 +749,17 @@ def _required(t: datetime | None) -> datetime:
     return t
 
 
+def _signature_column(cp: Checkpoint) -> str:
+    """A v3 checkpoint's link rides in its signature column as ``prev:signature`` (base64
+    has no ``:``), so the table keeps the columns release 0.1 made."""
+    return cp.signature if cp.prev is None else f"{cp.prev}:{cp.signature}"
+
+
 def _checkpoint(r: Row) -> Checkpoint:
-    return Checkpoint(**{c: r[c] for c in CHECKPOINT_COLUMNS})
+    prev, colon, signature = str(r["signature"]).rpartition(":")
+    return Checkpoint(
+        r["seq"], r["hash"], r["count"], r["ts"], r["node"], r["key_id"], signature, prev if colon else None
+    )
 
 
 def _is_one(value: object) -> bool:

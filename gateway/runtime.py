@@ -16,7 +16,6 @@ from camera_adapters.registry import CameraConnection
 from emergency.audit import AuditEvent, AuditLog
 from emergency.audit.checkpoints import CheckpointSigner, TrustedKeys
 from emergency.audit.mirror import open_mirror
-from emergency.audit.verified_prefix import VERIFIED_FILE, VerifiedPrefix
 from emergency.audit.witness import WITNESS_FILE, open_witness
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
@@ -75,7 +74,6 @@ def open_audit(config: GatewayConfig, store: SqlStore, clock: Clock) -> AuditLog
         trusted=TrustedKeys.for_node(config.secrets_dir, signer),
         mirror=open_mirror(config.audit_mirror),
         witness=open_witness(config.audit_witness, config.secrets_dir / WITNESS_FILE),
-        verified=VerifiedPrefix(config.secrets_dir / VERIFIED_FILE, signer.mac_key(b"verified-prefix")),
         checkpoint_every=config.audit_checkpoint_every,
         checkpoint_interval=config.audit_checkpoint_seconds,
     )

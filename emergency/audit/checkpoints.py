@@ -5,7 +5,15 @@ it are mine", signed by one node's key. The writer signs one for every commit ba
 the same transaction as the entries (``count`` is the batch's size, message v2), so every
 entry lies in the range of exactly one checkpoint and a row added, or a checkpoint
 deleted, by someone without the key leaves a range no signature covers. Release 0.1
-signed the chain's head now and then (v1, ``count == seq``: it covers seq 1 to ``seq``). Each node generates its own key into the data
+signed the chain's head now and then (v1, ``count == seq``: it covers seq 1 to ``seq``).
+
+Since message v3 the checkpoints form a chain of their own: each carries ``prev``, the
+SHA-256 of the previous checkpoint's signed message (the last one in the database when its
+batch committed, whichever node signed it), and the signer links only to a checkpoint it
+signed itself or whose signature it checked; so one good signature vouches for every
+checkpoint the links lead back to, and verify checks a signature only where the links do
+not connect (``prev == ""``: the first checkpoint, or one the writer could not vouch for;
+or a v1/v2 checkpoint, which has no link). Each node generates its own key into the data
 dir's secrets (0600) and records its public key in the store's ``audit_keys`` table so
 any verifier can find it; but a key found only in the database is not *trusted* (whoever
 can write the database could add one): a verifier trusts its own node's key and the
@@ -30,11 +38,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 log = logging.getLogger(__name__)
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 SIGNING_KEY_FILE = "audit-signing.key"
 TRUSTED_KEYS_FILE = "audit_trusted_keys"
 _MESSAGE_PREFIX = b"sightline-audit-checkpoint/v2\n"
 _V1_PREFIX = b"sightline-audit-checkpoint/v1\n"
+_V3_PREFIX = b"sightline-audit-checkpoint/v3\n"
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,17 @@ class Checkpoint:
     node: str
     key_id: str
     signature: str  # base64 of the 64-byte Ed25519 signature
+    prev: str | None = None  # v3: link() of the previous checkpoint ("" for none); None: v1/v2
 
     def message(self) -> bytes:
         """The signed bytes: a versioned prefix and the fields as canonical JSON."""
+        if self.prev is not None:
+            return checkpoint_message_v3(self.seq, self.hash, self.count, self.ts, self.node, self.key_id, self.prev)
         return checkpoint_message(self.seq, self.hash, self.count, self.ts, self.node, self.key_id)
+
+    def link(self) -> str:
+        """What the next checkpoint's ``prev`` holds: the hex SHA-256 of this one's message."""
+        return hashlib.sha256(self.message()).hexdigest()
 
     @property
     def first(self) -> int:
@@ -68,8 +85,38 @@ class AuditKey:
 def checkpoint_message(
     seq: int, hash: str, count: int, ts: str, node: str, key_id: str, prefix: bytes = _MESSAGE_PREFIX
 ) -> bytes:
-    fields = {"count": count, "hash": hash, "key_id": key_id, "node": node, "seq": seq, "ts": ts}
-    return prefix + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    """The fields as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes them,
+    formatted directly (verify builds one message per checkpoint)."""
+    q = _quote
+    return (
+        prefix
+        + (
+            f'{{"count":{int(count)},"hash":{q(hash)},"key_id":{q(key_id)},"node":{q(node)},'
+            f'"seq":{int(seq)},"ts":{q(ts)}}}'
+        ).encode()
+    )
+
+
+def checkpoint_message_v3(seq: int, hash: str, count: int, ts: str, node: str, key_id: str, prev: str) -> bytes:
+    q = _quote
+    return (
+        _V3_PREFIX
+        + (
+            f'{{"count":{int(count)},"hash":{q(hash)},"key_id":{q(key_id)},"node":{q(node)},"prev":{q(prev)},'
+            f'"seq":{int(seq)},"ts":{q(ts)}}}'
+        ).encode()
+    )
+
+
+def record_line(cp: Checkpoint) -> str:
+    """``cp`` as the witness and the mirror write it: its fields as sorted compact JSON
+    (``prev`` only for v3), formatted directly so verify can compare lines as text."""
+    q = _quote
+    prev = "" if cp.prev is None else f'"prev":{q(cp.prev)},'
+    return (
+        f'{{"count":{int(cp.count)},"hash":{q(cp.hash)},"key_id":{q(cp.key_id)},"node":{q(cp.node)},{prev}'
+        f'"seq":{int(cp.seq)},"signature":{q(cp.signature)},"ts":{q(cp.ts)}}}'
+    )
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -117,9 +164,10 @@ class CheckpointSigner:
     def audit_key(self, created: str) -> AuditKey:
         return AuditKey(self.key_id, self.node, base64.b64encode(self.public_raw).decode(), created)
 
-    def sign(self, seq: int, hash: str, count: int, ts: str) -> Checkpoint:
-        signature = self._private.sign(checkpoint_message(seq, hash, count, ts, self.node, self.key_id))
-        return Checkpoint(seq, hash, count, ts, self.node, self.key_id, base64.b64encode(signature).decode())
+    def sign(self, seq: int, hash: str, count: int, ts: str, prev: str = "") -> Checkpoint:
+        """A v3 checkpoint linked to the checkpoint whose ``link()`` is ``prev`` ("": none)."""
+        signature = self._private.sign(checkpoint_message_v3(seq, hash, count, ts, self.node, self.key_id, prev))
+        return Checkpoint(seq, hash, count, ts, self.node, self.key_id, base64.b64encode(signature).decode(), prev)
 
 
 class KeyPermissionError(PermissionError):
@@ -170,19 +218,26 @@ class TrustedKeys:
     def node_of(self, key_id: str) -> str:
         return self._keys[key_id][1] if key_id in self._keys else ""
 
-    def check(self, cp: Checkpoint) -> str | None:
-        """None if ``cp`` carries a good signature by a trusted key, else what is wrong."""
+    def check_fields(self, cp: Checkpoint) -> str | None:
+        """The cheap part of ``check``: a trusted key id and a possible count."""
         if cp.key_id not in self._keys:
             return f"checkpoint at seq {cp.seq} is signed by key {cp.key_id} (node {cp.node}), which is not trusted"
         if not 1 <= cp.count <= cp.seq:
             return f"checkpoint at seq {cp.seq} claims {cp.count} entries, more than the log then held"
+        return None
+
+    def check(self, cp: Checkpoint) -> str | None:
+        """None if ``cp`` carries a good signature by a trusted key, else what is wrong."""
+        problem = self.check_fields(cp)
+        if problem:
+            return problem
         key = self._keys[cp.key_id][0]
         try:
             signature = base64.b64decode(cp.signature, validate=True)
             key.verify(signature, cp.message())
         except (InvalidSignature, ValueError):
             try:  # a release-0.1 checkpoint (v1) signed the whole chain up to its seq
-                if cp.count != cp.seq:
+                if cp.count != cp.seq or cp.prev is not None:
                     raise InvalidSignature from None
                 key.verify(
                     base64.b64decode(cp.signature, validate=True),

@@ -5,7 +5,8 @@ share one durable commit (one fsync) and each gets its own entry back once it is
 committed. An append inside ``store.transaction()`` joins that transaction and rolls
 back with it. Every batch of entries is signed (a checkpoint over exactly that batch,
 inserted in the same transaction), so no committed entry lacks a signature a database
-writer cannot make. Once the transaction commits, the batch and its checkpoint go to
+writer cannot make. Each checkpoint links to the one before it (checkpoints.py), so
+verify needs only a few signatures. Once the transaction commits, the batch and its checkpoint go to
 the mirror and the checkpoint to the witness, from what was written, never read back.
 """
 
@@ -20,7 +21,6 @@ from emergency.audit.checkpoints import Checkpoint, CheckpointSigner, TrustedKey
 from emergency.audit.entry import CANONICAL_ENCODER, GENESIS_HASH, OUTCOMES, AuditEntry, canonical_details, iso_ms
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import Mirror
-from emergency.audit.verified_prefix import VerifiedPrefix
 from emergency.audit.verifier import VerifyResult, verify
 from emergency.audit.witness import FileWitness
 from emergency.clock import Clock
@@ -53,8 +53,7 @@ class AuditLog:
     ``signer`` (this node's Ed25519 key) signs a checkpoint for every commit batch, in
     its transaction. ``trusted`` are the keys verify accepts (default: the signer's
     own). ``mirror`` is an optional second sink; ``witness`` keeps every checkpoint
-    outside the database; ``verified`` remembers which checkpoint signatures an earlier
-    verify proved. ``checkpoint_every`` and ``checkpoint_interval`` are kept for
+    outside the database. ``checkpoint_every`` and ``checkpoint_interval`` are kept for
     old callers and site files: every batch is signed now, so they change nothing.
     """
 
@@ -68,7 +67,6 @@ class AuditLog:
         trusted: TrustedKeys | None = None,
         mirror: Mirror | None = None,
         witness: FileWitness | None = None,
-        verified: VerifiedPrefix | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 60.0,
     ) -> None:
@@ -83,13 +81,13 @@ class AuditLog:
         )
         self._mirror = mirror
         self._witness = witness
-        self._verified = verified
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self._qlock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
         self.batches = 0  # group commits so far (the bench reports entries per commit)
+        self._vouched = ""  # link() of the last checkpoint this node signed or checked
         if signer is not None:
             store.insert_audit_key(signer.audit_key(iso_ms(clock.now())))
         if mirror is not None:
@@ -234,7 +232,8 @@ class AuditLog:
                 self._store.insert_audit_entry(entry)
         cp = None
         if self._signer is not None:
-            cp = self._signer.sign(seq, prev, len(entries), ts)
+            cp = self._signer.sign(seq, prev, len(entries), ts, self._link_to(self._store.last_audit_checkpoint()))
+            self._vouched = cp.link()
             if not self._store.insert_audit_checkpoint(cp):
                 raise RuntimeError(f"audit: a checkpoint at seq {seq} exists already (the log was written around us)")
         after = getattr(self._store, "after_commit", None)
@@ -243,6 +242,22 @@ class AuditLog:
         else:  # a store without commit hooks (tests' in-memory store) commits at once
             self._publish(entries, cp)
         return entries
+
+    def _link_to(self, last: Checkpoint | None) -> str:
+        """The ``prev`` of the next checkpoint: the link to ``last`` (the newest in the
+        database, whichever node signed it) if this node signed it or finds its signature
+        good; otherwise "" (not vouched for: verify then checks its signature itself)."""
+        if last is None:
+            return ""
+        link = last.link()
+        if link == self._vouched:
+            return link
+        problem = self._trusted.check(last)
+        if problem:
+            log.warning("audit: not linking the next checkpoint to the one before it: %s", problem)
+            return ""
+        self._vouched = link
+        return link
 
     def _publish(self, entries: list[AuditEntry], cp: Checkpoint | None) -> None:
         """After the commit: the batch to the mirror, its checkpoint to the witness. A
@@ -294,7 +309,6 @@ class AuditLog:
             self._trusted,
             self._mirror,
             witness=self._witness,
-            verified=self._verified,
             signed=self._signer is not None,
             in_transaction=self._in_transaction(),
             grace=mirror_grace_seconds,

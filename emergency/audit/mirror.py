@@ -22,23 +22,21 @@ older ones until an auditor acknowledges them (``sightline audit acknowledge``).
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import logging.handlers
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-from emergency.audit.checkpoints import Checkpoint
+from emergency.audit.checkpoints import Checkpoint, record_line
 from emergency.audit.entry import AuditEntry
 
 log = logging.getLogger(__name__)
 
 
 def checkpoint_line(cp: Checkpoint) -> str:
-    return json.dumps({"checkpoint": asdict(cp)}, sort_keys=True, separators=(",", ":"))
+    return '{"checkpoint":' + record_line(cp) + "}"
 
 
 class FileMirror:

@@ -1,8 +1,9 @@
 """Verifying the audit log: the chain, the signed checkpoints and the file mirror in one pass.
 
 ``verify`` walks the chain from seq 1 and reports the first seq where anything is wrong:
-the chain (seq, prev_hash, hash), a checkpoint (signature by a trusted key, hash of the
-chain at its seq), the mirror (a file mirror must hold the same entries in the same
+the chain (seq, prev_hash, hash), a checkpoint (a trusted key, hash of the chain at its
+seq, its link to the checkpoint before it; a signature only where the links do not reach
+a later checked one: the newest checkpoint and the end of each unlinked run), the mirror (a file mirror must hold the same entries in the same
 order; a row the mirror lacks is reported on every run until an auditor acknowledges
 it), every entry's coverage by a signed batch checkpoint, and the witness (the database
 must reach, and still hold, every checkpoint the witness saw). docs/audit.md has the
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-from emergency.audit.checkpoints import Checkpoint, TrustedKeys
+from emergency.audit.checkpoints import Checkpoint, TrustedKeys, record_line
 from emergency.audit.entry import GENESIS_HASH, mirror_line
 from emergency.audit.events import AuditEvent
 from emergency.audit.mirror import FileMirror, Mirror
-from emergency.audit.verified_prefix import VerifiedPrefix, digest
-from emergency.audit.witness import FileWitness
+from emergency.audit.witness import FileWitness, parse_lines
 from emergency.clock import Clock
 from emergency.store import AuditLogStore
 
@@ -44,6 +44,7 @@ class VerifyResult:
     mirror: str = "none configured"
     notes: tuple[str, ...] = field(default=())
     witness: str = "none configured"
+    signatures: int = 0  # checkpoint signatures checked (the links vouch for the others)
 
 
 def verify(
@@ -53,7 +54,6 @@ def verify(
     sink: Mirror | None,
     *,
     witness: FileWitness | None = None,
-    verified: VerifiedPrefix | None = None,
     signed: bool,
     in_transaction: bool,
     grace: float = 0.0,
@@ -62,9 +62,7 @@ def verify(
     count; ``sink``: the configured mirror (only a file mirror can be compared);
     ``signed``: this node signs checkpoints (so unsigned entries are worth a note);
     ``in_transaction``: called inside a store transaction (then no read-ahead thread);
-    ``witness``: the checkpoints seen outside the database; ``verified``: what an
-    earlier run on this node proved (its checkpoint signatures are not checked again
-    while they are unchanged); ``grace`` is no longer used
+    ``witness``: the checkpoints seen outside the database; ``grace`` is no longer used
     (an entry reaches the mirror as it commits, and verify re-reads the mirror once for
     entries committed while it ran)."""
     return _Verifier(
@@ -73,7 +71,6 @@ def verify(
         trusted,
         sink,
         witness=witness,
-        verified=verified,
         signed=signed,
         in_transaction=in_transaction,
         grace=grace,
@@ -118,13 +115,16 @@ class _MirrorLines:
     entry line (``next_entry``, collecting checkpoint lines on the way, as the row-by-row
     walk wants) or the next ``n`` entry lines at once (``take``, for the bulk check)."""
 
-    def __init__(self, blocks: Iterator[tuple[list[str], list[int]]], mirror_cps: list[Checkpoint]) -> None:
+    def __init__(
+        self, blocks: Iterator[tuple[list[str], list[int]]], mirror_cps: list[str], known: dict[str, int]
+    ) -> None:
         self._blocks = blocks
         self._lines: list[str] = []
         self._cps_at: list[int] = []  # indices in _lines of checkpoint lines, ascending
         self._base = 0  # line number of _lines[0], minus 1
         self._i = 0  # the next line to read
-        self._cps = mirror_cps
+        self._cps = mirror_cps  # the checkpoint lines read so far, as text
+        self._known = known  # record_line -> seq of the database's checkpoints
 
     def _fill(self, need: int) -> bool:
         """At least ``need`` unread lines buffered; False when the file ends sooner."""
@@ -155,17 +155,19 @@ class _MirrorLines:
             n, line = self._base + self._i + 1, self._lines[self._i]
             self._i += 1
             if line.startswith(_CHECKPOINT_PREFIX):
-                try:
-                    self._cps.append(Checkpoint(**json.loads(line)["checkpoint"]))
-                except (ValueError, TypeError, KeyError):
-                    raise _Bad(seq, f"mirror line {n} is not a valid checkpoint record") from None
+                if line[len(_CHECKPOINT_PREFIX) : -1] not in self._known:
+                    try:
+                        Checkpoint(**json.loads(line)["checkpoint"])
+                    except (ValueError, TypeError, KeyError):
+                        raise _Bad(seq, f"mirror line {n} is not a valid checkpoint record") from None
+                self._cps.append(line)
                 continue
             return n, line
         return None
 
     def take(self, n: int) -> list[str] | None:
         """The next ``n`` entry lines, or None (nothing read) when there are fewer or a
-        checkpoint line among them is not valid."""
+        checkpoint line among them is not one of the database's (the row-by-row walk names it)."""
         start, want = self._i, n
         while True:
             if not self._fill(want):
@@ -179,15 +181,15 @@ class _MirrorLines:
         if hi == lo:
             out = self._lines[start : start + n]
         else:
-            out, at, cps = [], start, []
+            out, at = [], start
             for c in self._cps_at[lo:hi]:
                 out.extend(self._lines[at:c])
-                try:
-                    cps.append(Checkpoint(**json.loads(self._lines[c])["checkpoint"]))
-                except (ValueError, TypeError, KeyError):
-                    return None
                 at = c + 1
             out.extend(self._lines[at : start + want])
+            cps = [self._lines[c] for c in self._cps_at[lo:hi]]
+            known, cut = self._known, len(_CHECKPOINT_PREFIX)
+            if not all(line[cut:-1] in known for line in cps):
+                return None
             self._cps.extend(cps)
         self._i = start + want
         return out
@@ -220,7 +222,6 @@ class _Verifier:
         sink: Mirror | None,
         *,
         witness: FileWitness | None,
-        verified: VerifiedPrefix | None = None,
         signed: bool,
         in_transaction: bool,
         grace: float,
@@ -238,8 +239,10 @@ class _Verifier:
         self.unmirrored_from: int | None = None  # first seq the mirror does not hold yet
         self.missing: dict[int, str] = {}  # seq -> its expected mirror line, not (yet) seen there
         self.witness = witness
-        self.verified = verified
-        self._proven = 0  # checkpoints up to this seq were proven by an earlier run
+        self._sign_at: set[int] = set()  # seqs of the checkpoints whose signature is checked
+        self._broken: dict[int, Checkpoint | None] = {}  # seq -> the checkpoint before, its link not matching
+        self.signatures = 0
+        self._witness_lines: list[str] = []
         self._next: Any = None
 
     def run(self) -> VerifyResult:
@@ -248,12 +251,14 @@ class _Verifier:
         # everything in it up to there must be in the database we read next.
         # The same for the witness; then the database's head before its checkpoints, so
         # every entry up to that head has its batch's checkpoint in what we read.
-        witnessed, torn = self.witness.read() if self.witness is not None else ([], [])
+        witness_lines = self.witness.lines() if self.witness is not None else []
         mirror_size = self.mirror.snapshot_size() if self.mirror is not None else 0
         first_head = self.store.last_audit_entry()
         db_head = first_head.seq if first_head is not None else 0
         checkpoints = self._all_checkpoints()
-        self._load_proven(checkpoints)
+        self._links(checkpoints)
+        self._witness_lines = witness_lines
+        known = {record_line(cp): cp.seq for cp in checkpoints}
         by_seq = {cp.seq: cp for cp in checkpoints}
         signers: dict[str, int] = {}
         for cp in checkpoints:
@@ -271,10 +276,14 @@ class _Verifier:
             else f"{self.mirror.spec}: not checked"
         )
         head = 0
-        mirror_cps: list[Checkpoint] = []
+        mirror_cps: list[str] = []
         witness_status = "none configured" if self.witness is None else f"{self.witness.spec}: not checked"
         try:
-            lines = _MirrorLines(self.mirror.line_blocks(mirror_size), mirror_cps) if self.mirror is not None else None
+            lines = (
+                _MirrorLines(self.mirror.line_blocks(mirror_size), mirror_cps, known)
+                if self.mirror is not None
+                else None
+            )
             head = self._walk(by_seq, lines, mirror_cps)
             late = [cp for cp in checkpoints if cp.seq > head]
             if late:
@@ -284,11 +293,11 @@ class _Verifier:
                     f"log ends at seq {head}: entries from seq {head + 1} were removed",
                 )
             if self.witness is not None:
-                witness_status = self._witness_check(witnessed, torn, head, by_seq)
+                witness_status = self._witness_fast(known, head) or self._witness_check(head, by_seq)
             if self.signed:
                 self._coverage(checkpoints, min(head, db_head))
             if self._next is not None:
-                mirror_status = self._mirror_tail(self._next.next_entry, head, mirror_cps, by_seq)
+                mirror_status = self._mirror_tail(self._next.next_entry, head, mirror_cps, by_seq, known)
         except _Bad as bad:
             if self.mirror is not None and mirror_status.endswith("not checked"):
                 mirror_status = f"{self.mirror.spec}: checked up to seq {bad.seq - 1}"
@@ -304,8 +313,8 @@ class _Verifier:
                 mirror_status,
                 tuple(self.notes),
                 witness_status,
+                self.signatures,
             )
-        self._save_proven(checkpoints, head)
         last_cp = checkpoints[-1].seq if checkpoints else None
         unsigned = head - (last_cp or 0)
         if unsigned and self.signed:
@@ -325,40 +334,86 @@ class _Verifier:
             mirror_status,
             tuple(self.notes),
             witness_status,
+            self.signatures,
         )
 
-    def _load_proven(self, checkpoints: list[Checkpoint]) -> None:
-        saved = self.verified.load() if self.verified is not None else None
-        if saved is None:
-            return
-        seq, dig = saved
-        prefix = checkpoints[: bisect.bisect_right([cp.seq for cp in checkpoints], seq)]
-        if prefix and prefix[-1].seq == seq and digest(prefix) == dig:
-            self._proven = seq
-            self.notes.append(
-                f"the signatures of the {len(prefix)} checkpoints up to seq {seq} were checked by an earlier "
-                "verify on this node and are unchanged"
+    def _links(self, checkpoints: list[Checkpoint]) -> None:
+        """Walks the checkpoints' own chain: each v3 checkpoint's ``prev`` must be the
+        ``link()`` of the one before it. A signature is then needed only on the newest
+        checkpoint and on the last of each run the links do not connect (before a
+        checkpoint with no link: v1/v2, the log's first, or one whose writer could not
+        vouch for its predecessor); a link that does not match is a failure, reported
+        where the walk reaches it (``_problem``)."""
+        before: Checkpoint | None = None
+        for cp in checkpoints:
+            if cp.prev is None or cp.prev == "":
+                if before is not None:
+                    self._sign_at.add(before.seq)
+            elif before is None or cp.prev != before.link():
+                self._broken[cp.seq] = before
+                if before is not None:
+                    self._sign_at.add(before.seq)
+            before = cp
+        if before is not None:
+            self._sign_at.add(before.seq)
+
+    def _signature(self, cp: Checkpoint) -> str | None:
+        self.signatures += 1
+        return self.trusted.check(cp)
+
+    def _problem(self, cp: Checkpoint) -> tuple[int, str] | None:
+        """What is wrong with ``cp`` (a trusted key, its signature where needed, its link),
+        and the seq to name; None if nothing."""
+        problem = self.trusted.check_fields(cp)
+        if problem is None and (cp.seq in self._sign_at or cp.seq in self._broken):
+            problem = self._signature(cp)
+        if problem:
+            return cp.seq, problem
+        if cp.seq not in self._broken:
+            return None
+        # cp is genuine (its signature is good) and the one before it, if any, was checked
+        # first (a run ends there): what it linked to is gone
+        before = self._broken[cp.seq]
+        start = before.seq + 1 if before is not None else 1
+        witnessed = sorted(parse_lines(self._witness_lines)[0], key=lambda w: w.seq)
+        seen = witnessed[bisect.bisect_left([w.seq for w in witnessed], start) :]
+        if seen and seen[0].seq < cp.seq:
+            return seen[0].seq, (
+                f"the checkpoint at seq {seen[0].seq}, which the witness saw at {seen[0].ts}, was deleted from "
+                f"the database (the checkpoint at seq {cp.seq} links to it)"
             )
+        linked = (
+            f"the checkpoint at seq {cp.seq} (signed by {cp.key_id}, {cp.node}, {cp.ts}) links to a checkpoint "
+            f"that is no longer in the database ({'the one at seq ' + str(before.seq) if before else 'none'} "
+            "precedes it)"
+        )
+        if start < cp.first:
+            one = start == cp.first - 1
+            return start, (
+                f"seq {_range(start, cp.first - 1)} {'is' if one else 'are'} not covered by any signed checkpoint: "
+                f"{'its' if one else 'their'} checkpoint was deleted by someone without the node's signing key; "
+                + linked
+            )
+        return start, f"a checkpoint was deleted by someone without the node's signing key: {linked}"
 
-    def _save_proven(self, checkpoints: list[Checkpoint], head: int) -> None:
-        if self.verified is None:
-            return
-        prefix = [cp for cp in checkpoints if cp.seq <= head]
-        if prefix and prefix[-1].seq > self._proven:
-            try:
-                self.verified.save(prefix[-1].seq, digest(prefix))
-            except OSError:
-                pass
+    def _witness_fast(self, known: dict[str, int], head: int) -> str | None:
+        """The usual case, compared as text: every witness line is one of the database's
+        checkpoints as written, none beyond ``head``. None: look closer (``_witness_check``)."""
+        assert self.witness is not None
+        lines = [line for line in self._witness_lines if line]
+        seqs = [known.get(line, -1) for line in lines]
+        if not lines or min(seqs) < 0 or max(seqs) > head:
+            return None
+        return (
+            f"{self.witness.spec}: the database holds all {len(lines)} witnessed checkpoints "
+            f"(newest at seq {max(seqs)})"
+        )
 
-    def _check(self, cp: Checkpoint) -> str | None:
-        return None if cp.seq <= self._proven else self.trusted.check(cp)
-
-    def _witness_check(
-        self, witnessed: list[Checkpoint], torn: list[int], head: int, by_seq: dict[int, Checkpoint]
-    ) -> str:
+    def _witness_check(self, head: int, by_seq: dict[int, Checkpoint]) -> str:
         """The database must reach the newest witnessed checkpoint and still hold every
         witnessed checkpoint as it was signed."""
         assert self.witness is not None
+        witnessed, torn = parse_lines(self._witness_lines)
         spec = self.witness.spec
         if torn:
             self.notes.append(f"witness lines {', '.join(map(str, torn[:5]))} are not checkpoints (torn or edited)")
@@ -406,7 +461,7 @@ class _Verifier:
             out.extend(batch)
         return out
 
-    def _walk(self, by_seq: dict[int, Checkpoint], lines: Any, mirror_cps: list[Checkpoint]) -> int:
+    def _walk(self, by_seq: dict[int, Checkpoint], lines: Any, mirror_cps: list[str]) -> int:
         """The chain, checkpoints and mirror lines in one pass; returns the last seq.
 
         Each page is first checked in bulk (C-level comparisons of whole columns, hashing
@@ -489,7 +544,7 @@ class _Verifier:
             return False
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, last)):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != computed[cp.seq - expected] or self._check(cp):
+            if cp.hash != computed[cp.seq - expected] or self._problem(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -534,7 +589,7 @@ class _Verifier:
             canons = fixed
         for k in range(bisect.bisect_left(cp_seqs, expected), bisect.bisect_right(cp_seqs, seqs[-1])):
             cp = by_seq[cp_seqs[k]]
-            if cp.hash != hashes[cp.seq - expected] or self._check(cp):
+            if cp.hash != hashes[cp.seq - expected] or self._problem(cp):
                 return False
         if mirror is not None:
             mark = mirror.mark()
@@ -572,9 +627,9 @@ class _Verifier:
                 self.unmirrored_from, mirror = seq, None
             cp = by_seq.get(seq)
             if cp is not None:
-                problem = self._check(cp)
+                problem = self._problem(cp)
                 if problem:
-                    raise _Bad(seq, problem)
+                    raise _Bad(*problem)
                 if cp.hash != h:
                     raise _Bad(
                         seq,
@@ -619,7 +674,12 @@ class _Verifier:
             raise _Bad(seq, f"seq {seq} differs between the database and the mirror (line {n}) in {', '.join(differ)}")
 
     def _mirror_tail(
-        self, next_entry: Any, head: int, mirror_cps: list[Checkpoint], by_seq: dict[int, Checkpoint]
+        self,
+        next_entry: Any,
+        head: int,
+        mirror_cps: list[str],
+        by_seq: dict[int, Checkpoint],
+        known: dict[str, int],
     ) -> str:
         """After the walk: what the mirror holds beyond the database, what the database
         holds that the mirror does not (reported on every run until an auditor
@@ -647,13 +707,16 @@ class _Verifier:
         if absent:
             absent = self._arrived_since(absent)
         absent_set = set(absent)
-        for cp in mirror_cps:
-            mine = by_seq.get(cp.seq)
-            if mine != cp:
+        mirrored_cps: set[int] = set()
+        for line in mirror_cps:
+            seq = known.get(line[len(_CHECKPOINT_PREFIX) : -1])
+            if seq is None:
+                cp = Checkpoint(**json.loads(line)["checkpoint"])
+                mine = by_seq.get(cp.seq)
                 what = "is not in the database" if mine is None else "differs from the database's"
                 raise _Bad(cp.seq, f"the mirror's checkpoint at seq {cp.seq} {what}")
+            mirrored_cps.add(seq)
         # (a mirror added to a running log holds the checkpoints signed after it started)
-        mirrored_cps = {cp.seq for cp in mirror_cps}
         since = min(mirrored_cps, default=head + 1)
         for cp in by_seq.values():
             if cp.seq not in mirrored_cps and since < cp.seq <= head and cp.seq not in absent_set:

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict
 from pathlib import Path
 
-from emergency.audit.checkpoints import Checkpoint
+from emergency.audit.checkpoints import Checkpoint, record_line
 
 WITNESS_FILE = "audit-witness.jsonl"
 
@@ -40,7 +39,7 @@ class FileWitness:
         return f"file:{self.path}"
 
     def write(self, cp: Checkpoint) -> None:
-        line = json.dumps(asdict(cp), sort_keys=True, separators=(",", ":")) + "\n"
+        line = record_line(cp) + "\n"
         with self._lock:
             if not self._torn_checked:  # a crash mid-write left half a line: end it first
                 with open(self.path, "rb") as fh:
@@ -53,24 +52,38 @@ class FileWitness:
                 data = data[os.write(self._fd, data) :]
             os.fsync(self._fd)
 
+    def lines(self) -> list[str]:
+        """The file's lines as written (verify compares them as text first)."""
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().split("\n")
+
     def read(self) -> tuple[list[Checkpoint], list[int]]:
         """The witnessed checkpoints, and the numbers of lines that are not one (torn or edited)."""
-        cps, bad = [], []
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    cps.append(Checkpoint(**json.loads(line)))
-                except (ValueError, TypeError):
-                    bad.append(n)
-        return cps, bad
+        return parse_lines(self.lines())
 
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def parse_lines(lines: list[str]) -> tuple[list[Checkpoint], list[int]]:
+    """Witness lines as checkpoints, and the numbers of those that are not one."""
+    kept = [line for line in lines if line.strip()]
+    try:  # all at once (one decode call, not one per line); line by line if any is torn
+        return [Checkpoint(**d) for d in json.loads("[" + ",".join(kept) + "]")], []
+    except (ValueError, TypeError):
+        pass
+    cps, bad = [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            cps.append(Checkpoint(**json.loads(line)))
+        except (ValueError, TypeError):
+            bad.append(n)
+    return cps, bad
 
 
 def open_witness(spec: str | None, default: Path | None) -> FileWitness | None:

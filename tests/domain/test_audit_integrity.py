@@ -508,28 +508,6 @@ def test_a_loose_signing_key_of_another_user_is_refused(tmp_path, monkeypatch):
         CheckpointSigner.load_or_create(secrets, "n")
 
 
-def test_an_earlier_verify_spares_the_signature_checks_until_a_checkpoint_changes(tmp_path):
-    from emergency.audit.verified_prefix import VerifiedPrefix
-
-    e = Env(tmp_path, mirror=False, witness=False)
-    e.audit._verified = VerifiedPrefix(tmp_path / "verified.json", e.signer.mac_key(b"verified-prefix"))
-    e.fill()
-    assert e.verify().ok
-    result = e.verify()
-    assert result.ok and any("20 checkpoints up to seq 20 were checked by an earlier" in n for n in result.notes)
-    # a file made without the key is ignored
-    forged = VerifiedPrefix(tmp_path / "verified.json", b"guess")
-    forged.save(20, "0" * 64)
-    assert not any("earlier" in n for n in e.verify().notes)
-    assert any("earlier" in n for n in e.verify().notes)
-    cp = e.store.audit_checkpoints(after_seq=6, limit=1)[0]
-    sig = bytearray(base64.b64decode(cp.signature))
-    sig[0] ^= 1
-    e.sql(("UPDATE audit_checkpoints SET signature = ? WHERE seq = ?", (base64.b64encode(sig).decode(), cp.seq)))
-    result = e.audit.verify()
-    assert not result.ok and result.first_bad_seq == 7 and "bad signature" in result.problem
-
-
 # --- the limits docs/audit.md states ------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ Set AUDIT_TAMPER_TABLE=path to collect the attack x store x mirror -> verdict ta
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from emergency.audit import AuditEntry, AuditEvent
+from emergency.audit.checkpoints import Checkpoint
 from gateway.config import load_config
 from gateway.runtime import open_domain
 from tests.conftest_pg import Backend, PostgresBackend, SqliteBackend
@@ -173,6 +175,54 @@ def delete_all_checkpoints(site: Site) -> int:
     return 1
 
 
+def _batches(site: Site, n: int = 3, size: int = 4) -> list[int]:
+    """``n`` more genuine batches of ``size`` entries; the seqs of their checkpoints."""
+    store, audit, _ = open_domain(load_config(site.path))
+    try:
+        batch = [{"event_type": AuditEvent.VIEW_DENIED, "actor_id": "officer", "object": "camera:b"}] * size
+        done = [audit.append_many(batch)[-1].seq for _ in range(n)]
+    finally:
+        audit.close()
+        store.close()
+    return done
+
+
+def _checkpoint_row(cp: Checkpoint) -> tuple[str, tuple]:
+    return (
+        "INSERT INTO audit_checkpoints (seq, hash, count, ts, node, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (cp.seq, cp.hash, cp.count, cp.ts, cp.node, cp.key_id, f"{cp.prev}:{cp.signature}"),
+    )
+
+
+def _checkpoints(site: Site) -> dict[int, Checkpoint]:
+    store = site.backend.open()
+    try:
+        return {cp.seq: cp for cp in store.audit_checkpoints(limit=10_000)}
+    finally:
+        store.close()
+
+
+def forged_checkpoint_between_genuine_ones(site: Site) -> int:
+    a, b, _ = _batches(site)
+    genuine = _checkpoints(site)[a]
+    forged = replace(genuine, seq=b - 2, count=2, prev=genuine.link(), signature=base64.b64encode(bytes(64)).decode())
+    site.sql(_checkpoint_row(forged))
+    return b - 2
+
+
+def checkpoint_widened_over_forged_rows(site: Site) -> int:
+    append_valid_hashes(site)  # 3 forged rows after the head
+    (first, *_) = _batches(site, size=1)
+    site.sql(f"UPDATE audit_checkpoints SET count = 4 WHERE seq = {first}")
+    return first
+
+
+def delete_a_checkpoint_from_the_middle(site: Site) -> int:
+    _, b, _ = _batches(site)
+    site.sql(f"DELETE FROM audit_checkpoints WHERE seq = {b}")
+    return b  # the witness saw it; without the witness, the next one's link names its batch
+
+
 ATTACKS: dict[str, Callable[[Site], int]] = {
     "edit": edit,
     "delete": delete,
@@ -183,6 +233,9 @@ ATTACKS: dict[str, Callable[[Site], int]] = {
     "truncate tail and its checkpoints": truncate,
     "delete some checkpoints": delete_some_checkpoints,
     "delete all checkpoints": delete_all_checkpoints,
+    "forged checkpoint between two genuine ones": forged_checkpoint_between_genuine_ones,
+    "genuine checkpoint's count widened over forged rows": checkpoint_widened_over_forged_rows,
+    "delete a checkpoint from the middle": delete_a_checkpoint_from_the_middle,
 }
 
 
