@@ -4,12 +4,13 @@ viewports, signing in through the form, and the layout rules every page must kee
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.system_deps import IN_CI
 
 from .web_helpers import WebGateway, require_playwright
 
@@ -26,9 +27,9 @@ ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
-# Under CI (CI=true) a missing chromium fails the test instead of skipping it.
+# Under CI a missing chromium fails the test instead of skipping it (the rule of tests/system_deps.py).
 needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    not Path(CHROMIUM).exists() and not IN_CI,
     reason="Debian's chromium is not installed (scripts/debian-test.txt)",
 )
 

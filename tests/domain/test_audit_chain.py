@@ -3,7 +3,6 @@ checks one signature for a run of linked checkpoints; every break of the links i
 and named, and older (v2) checkpoints still verify as before."""
 
 import base64
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -14,6 +13,7 @@ from emergency.audit.checkpoints import Checkpoint, CheckpointSigner, TrustedKey
 from emergency.audit.witness import FileWitness
 from emergency.clock import FakeClock
 from emergency.sqlite_store import SqliteStore
+from tests.sqlite_tamper import tamper
 
 N = 20
 
@@ -39,18 +39,7 @@ class Env:
             self.clock.advance(0.5)
 
     def sql(self, *statements):
-        conn = sqlite3.connect(self.db)
-        for t in (
-            "audit_log_no_update",
-            "audit_log_no_delete",
-            "audit_checkpoints_no_update",
-            "audit_checkpoints_no_delete",
-        ):
-            conn.execute(f"DROP TRIGGER IF EXISTS {t}")
-        for sql, params in statements:
-            conn.execute(sql, params)
-        conn.commit()
-        conn.close()
+        tamper(self.db, *statements)
 
     def checkpoints(self):
         return self.store.audit_checkpoints(limit=10_000)

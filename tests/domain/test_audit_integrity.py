@@ -4,7 +4,6 @@ dropped) and in the mirror file is caught and named; cadence; transactions."""
 import base64
 import json
 import socket
-import sqlite3
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from emergency.clock import FakeClock
 from emergency.model import Actor
 from emergency.site import Role
 from emergency.sqlite_store import SqliteStore
+from tests.sqlite_tamper import tamper
 
 OFFICER = Actor("officer", Role.OFFICER, "village-pd", (), mfa=True)
 N = 20
@@ -57,18 +57,7 @@ class Env:
             self.clock.advance(0.5)
 
     def sql(self, *statements):
-        conn = sqlite3.connect(self.db)
-        for t in (
-            "audit_log_no_update",
-            "audit_log_no_delete",
-            "audit_checkpoints_no_update",
-            "audit_checkpoints_no_delete",
-        ):
-            conn.execute(f"DROP TRIGGER IF EXISTS {t}")
-        for sql, params in statements:
-            conn.execute(sql, params)
-        conn.commit()
-        conn.close()
+        tamper(self.db, *statements)
 
     def lines(self):
         return self.mirror_path.read_text().splitlines()
