@@ -65,11 +65,11 @@ def _render(request: Request, template: str, context: dict[str, Any], status: in
 
 def _user(request: Request, ident: Identity) -> dict[str, Any]:
     gw = request.app.state.gateway
-    account = gw.config.site.accounts[ident.actor.id]
+    account = gw.tokens.directory.get(ident.actor.id)
     agency = gw.config.site.agencies.get(ident.actor.agency or "")
     return {
         "id": ident.actor.id,
-        "name": account.name,
+        "name": account.name if account else ident.actor.id,
         "role": str(ident.actor.role),
         "role_label": ROLE_LABELS.get(ident.actor.role, str(ident.actor.role)),
         "agency": agency.name if agency else None,
@@ -111,8 +111,9 @@ def _refused(request: Request, exc: PageRefused) -> Response:
 
 def _buildings(request: Request, ident: Identity) -> list[dict[str, str]]:
     """The buildings this person acts for (a building administrator: their own), as plain data."""
-    site = request.app.state.gateway.config.site
-    account = site.accounts.get(ident.actor.id)
+    gw = request.app.state.gateway
+    site = gw.config.site
+    account = gw.tokens.directory.get(ident.actor.id)
     own = set(account.buildings) if account is not None and account.buildings else None
     return [{"id": b.id, "name": b.name} for b in site.buildings.values() if own is None or b.id in own]
 

@@ -56,12 +56,11 @@ def list_sessions(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
         camera = site.cameras.get(s.camera_id)
         if camera is None or not may(who, Permission.LIST_VIEW_SESSIONS, camera.building):
             continue
-        viewer = site.accounts.get(s.actor.id)
         agency = site.agencies.get(s.actor.agency or "")
         out.append(
             {
                 **s.summary(),
-                "viewer_name": viewer.name if viewer else s.actor.id,
+                "viewer_name": gw.tokens.directory.name(s.actor.id),
                 "agency_name": agency.name if agency else s.actor.agency,
                 "camera_name": camera.name,
                 "building": camera.building,

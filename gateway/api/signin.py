@@ -34,6 +34,8 @@ from gateway.identity.signin import (
     clear_cookie_header,
     cookie_identity,
     iso_utc,
+    open_web_session,
+    secure_cookies,
     sign_in_state,
 )
 
@@ -55,15 +57,10 @@ def attack_detail(wait: int) -> str:
     )
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or gateway(request).config.public_url.startswith("https://")
-
-
 def _session_view(gw, actor: Actor, session: WebSession, sessions: Any) -> dict[str, Any]:
-    account = gw.config.site.accounts[actor.id]
     return {
         "user": actor.id,
-        "name": account.name,
+        "name": gw.tokens.directory.name(actor.id),
         "role": str(actor.role),
         "agency": actor.agency,
         "amr": list(session.amr),
@@ -191,26 +188,20 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
             raise refuse("TOTP code already used (replay)")
         amr = AMR_MFA
 
-    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
     try:
-        cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
+        actor, session = open_web_session(
+            request,
+            response,
+            account,
+            amr,
+            reason="signed in with password and authenticator code"
+            if amr == AMR_MFA
+            else "signed in with password only (no second factor)",
+        )
         state.per_user.clear(user_key)
         state.remember_source(account_key, source)
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
-    actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
-    gw.audit.append(
-        AuditEvent.AUTH_LOGIN,
-        actor=actor,
-        object=f"account:{account.id}",
-        source=source,
-        reason="signed in with password and authenticator code"
-        if session.mfa
-        else "signed in with password only (no second factor)",
-        details={"amr": list(amr), "session": token_id},
-    )
-    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=_secure(request), path="/")
-    response.headers["Cache-Control"] = "no-store"
     return _session_view(gw, actor, session, state.sessions)
 
 
@@ -219,7 +210,7 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
     """End the web session. Needs the CSRF header like any cookie-authenticated change."""
     gw = gateway(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookies(request))
     if not cookie:
         return {"signed_out": True}
     if request.headers.get(CSRF_HEADER) != CSRF_VALUE:

@@ -61,15 +61,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from emergency.audit import AuditEvent
+from emergency.model import Actor
 from gateway.errors import ApiError
 from gateway.identity.failures import audit_bad_credential
 from gateway.identity.proxies import client_address
 from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
 
 if TYPE_CHECKING:
+    from emergency.site import Account
     from gateway.config import GatewayConfig
 
 SESSION_COOKIE = "sightline_session"
@@ -297,6 +299,44 @@ def sign_in_state(request: Request) -> SignIn:
 
 def _gw(request: Request):
     return request.app.state.gateway
+
+
+def secure_cookies(request: Request) -> bool:
+    return request.url.scheme == "https" or _gw(request).config.public_url.startswith("https://")
+
+
+def open_web_session(
+    request: Request,
+    response: Response,
+    account: Account,
+    amr: tuple[str, ...],
+    *,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> tuple[Actor, WebSession]:
+    """Sign ``account`` in to the pages, however it proved who it is (password and code,
+    its agency's provider, a guest pass): issue the session's token, create the session,
+    set the cookie and audit ``auth.login`` with ``reason``. Raises
+    :class:`SignInUnavailable` when the shared session store cannot be reached."""
+    gw = _gw(request)
+    state = sign_in_state(request)
+    source = client_address(request)
+    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
+    cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
+    actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
+    gw.audit.append(
+        AuditEvent.AUTH_LOGIN,
+        actor=actor,
+        object=f"account:{account.id}",
+        source=source,
+        reason=reason,
+        details={"amr": list(amr), "session": token_id, **(details or {})},
+    )
+    response.set_cookie(
+        SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return actor, session
 
 
 def cookie_session(request: Request, cookie: str) -> WebSession:

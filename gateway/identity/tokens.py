@@ -2,8 +2,9 @@
 
 Tokens are short JWTs signed with a per-deployment key kept in the data directory.
 They carry only the account id and how it authenticated (``amr``); role, agency and
-buildings are read from the site file on every request, so removing an account from
-the site file revokes its tokens at once.
+buildings are read from the directory (gateway/identity/directory.py: the site file, or
+a person provisioned at sign-in) on every request, so removing an account revokes its
+tokens at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from joserfc.jwk import OctKey
 from emergency.model import Actor
 from emergency.permissions import Permission, role_holds
 from emergency.site import Site
+from gateway.identity.directory import Directory
 
 ISSUER = "sightline"
 ALGORITHM = "HS256"
@@ -61,9 +63,10 @@ def load_or_create_key(secrets_dir: Path) -> bytes:
 
 
 class TokenAuthority:
-    def __init__(self, key: bytes, site: Site) -> None:
+    def __init__(self, key: bytes, site: Site, directory: Directory | None = None) -> None:
         self._key = OctKey.import_key(key)
         self._site = site
+        self.directory = directory or Directory(site)
 
     def issue(
         self,
@@ -77,7 +80,7 @@ class TokenAuthority:
 
         A records client's token carries ``scope`` (space-separated, RFC 6749 3.3): the
         requested ``scopes``, which must be a subset of the account's, or all of them."""
-        account = self._site.accounts.get(account_id)
+        account = self.directory.get(account_id)
         if account is None:
             raise AuthError(f"no account '{account_id}' in the site file")
         if not 0 < ttl <= MAX_TTL:
@@ -107,7 +110,7 @@ class TokenAuthority:
         exp = claims.get("exp")
         if claims.get("iss") != ISSUER or not isinstance(exp, int) or exp <= now:
             raise AuthError("the token is expired or not ours; ask for a new one")
-        account = self._site.accounts.get(str(claims.get("sub")))
+        account = self.directory.get(str(claims.get("sub")))
         if account is None:
             raise AuthError("the token's account no longer exists")
         amr = claims.get("amr") or []
