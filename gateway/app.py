@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from gateway import errors
 from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
@@ -16,10 +17,24 @@ from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
 from gateway.identity.failures import FailureSummary
 from gateway.runtime import Gateway
+from gateway.security_headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
 FAILURE_FLUSH_SECONDS = 5.0
+
+
+class SightlineApp(FastAPI):
+    """FastAPI with the security headers outside everything, so even the 500 answers of
+    Starlette's outermost error middleware carry them (gateway/security_headers.py)."""
+
+    https_public_url = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        docs = [p for p in (self.docs_url, self.redoc_url) if p]
+        return SecurityHeaders(
+            super().build_middleware_stack(), https_public_url=self.https_public_url, docs_paths=docs
+        )
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -61,12 +76,13 @@ def create_app(gateway: Gateway) -> FastAPI:
             await gateway.stop()
             sign_in.close()
 
-    app = FastAPI(
+    app = SightlineApp(
         title="Sightline",
         summary="Time-boxed, audited police access to school cameras during emergencies.",
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.https_public_url = gateway.config.public_url.startswith("https://")
     app.state.gateway = gateway
     errors.install(app)
     app.state.signin = sign_in

@@ -22,6 +22,7 @@ from gateway.identity.proxies import Network, parse_networks
 from gateway.media.ice import DEFAULT_TTL as ICE_DEFAULT_TTL
 from gateway.media.ice import MAX_TTL as ICE_MAX_TTL
 from gateway.media.ice import IceConfigError, IceServer, parse_ice_servers
+from gateway.tls import TlsConfigError, TlsFiles, parse_tls
 
 _GATEWAY_KEYS = {
     "data_dir",
@@ -38,6 +39,8 @@ _GATEWAY_KEYS = {
     "redis",
     "internal_url",
     "trusted_proxies",
+    "tls_cert",
+    "tls_key",
 }
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _REDIS_SCHEMES = ("redis", "rediss")
@@ -139,6 +142,9 @@ class GatewayConfig:
     # [gateway] trusted_proxies: the reverse proxies whose X-Forwarded-For is believed
     # (gateway/identity/proxies.py); none by default, so the TCP peer is the source.
     trusted_proxies: tuple[Network, ...] = ()
+    # [gateway] tls_cert and tls_key (gateway/tls.py): this node serves HTTPS, sends HSTS and
+    # marks its cookies Secure; None serves plain HTTP (e.g. behind a TLS-terminating proxy).
+    tls: TlsFiles | None = None
 
     @property
     def database(self) -> Path:
@@ -182,12 +188,16 @@ def load_config(path: str | Path) -> GatewayConfig:
     data_dir = (path.parent / gateway.get("data_dir", ".")).resolve()
     audit_mirror, every, seconds = _audit_settings(gateway, path)
     ice_servers, ice_ttl = _ice_settings(gateway, path)
+    try:
+        tls = parse_tls(gateway.get("tls_cert"), gateway.get("tls_key"), path.parent, f"{path}: [gateway]")
+    except TlsConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return GatewayConfig(
         path=path,
         data_dir=data_dir,
         node=str(gateway.get("node") or socket.gethostname()),
         idle_timeout=float(gateway.get("idle_timeout_seconds", 10.0)),
-        public_url=str(gateway.get("public_url") or "http://127.0.0.1:8000"),
+        public_url=str(gateway.get("public_url") or ("https" if tls else "http") + "://127.0.0.1:8000"),
         site=site,
         access=access,
         webhooks=webhooks,
@@ -205,6 +215,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         redis_url=_redis_url(gateway.get("redis"), path),
         internal_url=_internal_url(gateway.get("internal_url"), path),
         trusted_proxies=_trusted_proxies(gateway.get("trusted_proxies"), path),
+        tls=tls,
     )
 
 

@@ -87,7 +87,7 @@ async def serve_app(app, port: int | None = None) -> tuple[uvicorn.Server, async
             task.result()
         await asyncio.sleep(0.02)
     assert server.started, "gateway did not start"
-    return server, task, f"http://127.0.0.1:{port}"
+    return server, task, f"{'https' if config.is_ssl else 'http'}://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -31,17 +31,9 @@ from gateway.identity.tokens import Identity
 WEB_DIR = Path(web_package.__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
+# Pages are never cached; the security headers every response carries are set in one
+# place, gateway/security_headers.py.
+PAGE_HEADERS = {"Cache-Control": "no-store"}
 
 # page -> (title, the permission its guard asks for)
 PAGES: dict[str, tuple[str, Permission]] = {
@@ -53,7 +45,7 @@ PAGES: dict[str, tuple[str, Permission]] = {
 
 
 def _with_headers(response: Response) -> Response:
-    for k, v in SECURITY_HEADERS.items():
+    for k, v in PAGE_HEADERS.items():
         response.headers.setdefault(k, v)
     return response
 

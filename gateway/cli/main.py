@@ -88,12 +88,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     config = load_config(ensure_demo_site(data_dir))
+    tls_lines: list[str] = []
+    if args.tls and config.tls is None:
+        config, tls_lines = _demo_tls(config, data_dir, args.host)
     _upgrade_at_start(config)
-    base = f"http://{args.host}:{args.port}"
+    base = f"{'https' if config.tls else 'http'}://{args.host}:{args.port}"
     lines = [
         "Sightline demo",
         f"  site file : {config.path}   (use --config {config.path} with other commands)",
         f"  gateway   : {base}   (health: {base}/healthz)",
+        *tls_lines,
         "  accounts  : bearer tokens valid 8 hours (send 'Authorization: Bearer <token>')",
     ]
     for account in config.site.accounts.values():
@@ -106,6 +110,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         '{"building": "lincoln-hs", "action": "LOCKDOWN", "incident_type": "armed_intruder"}'
     )
     return _serve(config, args.host, args.port, "\n".join(lines))
+
+
+def _demo_tls(config: GatewayConfig, data_dir: Path, host: str) -> tuple[GatewayConfig, list[str]]:
+    """``demo --tls`` without ``tls_cert`` in the site file: a throwaway CA and certificate
+    in the data dir (gateway/cli/demo_tls.py), served as if the site file named them."""
+    from dataclasses import replace
+
+    from gateway.cli.demo_tls import demo_certificate
+    from gateway.tls import parse_tls
+
+    ca, cert, key = demo_certificate(data_dir, host)
+    tls = parse_tls(str(cert), str(key), data_dir, "demo --tls:")
+    public_url = config.public_url.replace("http://", "https://", 1)
+    lines = [
+        f"  TLS       : {cert} (made for this demo); have the browser trust {ca}",
+        "              e.g. curl --cacert that file, or accept the browser's warning once",
+    ]
+    return replace(config, tls=tls, public_url=public_url), lines
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -266,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--data-dir", default="demo-data")
+    demo.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throwaway certificate made in DATA_DIR/tls (unless the site file names one)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run the gateway for a site file")
