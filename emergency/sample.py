@@ -81,7 +81,12 @@ def _camera(cid: str, name: str, building: str, zone: str, privacy: str, pos: tu
 
 
 _SAMPLE: dict[str, Any] = {
-    "district": {"id": "lincoln-d42", "name": "Lincoln School District 42"},
+    "district": {
+        "id": "lincoln-d42",
+        "name": "Lincoln School District 42",
+        # whom an officer of an agency without a camera agreement is told to call
+        "camera_contact": "the district safety office, 555-0100",
+    },
     "buildings": [
         {"id": "lincoln-hs", "name": "Lincoln High School", "zones": ZONES},
         {"id": "washington-ms", "name": "Washington Middle School", "zones": ZONES},

@@ -27,7 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from emergency import authority, lifecycle, scope
+from emergency import agreements, authority, lifecycle, scope
 from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
@@ -411,6 +411,15 @@ class EmergencyService:
             if authority.may_see_metadata(actor, c) or self._decide(actor, c).allowed
         ]
 
+    def no_agreement_notice(self, actor: Actor) -> str | None:
+        """For an officer whose agency has no camera agreement: why they see no camera and
+        whom to call, in plain words (emergency/agreements.py); None for everyone else."""
+        if not agreements.lacks_agreement(self._site, actor):
+            return None
+        self.tick()
+        emergencies = self._store.list_emergencies(open_only=True)
+        return agreements.no_agreement_notice(self._site, actor, emergencies, self._clock.now())
+
     def may_see_floor_plan(self, actor: Actor, building: str) -> bool:
         """The rule for a building's floor plan (authority.may_see_floor_plan) as of now."""
         return authority.may_see_floor_plan(actor, building, self.visible_cameras(actor))
@@ -420,7 +429,10 @@ class EmergencyService:
     def _decide(self, actor: Actor, camera: Camera) -> Decision:
         grants = self._store.unended_grants(agency=actor.agency) if actor.agency else []
         now = self._clock.now()
-        return authority.decide_view(actor, camera, grants, now, self.held_cameras(now))
+        decision = authority.decide_view(actor, camera, grants, now, self.held_cameras(now))
+        if decision.reason == "no_live_grant" and agreements.lacks_agreement(self._site, actor):
+            return Decision(False, agreements.NO_AGREEMENT)  # the real reason, for the audit and the officer
+        return decision
 
     def _command(
         self,

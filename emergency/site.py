@@ -105,6 +105,9 @@ class Site:
     agencies: dict[str, Agency]
     accounts: dict[str, Account]
     policy: Policy
+    # ``[district] camera_contact``: whom an officer of an agency without a camera agreement
+    # should call (e.g. "District safety office, 555-0100"); told to them in plain words.
+    camera_contact: str | None = None
 
     def delegations(self, account: Account) -> tuple[Delegation, ...]:
         return tuple(
@@ -117,6 +120,7 @@ def load_site(data: dict[str, Any]) -> Site:
     root = Fields(data, "")
     district = root.table("district")
     district_id, district_name = district.ident("id"), district.text("name")
+    camera_contact: str | None = district.text("camera_contact", None)
     district.finish()
 
     buildings = _unique(root.tables("buildings"), _building)
@@ -134,7 +138,7 @@ def load_site(data: dict[str, Any]) -> Site:
     zones = frozenset(z for b in buildings.values() for z in b.zones)
     policy = parse_policy(root.table("policy", optional=True), zones)
     root.finish()
-    return Site(district_id, district_name, buildings, cameras, agencies, accounts, policy)
+    return Site(district_id, district_name, buildings, cameras, agencies, accounts, policy, camera_contact)
 
 
 class _Identified(Protocol):

@@ -12,7 +12,7 @@ from camera_adapters.snapshot import SnapshotUnavailable
 from emergency.audit import AuditEvent
 from emergency.permissions import Permission, may
 from gateway.api.deps import ActorDep, GatewayDep, SourceDep
-from gateway.api.views import camera_view
+from gateway.api.views import camera_view, refusal_detail
 from gateway.errors import ApiError
 from gateway.identity.guards import requires
 
@@ -53,7 +53,7 @@ async def snapshot(
 ) -> Response:
     decision = gw.emergencies.decide_view(who, camera_id, source=source)
     if not decision.allowed or decision.grant is None:
-        raise ApiError(403, "forbidden", decision.reason)
+        raise ApiError(403, "forbidden", refusal_detail(gw.emergencies, who, decision.reason))
     try:
         shot = await gw.media.snapshot(camera_id, stream)
     except StreamUnavailable:

@@ -166,3 +166,22 @@ def transition(
 @router.get("/grants/mine", dependencies=[Depends(requires(Permission.LIST_OWN_GRANTS))])
 def my_grants(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     return [grant_view(g) for g in gw.emergencies.grants_for(who)]
+
+
+@router.get("/access/mine", dependencies=[Depends(requires(Permission.LIST_OWN_GRANTS))])
+def my_access(gw: GatewayDep, who: ActorDep) -> dict[str, Any]:
+    """Whether the caller's agency shares cameras with them now and, when not, why in plain
+    words: an officer of an agency without a camera agreement is told so and whom to call
+    (``[district] camera_contact``) rather than that there is no emergency."""
+    grants = gw.emergencies.grants_for(who)
+    if grants:
+        cameras = len({c for g in grants for c in g.camera_ids})
+        return {"access": "granted", "detail": f"{cameras} camera(s) shared with you now.", "contact": None}
+    notice = gw.emergencies.no_agreement_notice(who)
+    if notice is not None:
+        return {"access": "no_agreement", "detail": notice, "contact": gw.config.site.camera_contact}
+    return {
+        "access": "none",
+        "detail": "No emergency gives you access to any camera right now.",
+        "contact": None,
+    }

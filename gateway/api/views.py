@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from emergency.agreements import NO_AGREEMENT
 from emergency.model import Actor, Emergency, Grant
 from emergency.permissions import Permission, may
+from emergency.service import EmergencyService
 from emergency.site import Building, Camera
 
 
@@ -20,6 +22,14 @@ def floor_plan_url(building: Building | None) -> str | None:
     if building is None or building.floor_plan is None:
         return None
     return f"/api/v1/buildings/{quote(building.id, safe='')}/floor-plan"
+
+
+def refusal_detail(service: EmergencyService, who: Actor, reason: str) -> str:
+    """The detail of a refused view (WHEP, snapshot): the reason's code, except for an officer
+    whose agency has no camera agreement, who is told so in plain words and whom to call."""
+    if reason == NO_AGREEMENT:
+        return service.no_agreement_notice(who) or reason
+    return reason
 
 
 def camera_view(camera: Camera, streams: list[str], building: Building | None = None) -> dict[str, Any]:

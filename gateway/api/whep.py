@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from camera_adapters import StreamUnavailable
 from emergency.permissions import Permission
 from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.views import refusal_detail
 from gateway.errors import ApiError
 from gateway.identity.guards import requires
 from gateway.media.ice import gateway_ice_servers
@@ -51,7 +52,7 @@ async def start_view(
     decision = gw.emergencies.decide_view(who, camera_id, source=source)
     if not decision.allowed or decision.grant is None:
         gw.metrics.whep_requests.labels("denied").inc()
-        raise ApiError(403, "forbidden", decision.reason)
+        raise ApiError(403, "forbidden", refusal_detail(gw.emergencies, who, decision.reason))
     if stream not in gw.media.streams(camera_id):
         raise ApiError(404, "not_found", f"camera '{camera_id}' has no {stream} stream; ask for stream=main")
     offer = await _read_offer(request)

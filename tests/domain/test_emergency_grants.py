@@ -137,7 +137,7 @@ def test_decide_view_rules(tmp_path):
     no_mfa = Actor("officer", w.officer.role, "village-pd", (), mfa=False)
     cases = {
         (no_mfa, "hs-front"): "mfa_required",
-        (w.outsider, "hs-front"): "no_live_grant",
+        (w.outsider, "hs-front"): "no_agreement",
         (w.dispatcher, "hs-front"): "role_not_permitted",
         (w.admin, "hs-front"): "role_not_permitted",
         (w.officer, "hs-nurse"): "privacy_sensitive",

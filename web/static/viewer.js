@@ -13,6 +13,7 @@ const grid = document.getElementById("grid");
 const statusLine = document.getElementById("view-status");
 const emergenciesBox = document.getElementById("emergencies");
 const endedBanner = document.getElementById("access-ended");
+const accessHelp = document.getElementById("access-help");
 const linkStatus = document.getElementById("link-status");
 const focusSection = document.getElementById("focus");
 const focusTileBox = document.getElementById("focus-tile");
@@ -415,9 +416,22 @@ async function pollGrants() {
   }
 }
 
+// Why nothing is shared, from the server: an officer whose agency has no camera agreement is
+// told so and whom to call, instead of reading that there is no emergency.
+async function explainNoAccess() {
+  const access = await api("/api/v1/access/mine", { passive: true });
+  const outside = access.access === "no_agreement";
+  accessHelp.textContent = outside ? access.detail : "";
+  accessHelp.hidden = !outside;
+  statusLine.textContent = outside
+    ? "No camera is shared with your agency. This page updates by itself."
+    : `${access.detail} This page updates by itself.`;
+}
+
 async function refresh() {
   const before = state.grants;
   const grants = await api("/api/v1/grants/mine", { passive: true });
+  if (!grants.length && !state.everHadAccess) await explainNoAccess();
   const key = grantKey(grants);
   if (key === state.grantKey) return;
   state.grantKey = key;
@@ -429,12 +443,11 @@ async function refresh() {
     if (state.everHadAccess) {
       const e = lost.length ? await loadEmergency(lost[0].emergency) : null;
       endAccess(endedMessage(e));
-    } else {
-      statusLine.textContent = "No emergency gives you access to any camera right now. This page updates by itself.";
     }
     return;
   }
   state.everHadAccess = true;
+  accessHelp.hidden = true;
   endedBanner.hidden = true;
   if (lost.length) {
     const e = await loadEmergency(lost[0].emergency);
