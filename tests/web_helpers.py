@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ class WebGateway:
     data_dir: Path
     logins: dict[str, dict[str, str]]
     used_steps: dict[str, set[int]] = field(default_factory=dict)
+    # how clients check the server's certificate: a context trusting the test CA under TLS
+    verify: ssl.SSLContext | bool = True
 
     @property
     def signin(self):
@@ -60,7 +63,7 @@ class WebGateway:
         raise AssertionError(f"signed {user} in more than twice within 30 s; this helper has no fresh code")
 
     def client(self, **kwargs) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=15, **kwargs)
+        return httpx.AsyncClient(base_url=self.base_url, timeout=15, verify=self.verify, **kwargs)
 
     async def sign_in(self, user: str, *, with_code: bool = True, csrf: bool = True) -> httpx.AsyncClient:
         """A client holding the session cookie (and sending the CSRF header unless told not to)."""
