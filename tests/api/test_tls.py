@@ -191,3 +191,38 @@ def test_demo_tls_option_makes_a_throwaway_certificate_and_prints_the_https_url(
     assert f"gateway   : {base}" in out and "demo-ca.pem" in out, out
     assert (tmp_path / "tls" / "demo-key.pem").stat().st_mode & 0o077 == 0
     assert "tls_cert" not in (tmp_path / "site.toml").read_text()  # the site file is left as it was
+
+
+def test_serve_speaks_https_when_the_site_file_names_a_certificate(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs")
+    site = ensure_demo_site(tmp_path / "site")
+    site.write_text(tls_site_text(site.read_text(), certs))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(site), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        _wait_https(proc, f"https://127.0.0.1:{port}", certs.ca)
+        r = httpx.get(f"https://127.0.0.1:{port}/static/app.css", verify=trusting(certs.ca))
+        _security_headers(r, "static over serve")
+    finally:
+        out = _stop(proc)
+    assert f"https://127.0.0.1:{port}" in out, out  # uvicorn says where it listens
+
+
+def test_serve_with_a_mismatched_key_stops_at_start_and_says_why(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs")
+    site = ensure_demo_site(tmp_path / "site")
+    site.write_text(tls_site_text(site.read_text(), certs, key=certs.other_key))
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(site), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "tls_key" in done.stderr and "is not the private key of the certificate" in done.stderr, done.stderr
