@@ -10,7 +10,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import errors
-from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
+from gateway.api import (
+    audit,
+    bearer,
+    buildings,
+    cameras,
+    emergencies,
+    health,
+    ice,
+    records,
+    relay,
+    revocation,
+    sessions,
+    triggers,
+    whep,
+)
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
@@ -20,6 +34,7 @@ from gateway.runtime import Gateway
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
 FAILURE_FLUSH_SECONDS = 5.0
+KEEP_AWAKE_SECONDS = 30.0  # a session whose video plays is touched this often (idle lock: 30 min)
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -43,8 +58,20 @@ def create_app(gateway: Gateway) -> FastAPI:
         await gateway.start()
         loops = [
             asyncio.create_task(
-                every(SESSION_SWEEP_SECONDS, lambda: signin.sweep_sessions(sign_in, gateway.audit), "session sweep"),
+                every(
+                    SESSION_SWEEP_SECONDS,
+                    lambda: signin.sweep_sessions(sign_in, gateway.audit, gateway.tokens),
+                    "session sweep",
+                ),
                 name="sightline-session-sweep",
+            ),
+            asyncio.create_task(
+                every(
+                    KEEP_AWAKE_SECONDS,
+                    lambda: signin.keep_watching_sessions_awake(sign_in, gateway.sessions.web_sessions()),
+                    "keeping watching sessions awake",
+                ),
+                name="sightline-keep-awake",
             ),
             asyncio.create_task(
                 every(FAILURE_FLUSH_SECONDS, auth_failures.flush, "authentication failure summary"),
@@ -93,6 +120,8 @@ def install_routes(app: FastAPI) -> None:
         oauth,
         relay,
         signin_routes,
+        bearer,
+        revocation,
     ):
         app.include_router(module.router)
     web.install(app)

@@ -55,7 +55,7 @@ def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, 
     store, audit, _ = open_domain(config)
     try:
         try:
-            token, jti = token_authority(config).issue(user, ttl=ttl, scopes=scopes)
+            token, jti = token_authority(config, store).issue(user, ttl=ttl, scopes=scopes)
         except AuthError as exc:
             audit.append(
                 AuditEvent.AUTH_TOKEN_ISSUED,

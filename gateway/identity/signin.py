@@ -57,7 +57,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +65,11 @@ from fastapi import Request, Response
 
 from emergency.audit import AuditEvent
 from emergency.model import Actor
+from emergency.sign_ins import IDLE_LOCKED, PASSWORD_TOTP
 from gateway.errors import ApiError
 from gateway.identity.failures import audit_bad_credential
 from gateway.identity.proxies import client_address
-from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
+from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity, TokenAuthority
 
 if TYPE_CHECKING:
     from emergency.site import Account
@@ -178,6 +179,14 @@ class WebSessions:
     def end(self, cookie: str) -> WebSession | None:
         with self._lock:
             return self._sessions.pop(self._key(cookie), None)
+
+    def touch_key(self, key: str) -> None:
+        """Count as activity on the session stored under ``key`` (its video is playing)."""
+        now = self._now()
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and now - session.last_seen <= self.idle_seconds:
+                session.last_seen = max(session.last_seen, now)
 
     def sweep(self) -> list[WebSession]:
         """Remove sessions past their idle or absolute limit; returns them for auditing."""
@@ -313,15 +322,18 @@ def open_web_session(
     *,
     reason: str,
     details: dict[str, Any] | None = None,
+    method: str = PASSWORD_TOTP,
 ) -> tuple[Actor, WebSession]:
     """Sign ``account`` in to the pages, however it proved who it is (password and code,
-    its agency's provider, a guest pass): issue the session's token, create the session,
+    its agency's provider, a guest pass): record the sign-in (``method``: how, e.g.
+    "password+totp", "oidc", "guest"), issue the session's token, create the session,
     set the cookie and audit ``auth.login`` with ``reason``. Raises
     :class:`SignInUnavailable` when the shared session store cannot be reached."""
     gw = _gw(request)
     state = sign_in_state(request)
     source = client_address(request)
-    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
+    record = gw.sign_ins.open(account.id, method=method, mfa="mfa" in amr, ttl=state.sessions.lifetime)
+    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr, sign_in=record)
     cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
     gw.audit.append(
@@ -330,7 +342,7 @@ def open_web_session(
         object=f"account:{account.id}",
         source=source,
         reason=reason,
-        details={"amr": list(amr), "session": token_id, **(details or {})},
+        details={"amr": list(amr), "session": token_id, "sign_in": record.id, "method": method, **(details or {})},
     )
     response.set_cookie(
         SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
@@ -355,6 +367,7 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
                 source=client_address(request),
                 reason=str(exc),
             )
+            end_session_sign_in(gw.tokens, exc.session, IDLE_LOCKED)
         _sweep(request, state)
         raise
     _sweep(request, state)
@@ -362,13 +375,32 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
 
 
 def _sweep(request: Request, state: SignIn) -> None:
-    sweep_sessions(state, _gw(request).audit)
+    sweep_sessions(state, _gw(request).audit, _gw(request).tokens)
 
 
-def sweep_sessions(state: SignIn, audit: Any) -> int:
-    """End (and audit, once across nodes) the sessions past their limits. Runs on cookie
-    requests and every minute (gateway/app.py), so a session nobody uses again still
-    gets its entry before a shared store would expire it silently."""
+def end_session_sign_in(tokens: TokenAuthority, session: WebSession, reason: str, *, by: str | None = None) -> None:
+    """End the sign-in behind a web session that ended (signed out, locked): its token is
+    then refused everywhere and every node closes the video it opened (gateway/runtime.py)."""
+    sid = tokens.sign_in_of(session.token)
+    if sid and tokens.sign_ins is not None:
+        tokens.sign_ins.end(sid, reason, by=by or session.account_id)
+        tokens.forget(sid)
+
+
+def keep_watching_sessions_awake(state: SignIn, keys: set[str]) -> None:
+    """A session whose video plays is not idle: the node serving the video touches the
+    web sessions that opened it (gateway/app.py, well within the idle limit)."""
+    for key in keys:
+        try:
+            state.sessions.touch_key(key)
+        except SignInUnavailable:
+            return
+
+
+def sweep_sessions(state: SignIn, audit: Any, tokens: TokenAuthority | None = None) -> int:
+    """End (and audit, once across nodes) the sessions past their limits, and their
+    sign-ins. Runs on cookie requests and every minute (gateway/app.py), so a session
+    nobody uses again still gets its entry before a shared store would expire it silently."""
     try:
         stale = state.sessions.sweep()
     except SignInUnavailable:
@@ -381,6 +413,8 @@ def sweep_sessions(state: SignIn, audit: Any) -> int:
             source=s.source,
             reason="no activity within the idle limit",
         )
+        if tokens is not None:
+            end_session_sign_in(tokens, s, IDLE_LOCKED)
     return len(stale)
 
 
@@ -401,7 +435,7 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
         )
         raise ApiError(401, "unauthorized", detail, clear_cookie_header()) from None
     try:
-        ident = gw.tokens.authenticate(session.token)
+        ident = replace(gw.tokens.authenticate(session.token), web_session=session.key)
     except AuthError as exc:
         sign_in_state(request).sessions.end(cookie)
         raise ApiError(401, "unauthorized", f"{exc}; sign in again", clear_cookie_header()) from None

@@ -179,7 +179,7 @@ def headers_for(wg: WebGateway, user: str | None) -> tuple[dict[str, str], dict[
     its own (pages know only the cookie); a records system its client token; anonymous nothing."""
     if user is None:
         return {}, {}
-    token, token_id = wg.gateway.tokens.issue(user, ttl=600)
+    token, token_id = wg.gateway.tokens.issue(user, ttl=600, amr=AMR_MFA)
     headers = {"Authorization": f"Bearer {token}"}
     if not role_holds(wg.gateway.config.site.accounts[user].role, Permission.SIGN_IN):
         return headers, {}  # a records system cannot sign in to the pages
