@@ -53,6 +53,15 @@ def create_app(gateway: Gateway) -> FastAPI:
             except Exception:
                 log.exception("%s failed; retrying", what)
 
+    async def keep_awake() -> None:
+        """A session whose video plays is not idle (gateway/identity/signin.py)."""
+        while True:
+            await asyncio.sleep(min(KEEP_AWAKE_SECONDS, sign_in.sessions.idle_seconds / 4))
+            try:
+                await asyncio.to_thread(signin.keep_watching_sessions_awake, sign_in, gateway.sessions.web_sessions())
+            except Exception:
+                log.exception("keeping watching sessions awake failed; retrying")
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
@@ -65,14 +74,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 ),
                 name="sightline-session-sweep",
             ),
-            asyncio.create_task(
-                every(
-                    KEEP_AWAKE_SECONDS,
-                    lambda: signin.keep_watching_sessions_awake(sign_in, gateway.sessions.web_sessions()),
-                    "keeping watching sessions awake",
-                ),
-                name="sightline-keep-awake",
-            ),
+            asyncio.create_task(keep_awake(), name="sightline-keep-awake"),
             asyncio.create_task(
                 every(FAILURE_FLUSH_SECONDS, auth_failures.flush, "authentication failure summary"),
                 name="sightline-auth-failures",
