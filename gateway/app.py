@@ -55,8 +55,13 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     async def keep_awake() -> None:
         """A session whose video plays is not idle (gateway/identity/signin.py)."""
+        last = asyncio.get_running_loop().time()
         while True:
-            await asyncio.sleep(min(KEEP_AWAKE_SECONDS, sign_in.sessions.idle_seconds / 4))
+            await asyncio.sleep(1.0)
+            now = asyncio.get_running_loop().time()
+            if now - last < min(KEEP_AWAKE_SECONDS, sign_in.sessions.idle_seconds / 4):
+                continue
+            last = now
             try:
                 await asyncio.to_thread(signin.keep_watching_sessions_awake, sign_in, gateway.sessions.web_sessions())
             except Exception:
