@@ -94,7 +94,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "Sightline demo",
         f"  site file : {config.path}   (use --config {config.path} with other commands)",
         f"  gateway   : {base}   (health: {base}/healthz)",
-        "  accounts  : bearer tokens valid 8 hours (send 'Authorization: Bearer <token>')",
+        "  accounts  : bearer tokens for automation, valid 8 hours (send 'Authorization: Bearer <token>'; "
+        "they never open video: sign in, or POST /api/v1/auth/token)",
     ]
     for account in config.site.accounts.values():
         token = _issue_token(config, account.id, 8 * 3600)
