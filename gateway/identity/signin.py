@@ -10,11 +10,16 @@ How it works
   session holds a bearer token from :class:`gateway.identity.tokens.TokenAuthority` carrying
   ``amr`` ["pwd", "otp", "mfa"] or just ["pwd"], so role and MFA are decided exactly as
   for bearer tokens; only a session with "mfa" may open video.
+- Every session hangs on a sign-in (emergency/sign_ins.py, method given by the caller
+  of :func:`open_web_session`); signing out and the idle lock end it, so every node
+  closes the video it opened within a second (gateway/runtime.py).
 - Idle lock (CJIS 5.5.5): every request authenticated by the cookie moves the session's
   last-seen time; a request arriving more than ``idle_seconds`` (30 minutes) after the
   previous one finds the session locked: it is deleted, audited as
   ``auth.session_locked`` and answered 401. Requests sent with ``X-Sightline-Activity:
-  passive`` (background refreshes) are served without counting as activity. Sessions
+  passive`` (background refreshes) are served without counting as activity; a session
+  whose video plays is touched by the node serving it (gateway/app.py), so the lock
+  never falls on an officer watching. Sessions
   also end ``lifetime`` seconds (8 hours) after sign-in whatever the activity.
 - CSRF: a request authenticated by the cookie that changes state (anything but
   GET/HEAD/OPTIONS) must carry ``X-Requested-With: sightline``, which only our own
@@ -26,7 +31,11 @@ How it works
 
 Failure limits, and why the owner is never locked out
 - Per username and address: 5 failures in a minute answer 429 (unchecked) for that pair.
-- Per address: 20 failures in a minute answer 429 for every username from it.
+- Per address: 20 failures in a minute, and from then on the address is held like an
+  account under attack (below): an account that signed in from it before is checked as
+  usual, anyone else is admitted only with password *and* a fresh authenticator code,
+  and every other attempt answers 429 with Retry-After. A whole agency's patrol cars
+  often share one VPN or NAT address; failures sent from there must not lock them out.
 - Per account, across all addresses: 10 failures in 15 minutes put the account *under
   attack* (so 55 guesses spread over 11 addresses stop after 10). A hard lock here would
   hand any attacker a switch that turns the real user off, so instead, while it lasts:
