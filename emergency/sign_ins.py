@@ -120,6 +120,10 @@ class SignIns:
         """The sign-ins named, in one read (the video watcher asks for all it serves)."""
         return {r.id: r for r in self._store.sign_ins_by_id(ids)} if ids else {}
 
+    def watching(self, ids: list[str]) -> set[str]:
+        """Those of the sign-ins named whose video plays now, on any node."""
+        return self._store.sign_ins_watching(ids)
+
     def live_of(self, account_id: str | None = None) -> list[SignInRecord]:
         """Sign-ins not ended nor expired (one person's, or everyone's), oldest first."""
         now = self._clock.now()

@@ -34,7 +34,7 @@ class RevokeBody(BaseModel):
 def list_sign_ins(gw: GatewayDep, who: ActorDep) -> list[dict[str, Any]]:
     """Everyone signed in now, oldest first, with whether their video plays."""
     live = gw.sign_ins.live_of()
-    watching = gw.store.sign_ins_watching([r.id for r in live])
+    watching = gw.sign_ins.watching([r.id for r in live])
     directory = gw.tokens.directory
     return [
         {
