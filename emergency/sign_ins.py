@@ -126,5 +126,4 @@ class SignIns:
 
     def live_of(self, account_id: str | None = None) -> list[SignInRecord]:
         """Sign-ins not ended nor expired (one person's, or everyone's), oldest first."""
-        now = self._clock.now()
-        return [r for r in self._store.unended_sign_ins(account_id) if r.live(now)]
+        return self._store.live_sign_ins(self._clock.now(), account_id)

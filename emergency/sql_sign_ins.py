@@ -67,13 +67,12 @@ class SqlSignIns:
         rows = self._rows(f"SELECT * FROM sign_ins WHERE account_id = ?{where} ORDER BY created, id", (account_id,))
         return [self._sign_in(r) for r in rows]
 
-    def unended_sign_ins(self: _Sql, account_id: str | None = None) -> list[SignInRecord]:
+    def live_sign_ins(self: _Sql, now: datetime, account_id: str | None = None) -> list[SignInRecord]:
+        where, params = "ended_at IS NULL AND expires > ?", [self._ts(now)]
         if account_id is not None:
-            rows = self._rows(
-                "SELECT * FROM sign_ins WHERE account_id = ? AND ended_at IS NULL ORDER BY created, id", (account_id,)
-            )
-        else:
-            rows = self._rows("SELECT * FROM sign_ins WHERE ended_at IS NULL ORDER BY created, id")
+            where += " AND account_id = ?"
+            params.append(account_id)
+        rows = self._rows(f"SELECT * FROM sign_ins WHERE {where} ORDER BY created, id", tuple(params))
         return [self._sign_in(r) for r in rows]
 
     def sign_ins_watching(self: _Sql, ids: list[str]) -> set[str]:

@@ -149,8 +149,8 @@ class SignInRepo(Transactional, Protocol):
         """One person's sign-ins, oldest first."""
         ...
 
-    def unended_sign_ins(self, account_id: str | None = None) -> list[SignInRecord]:
-        """Sign-ins not ended (expired ones included), oldest first; everyone's when no account is named."""
+    def live_sign_ins(self, now: datetime, account_id: str | None = None) -> list[SignInRecord]:
+        """Sign-ins neither ended nor expired at ``now``, oldest first; everyone's when no account is named."""
         ...
 
     def sign_ins_watching(self, ids: list[str]) -> set[str]:

@@ -313,11 +313,9 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda r: (r.created, r.id))
 
-    def unended_sign_ins(self, account_id: str | None = None) -> list[SignInRecord]:
+    def live_sign_ins(self, now: datetime, account_id: str | None = None) -> list[SignInRecord]:
         found = [
-            r
-            for r in self._t.sign_ins.values()
-            if r.ended_at is None and (account_id is None or r.account_id == account_id)
+            r for r in self._t.sign_ins.values() if r.live(now) and (account_id is None or r.account_id == account_id)
         ]
         return sorted(found, key=lambda r: (r.created, r.id))
 

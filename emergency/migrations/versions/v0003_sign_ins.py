@@ -28,6 +28,7 @@ CREATE TABLE sign_ins (
     ended_by TEXT
 );
 CREATE INDEX sign_ins_by_account ON sign_ins (account_id) WHERE ended_at IS NULL;
+CREATE INDEX sign_ins_live ON sign_ins (expires) WHERE ended_at IS NULL;
 ALTER TABLE live_views ADD COLUMN sign_in TEXT;
 CREATE INDEX live_views_by_sign_in ON live_views (sign_in)
 """
