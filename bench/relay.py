@@ -14,7 +14,7 @@ What it does, in order (all traffic stays on this host; HTTP goes to 127.0.0.1):
    the baseline and the figures are noisier);
 2. writes a site file (the sample district, ``hs-front`` pointed at that camera, and
    ``idle_timeout_seconds`` long so the camera stays pulled with no viewer), issues
-   tokens with ``sightline token`` and starts ``sightline serve`` as its own process;
+   tokens (the officer's as after a password + code sign-in) and starts ``sightline serve`` as its own process;
 3. declares and confirms a LOCKDOWN as ``admin`` over the HTTP API;
 4. opens one warm-up viewer and closes it, so the camera is being pulled; measures the
    gateway's idle CPU over ``--baseline`` seconds (0 viewers, camera pulled);
@@ -342,6 +342,20 @@ def sightline(*args: str) -> str:
     return out.stdout.strip()
 
 
+def person_token(site: Path, user: str, ttl: int = 86400) -> str:
+    """A token as a person signed in with password and authenticator code holds (the
+    bench site has no logins), its sign-in recorded in the site's database."""
+    from gateway.config import load_config
+    from gateway.runtime import open_store, token_authority
+
+    config = load_config(site)
+    store = open_store(config)
+    try:
+        return token_authority(config, store).issue(user, ttl=ttl, amr=("pwd", "otp", "mfa"))[0]
+    finally:
+        store.close()
+
+
 def wait_health(base: str, proc: Proc) -> None:
     import httpx
 
@@ -597,7 +611,7 @@ def run(args: argparse.Namespace) -> Report:
         else:
             camera_url = f"synthetic://bench?w={args.width}&h={args.height}&fps={args.fps}"
         site = write_site(work, camera_url)
-        officer = sightline("token", "--config", str(site), "--user", "officer", "--ttl", "86400")
+        officer = person_token(site, "officer")  # `sightline token` tokens never open video
         admin = sightline("token", "--config", str(site), "--user", "admin", "--ttl", "86400")
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -55,6 +55,7 @@ class LiveView:
     grant: str
     source: str | None
     started: datetime
+    sign_in: str | None = None  # the sign-in that opened it (emergency.sign_ins)
 
     @property
     def actor(self) -> Actor:

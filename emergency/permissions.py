@@ -67,6 +67,7 @@ class Permission(StrEnum):
     POST_THREAT_RECORDS = "records.threats.post"
     POST_RESTRAINT_RECORDS = "records.restraints.post"
     POST_REPORT_RECORDS = "records.reports.post"
+    REVOKE_ACCESS = "access.revoke"
     USE_ADMIN_PAGE = "page.admin"
     USE_VIEWER_PAGE = "page.view"
     USE_DISPATCH_PAGE = "page.dispatch"
@@ -102,6 +103,7 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.POST_THREAT_RECORDS: "Post threat-assessment case links (scope records:threats)",
     Permission.POST_RESTRAINT_RECORDS: "Post restraint and time-out episode links (scope records:restraints)",
     Permission.POST_REPORT_RECORDS: "Post incident-report and detention-notice links (scope records:reports)",
+    Permission.REVOKE_ACCESS: "See who is signed in, and take back every sign-in, token and live video of one person",
     Permission.USE_ADMIN_PAGE: "Use the emergency panel page (/admin)",
     Permission.USE_VIEWER_PAGE: "Use the live cameras page (/view)",
     Permission.USE_DISPATCH_PAGE: "Use the dispatch page (/dispatch)",
@@ -150,7 +152,7 @@ _AUDITING = frozenset(
 )
 
 MATRIX: dict[Role, frozenset[Permission]] = {
-    Role.DISTRICT_ADMIN: _ADMIN | _AUDITING,
+    Role.DISTRICT_ADMIN: _ADMIN | _AUDITING | {Permission.REVOKE_ACCESS},
     Role.BUILDING_ADMIN: _ADMIN,
     Role.DISPATCHER: _PERSON | {Permission.REQUEST_ACCESS, Permission.USE_DISPATCH_PAGE},
     Role.OFFICER: _PERSON | {Permission.WATCH_LIVE, Permission.SEE_FLOOR_PLANS, Permission.USE_VIEWER_PAGE},

@@ -24,6 +24,7 @@ from emergency.model import Action, Activation, Emergency, Grant, IncidentType, 
 from emergency.outbox import Notification
 from emergency.records import RecordKind, RecordLink
 from emergency.requests import AccessRequest, RequestState
+from emergency.sql_sign_ins import SqlSignIns
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ LIVE_VIEW_COLUMNS = (
     "grant_id",
     "source",
     "started",
+    "sign_in",
 )
 
 _OUTBOX_STATES = {
@@ -148,7 +150,7 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns[1:])} WHERE id = ?"
 
 
-class SqlStore(ABC):
+class SqlStore(SqlSignIns, ABC):
     """One connection (``_conn``, opened by the subclass) shared by threads behind a
     reentrant lock; ``transaction()`` nests with savepoints."""
 
@@ -529,6 +531,7 @@ class SqlStore(ABC):
             v.grant,
             v.source,
             self._ts(v.started),
+            v.sign_in,
         )
 
     def _live_view(self, r: Row) -> LiveView:
@@ -543,6 +546,7 @@ class SqlStore(ABC):
             grant=r["grant_id"],
             source=r["source"],
             started=self._at(r["started"]),
+            sign_in=r["sign_in"],
         )
 
     def _emergency_row(self, e: Emergency) -> Params:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from emergency.outbox import Notification
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
+    from emergency.sign_ins import SignInRecord
 
 
 class Transactional(Protocol):
@@ -136,6 +137,27 @@ class LiveViewRepo(Transactional, Protocol):
     def last_heartbeat(self, node: str) -> datetime | None: ...
 
 
+class SignInRepo(Transactional, Protocol):
+    """People's sign-ins, which every token and web session names (emergency.sign_ins)."""
+
+    def insert_sign_in(self, record: SignInRecord) -> None: ...
+    def update_sign_in(self, record: SignInRecord) -> None: ...
+    def get_sign_in(self, sign_in_id: str) -> SignInRecord | None: ...
+    def sign_ins_by_id(self, ids: list[str]) -> list[SignInRecord]: ...
+
+    def sign_ins_of(self, account_id: str, *, unended_only: bool = False) -> list[SignInRecord]:
+        """One person's sign-ins, oldest first."""
+        ...
+
+    def live_sign_ins(self, now: datetime, account_id: str | None = None) -> list[SignInRecord]:
+        """Sign-ins neither ended nor expired at ``now``, oldest first; everyone's when no account is named."""
+        ...
+
+    def sign_ins_watching(self, ids: list[str]) -> set[str]:
+        """Those of ``ids`` with a live view session on any node."""
+        ...
+
+
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
     """What AuditLog needs: the chain and its checkpoints. Optional faster paths the writer
     and the verifier use when a store has them: ``audit_in_transaction``,
@@ -169,5 +191,6 @@ __all__ = [
     "RequestRepo",
     "RequestStore",
     "ServiceStore",
+    "SignInRepo",
     "Transactional",
 ]

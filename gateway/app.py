@@ -11,7 +11,21 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from gateway import errors
-from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
+from gateway.api import (
+    audit,
+    bearer,
+    buildings,
+    cameras,
+    emergencies,
+    health,
+    ice,
+    records,
+    relay,
+    revocation,
+    sessions,
+    triggers,
+    whep,
+)
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
@@ -22,6 +36,7 @@ from gateway.security_headers import SecurityHeaders
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
 FAILURE_FLUSH_SECONDS = 5.0
+KEEP_AWAKE_SECONDS = 30.0  # a session whose video plays is touched this often (idle lock: 30 min)
 
 
 class SightlineApp(FastAPI):
@@ -53,14 +68,33 @@ def create_app(gateway: Gateway) -> FastAPI:
             except Exception:
                 log.exception("%s failed; retrying", what)
 
+    async def keep_awake() -> None:
+        """A session whose video plays is not idle (gateway/identity/signin.py)."""
+        last = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(1.0)
+            now = asyncio.get_running_loop().time()
+            if now - last < min(KEEP_AWAKE_SECONDS, sign_in.sessions.idle_seconds / 4):
+                continue
+            last = now
+            try:
+                await asyncio.to_thread(signin.keep_watching_sessions_awake, sign_in, gateway.sessions.web_sessions())
+            except Exception:
+                log.exception("keeping watching sessions awake failed; retrying")
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
         loops = [
             asyncio.create_task(
-                every(SESSION_SWEEP_SECONDS, lambda: signin.sweep_sessions(sign_in, gateway.audit), "session sweep"),
+                every(
+                    SESSION_SWEEP_SECONDS,
+                    lambda: signin.sweep_sessions(sign_in, gateway.audit, gateway.tokens),
+                    "session sweep",
+                ),
                 name="sightline-session-sweep",
             ),
+            asyncio.create_task(keep_awake(), name="sightline-keep-awake"),
             asyncio.create_task(
                 every(FAILURE_FLUSH_SECONDS, auth_failures.flush, "authentication failure summary"),
                 name="sightline-auth-failures",
@@ -109,6 +143,8 @@ def install_routes(app: FastAPI) -> None:
         oauth,
         relay,
         signin_routes,
+        bearer,
+        revocation,
     ):
         app.include_router(module.router)
     web.install(app)

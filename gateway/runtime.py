@@ -26,8 +26,10 @@ from emergency.receipts import Receipts
 from emergency.records import PrivacyHoldChanged, RecordsService
 from emergency.requests import AccessRequests
 from emergency.service import EmergencyService
+from emergency.sign_ins import SignIns
 from emergency.sql_store import SqlStore
 from emergency.sqlite_store import SqliteStore
+from emergency.store import SignInRepo
 from gateway.bus import InProcessBus
 from gateway.config import GatewayConfig
 from gateway.identity.credentials import CredentialBox, CredentialError
@@ -105,8 +107,13 @@ def camera_connections(config: GatewayConfig) -> dict[str, CameraConnection]:
     return connections
 
 
-def token_authority(config: GatewayConfig) -> TokenAuthority:
-    return TokenAuthority(load_or_create_key(config.secrets_dir), config.site)
+def token_authority(
+    config: GatewayConfig, store: SignInRepo | None = None, clock: Clock | None = None
+) -> TokenAuthority:
+    """The node's token authority; with ``store``, every token it issues is recorded as a
+    sign-in there and refused once that sign-in has ended (emergency/sign_ins.py)."""
+    sign_ins = SignIns(store, clock or SystemClock()) if store is not None else None
+    return TokenAuthority(load_or_create_key(config.secrets_dir), config.site, sign_ins=sign_ins)
 
 
 class Gateway:
@@ -117,7 +124,10 @@ class Gateway:
         self.bus = InProcessBus()
         self.emergencies.add_listener(self.bus.publish)
         self.bus.subscribe(self._on_domain_event)
-        self.tokens = token_authority(config)
+        self.tokens = token_authority(config, self.store, self.clock)
+        assert self.tokens.sign_ins is not None
+        self.sign_ins = self.tokens.sign_ins
+        self._watcher: asyncio.Task[None] | None = None
         # which sessions this node serves, with its heartbeat: a crash leaves no span open-ended
         self.live_views = LiveViews(self.store, self.audit, self.clock, config.node)
         self.sessions = SessionRegistry(self.live_views, self.clock)
@@ -253,6 +263,10 @@ class Gateway:
             except Exception:
                 log.exception("emergency tick failed; retrying")
             try:
+                await self.close_ended_sign_ins()
+            except Exception:
+                log.exception("sign-in watch failed; retrying")
+            try:
                 self.live_views.beat_if_due()
             except Exception:
                 log.exception("heartbeat failed; retrying")
@@ -290,6 +304,30 @@ class Gateway:
             closed = sum(await asyncio.gather(*(self.sessions.close(i, why) for i, why in reasons.items())))
             self.metrics.sessions_revoked.inc(closed)
             self.metrics.view_sessions.set(len(self.sessions))
+
+    async def close_ended_sign_ins(self) -> int:
+        """Close the video whose sign-in has ended (signed out, locked, revoked on any node)
+        or expired without renewal. One read per tick while this node serves video, so a
+        revocation cuts video within ``TICK_SECONDS`` plus the time to close it."""
+        ids = sorted({s.sign_in for s in self.sessions.all() if s.sign_in})
+        if not ids:
+            return 0
+        found = self.sign_ins.statuses(ids)
+        now = self.sign_ins.now()
+        reasons: dict[str, str] = {}
+        for session in self.sessions.all():
+            if not session.sign_in:
+                continue
+            record = found.get(session.sign_in)
+            why = record.why_not_live(now) if record is not None else "the sign-in is unknown"
+            if why is not None:
+                reasons[session.id] = why
+        if not reasons:
+            return 0
+        closed = sum(await asyncio.gather(*(self.sessions.close(i, why) for i, why in reasons.items())))
+        self.metrics.sessions_revoked.inc(closed)
+        self.metrics.view_sessions.set(len(self.sessions))
+        return closed
 
     def _sync_preload(self, grants: list[Grant]) -> None:
         """Keep the grid stream (sub, else main) of every camera under a live grant

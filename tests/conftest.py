@@ -65,7 +65,8 @@ class RunningGateway:
     app: Any = None
 
     def token(self, user: str) -> str:
-        return self.gateway.tokens.issue(user, ttl=600)[0]
+        """A token as a person signed in with password and authenticator code holds."""
+        return self.gateway.tokens.issue(user, ttl=600, amr=("pwd", "otp", "mfa"))[0]
 
     def client(self, user: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}

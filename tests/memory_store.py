@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from emergency.live_views import LiveView
     from emergency.outbox import Notification
     from emergency.requests import AccessRequest
+    from emergency.sign_ins import SignInRecord
 
 OPEN = (State.PENDING, State.ACTIVE)
 
@@ -40,6 +41,7 @@ class _Tables:
     receipts: set[tuple[str, str]] = field(default_factory=set)
     live_views: dict[str, LiveView] = field(default_factory=dict)
     heartbeats: dict[str, datetime] = field(default_factory=dict)
+    sign_ins: dict[str, SignInRecord] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         return _Tables(
@@ -54,6 +56,7 @@ class _Tables:
             set(self.receipts),
             dict(self.live_views),
             dict(self.heartbeats),
+            dict(self.sign_ins),
         )
 
 
@@ -282,3 +285,40 @@ class MemoryStore:
 
     def last_heartbeat(self, node: str) -> datetime | None:
         return self._t.heartbeats.get(node)
+
+    # sign-ins
+
+    def insert_sign_in(self, record: SignInRecord) -> None:
+        with self._lock:
+            if record.id in self._t.sign_ins:
+                raise Conflict(f"sign-in {record.id} exists")
+            self._t.sign_ins[record.id] = record
+
+    def update_sign_in(self, record: SignInRecord) -> None:
+        with self._lock:
+            if record.id in self._t.sign_ins:
+                self._t.sign_ins[record.id] = record
+
+    def get_sign_in(self, sign_in_id: str) -> SignInRecord | None:
+        return self._t.sign_ins.get(sign_in_id)
+
+    def sign_ins_by_id(self, ids: list[str]) -> list[SignInRecord]:
+        return [self._t.sign_ins[i] for i in dict.fromkeys(ids) if i in self._t.sign_ins]
+
+    def sign_ins_of(self, account_id: str, *, unended_only: bool = False) -> list[SignInRecord]:
+        found = [
+            r
+            for r in self._t.sign_ins.values()
+            if r.account_id == account_id and not (unended_only and r.ended_at is not None)
+        ]
+        return sorted(found, key=lambda r: (r.created, r.id))
+
+    def live_sign_ins(self, now: datetime, account_id: str | None = None) -> list[SignInRecord]:
+        found = [
+            r for r in self._t.sign_ins.values() if r.live(now) and (account_id is None or r.account_id == account_id)
+        ]
+        return sorted(found, key=lambda r: (r.created, r.id))
+
+    def sign_ins_watching(self, ids: list[str]) -> set[str]:
+        wanted = set(ids)
+        return {v.sign_in for v in self._t.live_views.values() if v.sign_in in wanted and v.sign_in}

@@ -77,7 +77,7 @@ class WebGateway:
         return self.client(headers=CSRF if csrf else {}, cookies=cookies)  # not yet opened: use with 'async with'
 
     def bearer(self, user: str) -> httpx.AsyncClient:
-        token = self.gateway.tokens.issue(user, ttl=600)[0]
+        token = self.gateway.tokens.issue(user, ttl=600, amr=("pwd", "otp", "mfa"))[0]
         return self.client(headers={"Authorization": f"Bearer {token}"})
 
 

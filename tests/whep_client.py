@@ -12,9 +12,18 @@ from aiortc.mediastreams import MediaStreamError
 
 class WhepViewer:
     def __init__(
-        self, base_url: str, camera_id: str, token: str, stream: str = "main", config: RTCConfiguration | None = None
+        self,
+        base_url: str,
+        camera_id: str,
+        token: str,
+        stream: str = "main",
+        config: RTCConfiguration | None = None,
+        *,
+        cookies: dict[str, str] | None = None,
     ) -> None:
+        """``cookies``: a signed-in page's session cookie instead of the bearer token."""
         self.base_url = base_url
+        self.cookies = cookies
         self.camera_id = camera_id
         self.token = token
         self.stream = stream
@@ -34,12 +43,13 @@ class WhepViewer:
             self._reader = asyncio.create_task(self._read(track))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=15) as client:
+        auth = {"X-Requested-With": "sightline"} if self.cookies else {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=15, cookies=self.cookies) as client:
             self.response = await client.post(
                 f"/whep/{self.camera_id}",
                 params={"stream": self.stream},
                 content=self.pc.localDescription.sdp,
-                headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/sdp"},
+                headers={**auth, "Content-Type": "application/sdp"},
             )
         if self.response.status_code == 201:
             self.location = self.response.headers["location"]

@@ -113,6 +113,11 @@ class AuditEvent(StrEnum):
     )
     AUTH_SESSION_LOCKED = "auth.session_locked", "The session of {actor} was locked"
     AUTH_TOKEN_ISSUED = "auth.token_issued", "An access token was issued for {object}"
+    AUTH_TOKEN_RENEWED = "auth.token_renewed", "{actor} renewed a short-lived access token"
+    ACCESS_REVOKED = (
+        "auth.access_revoked",
+        "{actor} took back every sign-in, token and live video of {object}[ ({sign_ins:count sign-in})]",
+    )
     PERMISSION_DENIED = "permission.denied", "{actor} was refused"
     ACCOUNT_ENROLLED = (
         "account.enrolled",

@@ -122,6 +122,7 @@ def _admin_data(request: Request, ident: Identity) -> dict[str, Any]:
         "people": {a.id: a.name for a in site.accounts.values() if role_holds(a.role, Permission.SIGN_IN)},
         "agencies": {a.id: a.name for a in site.agencies.values()},
         "call_types": {c["id"]: c["label"] for c in _call_types(site.policy.auto_approve_calls)},
+        "may_revoke": may(ident.actor, Permission.REVOKE_ACCESS),
     }
 
 

@@ -6,7 +6,9 @@ gateway/identity/signin.py; this module only speaks HTTP.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from emergency.audit import AuditEvent
 from emergency.model import Actor
 from emergency.permissions import Permission, role_holds
+from emergency.sign_ins import PASSWORD, PASSWORD_TOTP, SIGNED_OUT
 from gateway.errors import ApiError
 from gateway.identity import totp
 from gateway.identity.caller import client_address, gateway
@@ -33,11 +36,15 @@ from gateway.identity.signin import (
     WebSession,
     clear_cookie_header,
     cookie_identity,
+    end_session_sign_in,
     iso_utc,
     open_web_session,
     secure_cookies,
     sign_in_state,
 )
+
+if TYPE_CHECKING:
+    from emergency.site import Account
 
 router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
 
@@ -71,20 +78,47 @@ def _session_view(gw, actor: Actor, session: WebSession, sessions: Any) -> dict[
     }
 
 
-@router.post("/login", dependencies=[Depends(public("signing in: username, password and authenticator code"))])
-def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-    """Sign in with username, password and (when enrolled) the authenticator code."""
+def address_detail(wait: int) -> str:
+    return (
+        "too many failed sign-ins from your network; sign in with your password and authenticator code, "
+        f"or wait {wait} seconds and try again"
+    )
+
+
+@dataclass
+class Checked:
+    """A password (and code) that passed :func:`check_password_sign_in`."""
+
+    account: Account
+    amr: tuple[str, ...]
+    source: str | None
+    passed: str | None  # which limit the caller was let past, and why (for the audit entry)
+    unavailable: Callable[[SignInUnavailable], SignInUnavailable]
+
+    def succeeded(self, state: Any) -> None:
+        """After the sign-in was opened: clear the pair's failures, remember the address."""
+        key = self.account.id.lower()
+        state.per_user.clear((key, self.source))
+        state.remember_source(key, self.source)
+
+
+def check_password_sign_in(request: Request, username: str, password: str, code: str | None, method: str) -> Checked:
+    """Checks a username, password and (when enrolled) authenticator code under the
+    failure limits (gateway/identity/signin.py), auditing every refusal as ``auth.login``
+    with ``method``; the one check behind ``/login`` and ``/token``. Raises ApiError."""
     gw = gateway(request)
     state = sign_in_state(request)
     source = client_address(request)
-    username = body.username.strip()
+    username = username.strip()
     account_key = username.lower()
     user_key = (account_key, source)
     account = gw.config.site.accounts.get(username)
     audit_actor = username if account else "unknown"
-    # While the account is under attack from several addresses (gateway/identity/signin.py),
-    # a failure is answered like the limit, so it does not tell a right password from a wrong one.
+    # While the account is under attack from several addresses, or its address sent too
+    # many failures (gateway/identity/signin.py), a failure is answered like the limit, so
+    # it does not tell a right password from a wrong one.
     attacked = 0
+    limited_by = "account"
 
     def refuse(
         reason: str,
@@ -95,8 +129,13 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     ) -> ApiError:
         gw.metrics.auth_failures.inc()
         if attacked and status == 401:
-            status, detail, headers = 429, attack_detail(attacked), {"Retry-After": str(attacked)}
-            reason = f"{reason}; the account is limited after failures from several addresses"
+            wording = attack_detail if limited_by == "account" else address_detail
+            status, detail, headers = 429, wording(attacked), {"Retry-After": str(attacked)}
+            reason = (
+                f"{reason}; the account is limited after failures from several addresses"
+                if limited_by == "account"
+                else f"{reason}; the address is limited after many failures (only password and a fresh code pass)"
+            )
         if (
             count
             or status != 429
@@ -111,7 +150,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
                 outcome="denied",
                 source=source,
                 reason=reason,
-                details={"method": "password+totp"},
+                details={"method": method},
             )
         if count:  # may raise SignInUnavailable (503) when the shared store is down; audited above
             state.per_user.record(user_key)
@@ -132,14 +171,23 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
             outcome="denied",
             source=source,
             reason="the shared sign-in store (Redis) cannot be reached; answered 503",
-            details={"method": "password+totp"},
+            details={"method": method},
         )
         return exc
 
+    passed = None
     try:
-        wait = max(state.per_user.retry_after(user_key), state.per_address.retry_after(source))
+        wait = state.per_user.retry_after(user_key)
+        known = state.known_source(account_key, source)
+        # The address limit never stops a person who signed in from there before (a
+        # whole agency behind one VPN or NAT address); anyone else needs password + code.
+        address_wait = 0 if wait else state.per_address.retry_after(source)
+        if address_wait and known:
+            passed, address_wait = "address limit passed: an address this account signed in from before", 0
         limited = 0 if wait else state.per_account.retry_after(account_key)
-        attacked = limited if limited and not state.known_source(account_key, source) else 0
+        attacked = limited if limited and not known else 0
+        if address_wait > attacked:
+            attacked, limited_by = address_wait, "address"
     except SignInUnavailable as exc:
         raise unavailable(exc) from None
     if wait:
@@ -154,11 +202,15 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     login_cfg = gw.config.logins.get(username) if account else None
     if attacked and not (login_cfg and login_cfg.has_totp):
         raise refuse(
-            "too many failed sign-ins for this account from several addresses; refused without checking "
-            "(no authenticator enrolled, and not an address it signed in from before)",
+            (
+                "too many failed sign-ins for this account from several addresses"
+                if limited_by == "account"
+                else "too many failed sign-ins from this address"
+            )
+            + "; refused without checking (no authenticator enrolled, and not an address it signed in from before)",
             count=False,
         )
-    password_ok = verify_password(body.password, login_cfg.password_hash if login_cfg else None)
+    password_ok = verify_password(password, login_cfg.password_hash if login_cfg else None)
     if account is None:
         raise refuse("unknown account")
     if not role_holds(account.role, Permission.SIGN_IN):
@@ -170,7 +222,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
 
     amr: tuple[str, ...] = AMR_PASSWORD
     if login_cfg.has_totp:
-        if not body.totp:
+        if not code:
             raise refuse("TOTP code missing")
         try:
             secret = CredentialBox.for_dir(gw.config.secrets_dir).open(login_cfg.sealed_totp or "")
@@ -181,27 +233,39 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
                 "sign-in is misconfigured on this server; tell the administrator",
                 count=False,
             ) from None
-        step = totp.verify(secret, body.totp)
+        step = totp.verify(secret, code)
         if step is None:
             raise refuse("bad TOTP")
         if not gw.receipts.first_time(f"totp:{account.id}", str(step)):
             raise refuse("TOTP code already used (replay)")
         amr = AMR_MFA
+        if attacked:
+            passed = f"{limited_by} limit passed: password and a fresh authenticator code"
+    return Checked(account, amr, source, passed, unavailable)
 
+
+@router.post("/login", dependencies=[Depends(public("signing in: username, password and authenticator code"))])
+def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Sign in with username, password and (when enrolled) the authenticator code."""
+    gw = gateway(request)
+    state = sign_in_state(request)
+    checked = check_password_sign_in(request, body.username, body.password, body.totp, PASSWORD_TOTP)
+    mfa = checked.amr == AMR_MFA
     try:
         actor, session = open_web_session(
             request,
             response,
-            account,
-            amr,
+            checked.account,
+            checked.amr,
             reason="signed in with password and authenticator code"
-            if amr == AMR_MFA
+            if mfa
             else "signed in with password only (no second factor)",
+            details={"limit": checked.passed} if checked.passed else None,
+            method=PASSWORD_TOTP if mfa else PASSWORD,
         )
-        state.per_user.clear(user_key)
-        state.remember_source(account_key, source)
+        checked.succeeded(state)
     except SignInUnavailable as exc:
-        raise unavailable(exc) from None
+        raise checked.unavailable(exc) from None
     return _session_view(gw, actor, session, state.sessions)
 
 
@@ -224,6 +288,7 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
             source=client_address(request),
             reason="signed out",
         )
+        end_session_sign_in(gw.tokens, session, SIGNED_OUT)  # its video stops on every node
     return {"signed_out": True}
 
 

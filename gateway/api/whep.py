@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from camera_adapters import StreamUnavailable
+from emergency.audit import AuditEvent
 from emergency.permissions import Permission
+from emergency.sign_ins import CLI
 from gateway.api.deps import ActorDep, GatewayDep, SourceDep
 from gateway.api.views import refusal_detail
 from gateway.errors import ApiError
+from gateway.identity.caller import identity
 from gateway.identity.guards import requires
+from gateway.identity.tokens import Identity
 from gateway.media.ice import gateway_ice_servers
 from gateway.media.sessions import ViewSession
 from gateway.media.webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
@@ -20,6 +24,10 @@ from gateway.media.webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, chec
 router = APIRouter(tags=["whep"])
 
 SDP = "application/sdp"
+CLI_NEVER_VIDEO = (
+    "tokens from 'sightline token' are for automation and never open video; "
+    "sign in with your password and authenticator code"
+)
 
 
 async def _read_offer(request: Request) -> str:
@@ -47,8 +55,21 @@ async def start_view(
     gw: GatewayDep,
     who: ActorDep,
     source: SourceDep,
+    ident: Annotated[Identity, Depends(identity)],
     stream: Literal["main", "sub"] = Query(default="main"),
 ) -> Response:
+    if ident.method == CLI:
+        gw.metrics.whep_requests.labels("denied").inc()
+        gw.audit.append(
+            AuditEvent.PERMISSION_DENIED,
+            actor=who,
+            object=f"camera:{camera_id}",
+            outcome="denied",
+            source=source,
+            reason="a token from 'sightline token' asked for video",
+            details={"sign_in": ident.sign_in},
+        )
+        raise ApiError(403, "forbidden", CLI_NEVER_VIDEO)
     decision = gw.emergencies.decide_view(who, camera_id, source=source)
     if not decision.allowed or decision.grant is None:
         gw.metrics.whep_requests.labels("denied").inc()
@@ -78,6 +99,8 @@ async def start_view(
         started=gw.clock.now(),
         pc=pc,
         track=track,
+        sign_in=ident.sign_in or None,
+        web_session=ident.web_session,
     )
     try:
         gw.sessions.add(session, reason=decision.reason)  # audits view.started

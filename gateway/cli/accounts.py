@@ -1,4 +1,5 @@
-"""``sightline accounts list|enrol``: local sign-in credentials on the site file's accounts.
+"""``sightline accounts list|enrol|revoke``: local sign-in credentials on the site file's
+accounts, and taking back one person's access (every sign-in, token and video).
 
 Enrolment writes a scrypt hash of the password and a freshly sealed TOTP secret onto the
 account's ``[[accounts]]`` block, in place, so the rest of the hand-kept file (comments,
@@ -131,6 +132,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Ends every sign-in of one person in the shared database: the running nodes refuse
+    their tokens and cut their video within a second (gateway/identity/revocation.py)."""
+    from emergency.clock import SystemClock
+    from emergency.sign_ins import SignIns
+    from gateway.identity.revocation import revoke_person
+    from gateway.runtime import open_domain
+
+    config = load_config(args.config)
+    store, audit, _ = open_domain(config)
+    try:
+        sign_ins = SignIns(store, SystemClock())
+        person = args.user
+        if person not in config.site.accounts and not sign_ins.live_of(person):
+            print(
+                f"sightline accounts revoke: nobody called '{person}' is in the site file or signed in", file=sys.stderr
+            )
+            return 2
+        ended = revoke_person(
+            sign_ins, audit, person, by_id=_operator(), by_name=_operator(), reason=args.reason, source="cli"
+        )
+    finally:
+        audit.close()
+        store.close()
+    print(f"revoked {person}: {len(ended)} sign-in(s) ended; their video stops within a second on every node")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     accounts = sub.add_parser("accounts", help="sign-in credentials of the site file's accounts")
     accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
@@ -153,3 +182,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--keep-totp", action="store_true", help="only reset the password; keep the enrolled authenticator"
     )
     enrol.set_defaults(func=cmd_enrol)
+
+    revoke = accounts_sub.add_parser(
+        "revoke", help="end every sign-in, token and live video of one person, on every node (audited)"
+    )
+    revoke.add_argument("--config", required=True)
+    revoke.add_argument("--user", required=True, help="a site-file id, or a provisioned id such as agency:sub")
+    revoke.add_argument("--reason", help="why, for the audit log")
+    revoke.set_defaults(func=cmd_revoke)

@@ -132,8 +132,8 @@ def _health(config: GatewayConfig, gateway_url: str) -> dict[str, dict[str, Any]
         urllib.request.urlopen(f"{gateway_url}/healthz", timeout=2).read()
     except (urllib.error.URLError, OSError):
         return None
-    token, jti = token_authority(config).issue(admins[0], ttl=60)
     store, audit, _ = open_domain(config)
+    token, jti = token_authority(config, store).issue(admins[0], ttl=60)
     audit.append(
         AuditEvent.AUTH_TOKEN_ISSUED,
         actor_id=_operator(),

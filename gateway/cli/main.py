@@ -55,7 +55,7 @@ def _issue_token(config: GatewayConfig, user: str, ttl: int, scopes: tuple[str, 
     store, audit, _ = open_domain(config)
     try:
         try:
-            token, jti = token_authority(config).issue(user, ttl=ttl, scopes=scopes)
+            token, jti = token_authority(config, store).issue(user, ttl=ttl, scopes=scopes)
         except AuthError as exc:
             audit.append(
                 AuditEvent.AUTH_TOKEN_ISSUED,
@@ -98,7 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  site file : {config.path}   (use --config {config.path} with other commands)",
         f"  gateway   : {base}   (health: {base}/healthz)",
         *tls_lines,
-        "  accounts  : bearer tokens valid 8 hours (send 'Authorization: Bearer <token>')",
+        "  accounts  : bearer tokens for automation, valid 8 hours (send 'Authorization: Bearer <token>'; "
+        "they never open video: sign in, or POST /api/v1/auth/token)",
     ]
     for account in config.site.accounts.values():
         token = _issue_token(config, account.id, 8 * 3600)

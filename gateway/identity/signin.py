@@ -10,11 +10,16 @@ How it works
   session holds a bearer token from :class:`gateway.identity.tokens.TokenAuthority` carrying
   ``amr`` ["pwd", "otp", "mfa"] or just ["pwd"], so role and MFA are decided exactly as
   for bearer tokens; only a session with "mfa" may open video.
+- Every session hangs on a sign-in (emergency/sign_ins.py, method given by the caller
+  of :func:`open_web_session`); signing out and the idle lock end it, so every node
+  closes the video it opened within a second (gateway/runtime.py).
 - Idle lock (CJIS 5.5.5): every request authenticated by the cookie moves the session's
   last-seen time; a request arriving more than ``idle_seconds`` (30 minutes) after the
   previous one finds the session locked: it is deleted, audited as
   ``auth.session_locked`` and answered 401. Requests sent with ``X-Sightline-Activity:
-  passive`` (background refreshes) are served without counting as activity. Sessions
+  passive`` (background refreshes) are served without counting as activity; a session
+  whose video plays is touched by the node serving it (gateway/app.py), so the lock
+  never falls on an officer watching. Sessions
   also end ``lifetime`` seconds (8 hours) after sign-in whatever the activity.
 - CSRF: a request authenticated by the cookie that changes state (anything but
   GET/HEAD/OPTIONS) must carry ``X-Requested-With: sightline``, which only our own
@@ -26,7 +31,11 @@ How it works
 
 Failure limits, and why the owner is never locked out
 - Per username and address: 5 failures in a minute answer 429 (unchecked) for that pair.
-- Per address: 20 failures in a minute answer 429 for every username from it.
+- Per address: 20 failures in a minute, and from then on the address is held like an
+  account under attack (below): an account that signed in from it before is checked as
+  usual, anyone else is admitted only with password *and* a fresh authenticator code,
+  and every other attempt answers 429 with Retry-After. A whole agency's patrol cars
+  often share one VPN or NAT address; failures sent from there must not lock them out.
 - Per account, across all addresses: 10 failures in 15 minutes put the account *under
   attack* (so 55 guesses spread over 11 addresses stop after 10). A hard lock here would
   hand any attacker a switch that turns the real user off, so instead, while it lasts:
@@ -57,7 +66,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +74,11 @@ from fastapi import Request, Response
 
 from emergency.audit import AuditEvent
 from emergency.model import Actor
+from emergency.sign_ins import IDLE_LOCKED, PASSWORD_TOTP
 from gateway.errors import ApiError
 from gateway.identity.failures import audit_bad_credential
 from gateway.identity.proxies import client_address
-from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity
+from gateway.identity.tokens import DEFAULT_TTL, STRONG_AMR, AuthError, Identity, TokenAuthority
 
 if TYPE_CHECKING:
     from emergency.site import Account
@@ -178,6 +188,14 @@ class WebSessions:
     def end(self, cookie: str) -> WebSession | None:
         with self._lock:
             return self._sessions.pop(self._key(cookie), None)
+
+    def touch_key(self, key: str) -> None:
+        """Count as activity on the session stored under ``key`` (its video is playing)."""
+        now = self._now()
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and now - session.last_seen <= self.idle_seconds:
+                session.last_seen = max(session.last_seen, now)
 
     def sweep(self) -> list[WebSession]:
         """Remove sessions past their idle or absolute limit; returns them for auditing."""
@@ -313,15 +331,18 @@ def open_web_session(
     *,
     reason: str,
     details: dict[str, Any] | None = None,
+    method: str = PASSWORD_TOTP,
 ) -> tuple[Actor, WebSession]:
     """Sign ``account`` in to the pages, however it proved who it is (password and code,
-    its agency's provider, a guest pass): issue the session's token, create the session,
+    its agency's provider, a guest pass): record the sign-in (``method``: how, e.g.
+    "password+totp", "oidc", "guest"), issue the session's token, create the session,
     set the cookie and audit ``auth.login`` with ``reason``. Raises
     :class:`SignInUnavailable` when the shared session store cannot be reached."""
     gw = _gw(request)
     state = sign_in_state(request)
     source = client_address(request)
-    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr)
+    record = gw.sign_ins.open(account.id, method=method, mfa="mfa" in amr, ttl=state.sessions.lifetime)
+    token, token_id = gw.tokens.issue(account.id, ttl=state.sessions.lifetime, amr=amr, sign_in=record)
     cookie, session = state.sessions.create(account.id, token, token_id, amr, source)
     actor = Actor.from_account(account, mfa=session.mfa, delegations=gw.config.site.delegations(account))
     gw.audit.append(
@@ -330,7 +351,7 @@ def open_web_session(
         object=f"account:{account.id}",
         source=source,
         reason=reason,
-        details={"amr": list(amr), "session": token_id, **(details or {})},
+        details={"amr": list(amr), "session": token_id, "sign_in": record.id, "method": method, **(details or {})},
     )
     response.set_cookie(
         SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
@@ -355,6 +376,7 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
                 source=client_address(request),
                 reason=str(exc),
             )
+            end_session_sign_in(gw.tokens, exc.session, IDLE_LOCKED)
         _sweep(request, state)
         raise
     _sweep(request, state)
@@ -362,13 +384,32 @@ def cookie_session(request: Request, cookie: str) -> WebSession:
 
 
 def _sweep(request: Request, state: SignIn) -> None:
-    sweep_sessions(state, _gw(request).audit)
+    sweep_sessions(state, _gw(request).audit, _gw(request).tokens)
 
 
-def sweep_sessions(state: SignIn, audit: Any) -> int:
-    """End (and audit, once across nodes) the sessions past their limits. Runs on cookie
-    requests and every minute (gateway/app.py), so a session nobody uses again still
-    gets its entry before a shared store would expire it silently."""
+def end_session_sign_in(tokens: TokenAuthority, session: WebSession, reason: str, *, by: str | None = None) -> None:
+    """End the sign-in behind a web session that ended (signed out, locked): its token is
+    then refused everywhere and every node closes the video it opened (gateway/runtime.py)."""
+    sid = tokens.sign_in_of(session.token)
+    if sid and tokens.sign_ins is not None:
+        tokens.sign_ins.end(sid, reason, by=by or session.account_id)
+        tokens.forget(sid)
+
+
+def keep_watching_sessions_awake(state: SignIn, keys: set[str]) -> None:
+    """A session whose video plays is not idle: the node serving the video touches the
+    web sessions that opened it (gateway/app.py, well within the idle limit)."""
+    for key in keys:
+        try:
+            state.sessions.touch_key(key)
+        except SignInUnavailable:
+            return
+
+
+def sweep_sessions(state: SignIn, audit: Any, tokens: TokenAuthority | None = None) -> int:
+    """End (and audit, once across nodes) the sessions past their limits, and their
+    sign-ins. Runs on cookie requests and every minute (gateway/app.py), so a session
+    nobody uses again still gets its entry before a shared store would expire it silently."""
     try:
         stale = state.sessions.sweep()
     except SignInUnavailable:
@@ -381,6 +422,8 @@ def sweep_sessions(state: SignIn, audit: Any) -> int:
             source=s.source,
             reason="no activity within the idle limit",
         )
+        if tokens is not None:
+            end_session_sign_in(tokens, s, IDLE_LOCKED)
     return len(stale)
 
 
@@ -401,7 +444,7 @@ def cookie_identity(request: Request, cookie: str) -> Identity:
         )
         raise ApiError(401, "unauthorized", detail, clear_cookie_header()) from None
     try:
-        ident = gw.tokens.authenticate(session.token)
+        ident = replace(gw.tokens.authenticate(session.token), web_session=session.key)
     except AuthError as exc:
         sign_in_state(request).sessions.end(cookie)
         raise ApiError(401, "unauthorized", f"{exc}; sign in again", clear_cookie_header()) from None

@@ -314,6 +314,10 @@ class RedisWebSessions:
             raise SessionProblem("the session reached its maximum length", locked=True, session=session)
         return session
 
+    def touch_key(self, key: str) -> None:
+        """Count as activity on the session stored under ``key`` (its video is playing)."""
+        self._run(key, "touch", self._now())
+
     def end(self, cookie: str) -> WebSession | None:
         key = self._key(cookie)
         with self._link.guard():

@@ -36,6 +36,8 @@ class ViewSession:
     started: datetime
     pc: RTCPeerConnection
     track: PacketTrack
+    sign_in: str | None = None  # the sign-in that opened it: its end closes the video
+    web_session: str | None = None  # the pages' session that opened it, kept awake while it plays
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def live_view(self, node: str) -> LiveView:
@@ -50,6 +52,7 @@ class ViewSession:
             grant=self.grant_id,
             source=self.source,
             started=self.started,
+            sign_in=self.sign_in,
         )
 
     def summary(self) -> dict[str, object]:
@@ -83,6 +86,10 @@ class SessionRegistry:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def web_sessions(self) -> set[str]:
+        """The pages' sessions whose video this node serves (each kept awake while it plays)."""
+        return {s.web_session for s in self._sessions.values() if s.web_session}
 
     async def close(self, session_id: str, reason: str, *, actor: Actor | None = None) -> bool:
         session = self._sessions.pop(session_id, None)

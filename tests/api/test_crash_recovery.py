@@ -24,7 +24,7 @@ import pytest
 from emergency.audit import AuditEvent
 from emergency.live_views import CRASH_REASON, HEARTBEAT_SECONDS
 from gateway.config import load_config
-from gateway.runtime import TICK_SECONDS, token_authority
+from gateway.runtime import TICK_SECONDS, open_store, token_authority
 from tests.api.test_activation import declare
 from tests.conftest import free_port
 from tests.whep_client import WhepViewer
@@ -108,14 +108,25 @@ async def serve(site: Path) -> AsyncIterator[Any]:
         served.end()
 
 
+def person_token(site: Path, user: str) -> str:
+    """A token as a person signed in with password and code holds, its sign-in recorded in
+    the site's database (which the served node reads)."""
+    config = load_config(site)
+    store = open_store(config)
+    try:
+        return token_authority(config, store).issue(user, ttl=600, amr=("pwd", "otp", "mfa"))[0]
+    finally:
+        store.close()
+
+
 def client(served: Served, site: Path, user: str) -> httpx.AsyncClient:
-    token = token_authority(load_config(site)).issue(user, ttl=600)[0]
+    token = person_token(site, user)
     return httpx.AsyncClient(base_url=served.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
 
 async def watch(served: Served, site: Path) -> tuple[WhepViewer, str]:
     """An officer's live view of the front entrance, with video arriving; its session id."""
-    token = token_authority(load_config(site)).issue("officer", ttl=600)[0]
+    token = person_token(site, "officer")
     viewer = WhepViewer(served.base_url, "hs-front", token, stream="sub")
     response = await viewer.start()
     assert response.status_code == 201, response.text

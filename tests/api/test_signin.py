@@ -368,3 +368,41 @@ async def test_bad_login_bodies_are_client_errors(web) -> None:
         t0 = time.monotonic()
         r = await forged.get("/api/v1/emergencies")
         assert r.status_code == 401 and time.monotonic() - t0 < 5
+
+
+async def test_failures_from_a_shared_address_cannot_lock_out_the_agency_behind_it(web) -> None:
+    """An attacker behind the patrol cars' shared VPN/NAT address sends more failures than
+    the per-address limit, under many usernames. Officers who signed in from there before
+    still get in; a person new to the address gets in with password and a fresh code; the
+    attacker (and a wrong code) gets 429 with a plain message and Retry-After, audited."""
+    wg = await web(drop_totp("outsider"))
+    nat = "198.51.100.20"
+    async with from_address(wg, nat) as car:  # the officer signed in from the cars' address before
+        good = {"username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")}
+        assert (await car.post("/api/v1/auth/login", json=good)).status_code == 200
+    async with from_address(wg, nat) as attacker:
+        for i in range(24):  # 4 tries per made-up name: under the per-name limit, over the address's
+            guess = {"username": f"deputy{i // 4}", "password": "Winter2025!", "totp": "000000"}
+            await attacker.post("/api/v1/auth/login", json=guess)
+        r = await attacker.post("/api/v1/auth/login", json={"username": "deputy9", "password": "x", "totp": "1"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "from your network" in r.json()["detail"] and "seconds" in r.json()["detail"]
+        # the right password of a person new here is not enough without a fresh code ...
+        dispatcher = {"username": "dispatcher", "password": wg.logins["dispatcher"]["password"], "totp": "000000"}
+        r = await attacker.post("/api/v1/auth/login", json=dispatcher)
+        assert r.status_code == 429 and "authenticator code" in r.json()["detail"]
+        # ... and an account without an authenticator is refused without checking while it lasts
+        outsider = {"username": "outsider", "password": wg.logins["outsider"]["password"]}
+        assert (await attacker.post("/api/v1/auth/login", json=outsider)).status_code == 429
+    async with from_address(wg, nat) as car:
+        good = {"username": "officer", "password": wg.logins["officer"]["password"], "totp": wg.code("officer")}
+        assert (await car.post("/api/v1/auth/login", json=good)).status_code == 200  # known address
+        fresh = {"username": "dispatcher", "password": wg.logins["dispatcher"]["password"]}
+        fresh["totp"] = wg.code("dispatcher")
+        assert (await car.post("/api/v1/auth/login", json=fresh)).status_code == 200  # password + fresh code
+    ok = [e for e in logins_of(wg) if e.outcome == "success" and e.details.get("limit")]
+    assert {e.actor_id for e in ok} == {"officer", "dispatcher"}
+    assert any("known" in e.details["limit"] or "before" in e.details["limit"] for e in ok if e.actor_id == "officer")
+    assert any("fresh authenticator code" in e.details["limit"] for e in ok if e.actor_id == "dispatcher")
+    denied = [e for e in logins_of(wg) if e.outcome == "denied" and e.source == nat]
+    assert any("address is limited" in (e.reason or "") for e in denied)

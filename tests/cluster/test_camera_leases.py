@@ -35,7 +35,7 @@ class Node:
     task: asyncio.Task
 
     def token(self, user: str) -> str:
-        return self.gateway.tokens.issue(user, ttl=600)[0]
+        return self.gateway.tokens.issue(user, ttl=600, amr=("pwd", "otp", "mfa"))[0]
 
     def client(self, user: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}

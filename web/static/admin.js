@@ -313,6 +313,49 @@ function renderWatching(sessions) {
   }
 }
 
+// ------------------------------------------------------------------ who is signed in (district administrators)
+
+const signedInCard = document.getElementById("signed-in-card");
+const signedIn = document.getElementById("signed-in");
+const signedInEmpty = document.getElementById("signed-in-empty");
+const METHODS = { "password+totp": "password and code", password: "password only", cli: "command-line token",
+  client_credentials: "records system", oidc: "agency sign-in", guest: "guest pass" };
+
+function renderSignedIn(list) {
+  if (list === null) { signedInCard.hidden = true; return; }  // not allowed to revoke: no section
+  signedInCard.hidden = false;
+  const people = new Map();
+  for (const s of list) {
+    if (s.person === document.body.dataset.user) continue;
+    const p = people.get(s.person) || { ...s, methods: new Set(), watching: false };
+    p.methods.add(METHODS[s.method] || s.method);
+    p.watching = p.watching || s.watching;
+    if (s.since < p.since) p.since = s.since;
+    people.set(s.person, p);
+  }
+  const tbody = signedIn.querySelector("tbody");
+  clear(tbody);
+  signedIn.hidden = people.size === 0;
+  signedInEmpty.hidden = people.size > 0;
+  for (const p of people.values()) {
+    const button = el("button", { type: "button", class: "button danger", text: "Take back access" });
+    button.addEventListener("click", async () => {
+      const reason = window.prompt(`Take back every sign-in and live video of ${p.name}? Why (for the audit log):`, "");
+      if (reason === null) return;
+      button.disabled = true;
+      try {
+        await api(`/api/v1/people/${encodeURIComponent(p.person)}/revoke`, { method: "POST", json: { reason } });
+        statusLine.textContent = `Access of ${p.name} taken back.`;
+      } catch (err) {
+        statusLine.textContent = `Could not take back access: ${err.message}`;
+      } finally {
+        refresh();
+      }
+    });
+    tbody.append(row(signedIn, [p.name, [...p.methods].join(", "), fmtTime(p.since), p.watching ? "yes" : "no", button]));
+  }
+}
+
 // ------------------------------------------------------------------ polling
 
 let refreshing = null;
@@ -321,10 +364,11 @@ async function refresh() {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
-      const [emergencies, sessions, requests] = await Promise.all([
+      const [emergencies, sessions, requests, signIns] = await Promise.all([
         api("/api/v1/emergencies", { passive: true }),
         api("/api/v1/sessions", { passive: true }),
         api("/api/v1/access-requests", { params: { pending_only: true }, passive: true }).catch(() => []),
+        pageData.may_revoke ? api("/api/v1/sign-ins", { passive: true }).catch(() => null) : null,
       ]);
       const latest = new Map();
       for (const e of emergencies) {
@@ -336,6 +380,7 @@ async function refresh() {
       for (const [id, card] of cards) card.update(latest.get(id) || null);
       renderWatching(sessions);
       renderRequests(requests.filter((r) => r.state === "pending"));
+      renderSignedIn(signIns);
       const open = [...cards.values()].filter((c) => c.open()).length;
       statusLine.textContent = open ? `${open} building${open === 1 ? "" : "s"} in an emergency. Updated ${new Date().toLocaleTimeString()}.`
         : `No emergency in your buildings. Updated ${new Date().toLocaleTimeString()}.`;

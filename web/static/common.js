@@ -56,10 +56,25 @@ function resetIdle() {
   if (warning) warning.hidden = true;
 }
 
+// Video that plays keeps the session awake on the server (gateway/identity/signin.py), so
+// before warning or leaving, ask the server when its lock really falls (a passive request).
+let askedAt = 0;
+async function serverDeadline() {
+  askedAt = Date.now();
+  try {
+    const s = await api("/api/v1/auth/session", { passive: true });
+    const at = Date.parse(s.expires);
+    if (at > idleDeadline) idleDeadline = at;
+    const warning = document.getElementById("idle-warning");
+    if (warning && idleDeadline - Date.now() > WARN_BEFORE * 1000) warning.hidden = true;
+  } catch (err) { /* a 401 leaves the page by itself */ }
+}
+
 function tickIdle() {
   if (!idleSeconds) return;
   const left = Math.round((idleDeadline - Date.now()) / 1000);
   const warning = document.getElementById("idle-warning");
+  if (left <= WARN_BEFORE + 5 && Date.now() - askedAt > 10000) serverDeadline();
   if (left <= -2) {
     location.assign(signInUrl(true));
     return;
@@ -74,7 +89,8 @@ function tickIdle() {
 if (idleSeconds) {
   resetIdle();
   idleTimer = setInterval(tickIdle, 1000);
-  document.getElementById("stay-signed-in")?.addEventListener("click", () => api("/api/v1/auth/session").catch(() => {}));
+  // one tap anywhere on the warning keeps the session
+  document.getElementById("idle-warning")?.addEventListener("click", () => api("/api/v1/auth/session").catch(() => {}));
 }
 
 document.getElementById("sign-out")?.addEventListener("click", async () => {
