@@ -68,7 +68,8 @@ async def test_officer_watches_video_over_https_and_an_outsider_is_told_whom_to_
                     await asyncio.sleep(0.1)
                 assert decoded > 0, "no video frame decoded over HTTPS within 8 s of the confirmation"
 
-                help_box = "#access-help:has-text('has no camera agreement')"
+                # the notice is there before the emergency too; wait for the refresh that names it
+                help_box = "#access-help:has-text('during the emergency at')"
                 await outsider.wait_for_selector(help_box, timeout=8_000)
                 words = await outsider.inner_text("#access-help")
                 assert "County Sheriff's Office" in words and "Lincoln High School" in words
