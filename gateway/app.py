@@ -10,7 +10,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import errors
-from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
+from gateway.api import (
+    audit,
+    buildings,
+    cameras,
+    emergencies,
+    guest_passes,
+    health,
+    ice,
+    records,
+    relay,
+    sessions,
+    triggers,
+    whep,
+)
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
@@ -83,6 +96,7 @@ def install_routes(app: FastAPI) -> None:
         health,
         cameras,
         buildings,
+        guest_passes,  # before emergencies: its POST /emergencies/{id}/{transition} would take .../guest-passes
         emergencies,
         triggers,
         audit,

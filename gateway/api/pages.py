@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 import web as web_package
 from emergency.disclosure import REDISCLOSURE_NOTICE
+from emergency.guest_passes import AGENCY_PREFIX, is_guest_agency
 from emergency.model import Action, IncidentType
 from emergency.permissions import ROLE_LABELS, Permission, home_page, may, role_holds, roles_with
 from emergency.policy import ALL_ZONES
@@ -72,10 +73,18 @@ def _user(request: Request, ident: Identity) -> dict[str, Any]:
         "name": account.name if account else ident.actor.id,
         "role": str(ident.actor.role),
         "role_label": ROLE_LABELS.get(ident.actor.role, str(ident.actor.role)),
-        "agency": agency.name if agency else None,
+        "agency": agency.name if agency else _guest_label(gw, ident.actor.agency),
         "mfa": ident.actor.mfa,
         "home": home_page(ident.actor) or "/",
     }
+
+
+def _guest_label(gw: Any, agency: str | None) -> str | None:
+    """A mutual-aid guest's agency as the pages show it: "mutual aid: <agency>"."""
+    if not is_guest_agency(agency):
+        return None
+    p = gw.guest_passes.get(str(agency).removeprefix(AGENCY_PREFIX))
+    return p.label if p is not None else None
 
 
 def _to_signin(request: Request, locked: bool) -> Response:
