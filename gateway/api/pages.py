@@ -273,14 +273,20 @@ def install(app: FastAPI) -> None:
 
     @app.get("/signin", include_in_schema=False, dependencies=[Depends(public("the sign-in form"))])
     def signin_page(
-        request: Request, next: str | None = None, locked: bool = False, signed_out: bool = False
+        request: Request,
+        next: str | None = None,
+        locked: bool = False,
+        signed_out: bool = False,
+        guest_ended: bool = False,
     ) -> Response:
         target = _safe_next(next)
         ident, _ = page_identity(request)
         if ident is not None:
             return _with_headers(RedirectResponse(target if target != "/signin" else "/", status_code=303))
         notice = None
-        if locked:
+        if guest_ended:
+            notice = "Your mutual-aid access has ended with the emergency. Ask the dispatcher if you need a new pass."
+        elif locked:
             notice = "You were signed out after 30 minutes without activity. Sign in again to continue."
         elif signed_out:
             notice = "You are signed out."

@@ -206,3 +206,48 @@ async def test_the_guest_form_signs_in_and_lands_on_the_viewer(site_file, run_ga
         assert (await browser.get("/api/v1/cameras")).status_code == 401
     [login] = [e for e in audited(gw, "auth.login") if e.actor_id == f"guest:{issued['id']}"]
     assert "mfa" in login.details["amr"]
+
+
+async def test_the_link_is_texted_through_the_outbox_never_the_pin(site_file, run_gateway) -> None:
+    """An SMS relay subscribed to guest_pass.sent gets the link (signed, like every
+    delivery); a subscriber to every topic ("*") never does; the PIN goes nowhere."""
+    import json
+
+    from gateway.notifier import seal_secret
+    from tests.api.test_notifier import Receiver
+    from tests.conftest import free_port
+
+    sms, cad = Receiver(free_port()), Receiver(free_port())
+    sms.start()
+    cad.start()
+    try:
+        path = site_file()
+        secret = seal_secret(path, "relay-secret")
+        path.write_text(
+            path.read_text()
+            + f'\n[[webhooks]]\nid = "sms"\nurl = "{sms.url}"\ntopics = ["guest_pass.sent"]\nsecret = "{secret}"\n'
+            + f'\n[[webhooks]]\nid = "cad"\nurl = "{cad.url}"\ntopics = ["*"]\nsecret = "{secret}"\n'
+        )
+        gw = await run_gateway(path)
+        async with gw.client("admin") as admin:
+            hs = await activate(admin)
+            r = await admin.post(f"/api/v1/emergencies/{hs}/guest-passes", json={"send_to": "+1 555 010 0199"})
+            assert r.status_code == 201, r.text
+            issued = r.json()
+            assert issued["sent_to"] == "…0199"
+            deadline = time.monotonic() + 5
+            while not sms.requests and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            [delivery] = sms.requests
+            body = json.loads(delivery.body)
+            assert body["topic"] == "guest_pass.sent" and body["payload"]["to"] == "+1 555 010 0199"
+            assert issued["link"] in body["payload"]["text"] and issued["pin"] not in delivery.body.decode()
+            await asyncio.sleep(0.5)
+            assert all(json.loads(x.body)["topic"] != "guest_pass.sent" for x in cad.requests)
+            bad = await admin.post(f"/api/v1/emergencies/{hs}/guest-passes", json={"send_to": "not a number"})
+            assert bad.status_code == 422 and bad.json()["error"] == "invalid"
+        [sent] = audited(gw, "guest_pass.sent")
+        assert sent.details["to"] == "…0199"
+    finally:
+        sms.stop()
+        cad.stop()
