@@ -341,17 +341,29 @@ class GuestPasses:
 
     def tick(self) -> None:
         """Expire unused passes past their 15 minutes, and end passes whose emergency no
-        longer shares video (the guest's grant ended with it, in the emergency's own command)."""
+        longer shares video (the guest's grant ended with it, in the emergency's own command).
+        Reads first and writes only when something is due: the gateway runs it every tick."""
+        if not any(self._due(p, self._clock.now()) for p in self._store.unfinished_guest_passes()):
+            return
         with self._store.transaction():
             now = self._clock.now()
             for p in self._store.unfinished_guest_passes():
-                e = self._store.get_emergency(p.emergency_id)
-                if e is None or not e.sharing_at(now):
-                    state = e.state if e is not None else "gone"
-                    why = "time limit reached" if e is not None and e.state is State.ACTIVE else f"emergency {state}"
-                    self._finish(p, PassState.ENDED, why)
-                elif p.state is PassState.OPEN and now >= p.expires_at:
+                why = self._due(p, now)
+                if why == "expired":
                     self._finish(p, PassState.EXPIRED, f"not used within {PASS_MINUTES} minutes", at=p.expires_at)
+                elif why is not None:
+                    self._finish(p, PassState.ENDED, why)
+
+    def _due(self, p: GuestPass, now: datetime) -> str | None:
+        """Why ``p`` must finish now ("expired", or why it ends), or None."""
+        e = self._store.get_emergency(p.emergency_id)
+        if e is None:
+            return "emergency gone"
+        if not e.sharing_at(now):
+            return "time limit reached" if e.state is State.ACTIVE else f"emergency {e.state}"
+        if p.state is PassState.OPEN and now >= p.expires_at:
+            return "expired"
+        return None
 
     # queries
 
