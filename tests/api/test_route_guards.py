@@ -57,6 +57,7 @@ PARAMS = {
     "decision": "approve",
     "transition": "all-clear",
     "session_id": "no-such-session",
+    "secret": "no-such-guest-link",
 }
 # Calls that need no emergency open at Lincoln High (they open one).
 OPENS_ONE = {
@@ -90,6 +91,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "location": "time-out",
         "start": NOW,
         "end": "2026-11-02T10:05:00Z",
+    },
+    ("POST", "/api/v1/guest-passes/redeem"): {
+        "link": "no-such-guest-link",
+        "pin": "000000",
+        "name": "Walk Guest",
+        "badge": "1",
+        "agency": "Walk County",
     },
     ("POST", "/api/v1/records/reports"): {
         "source": "sis",
@@ -171,6 +179,9 @@ class World:
             source=None,
         )
         values["emergency_id"] = self.gw.emergencies.confirm(self.admin, e.id).id
+        if "{pass_id}" in path or "{secret}" in path:
+            issued = self.gw.guest_passes.issue(self.admin, values["emergency_id"])
+            values["pass_id"], values["secret"] = issued.guest_pass.id, issued.link_secret
         return values
 
 
