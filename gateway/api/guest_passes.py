@@ -20,13 +20,16 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from emergency.audit import AuditEvent
 from emergency.errors import Invalid
 from emergency.guest_passes import PASS_MINUTES, GuestPass, IssuedPass, PassRefused, masked_phone
 from emergency.permissions import Permission
 from gateway.api.deps import ActorDep, GatewayDep, SourceDep
+from gateway.api.pages import _render
 from gateway.errors import ApiError
+from gateway.identity.caller import gateway
 from gateway.identity.failures import audit_bad_credential
 from gateway.identity.guards import public, require_in_building, requires
 from gateway.identity.guests import GUEST_AMR, guest_account
@@ -125,7 +128,7 @@ def end_pass(pass_id: str, gw: GatewayDep, who: ActorDep, source: SourceDep) -> 
 
 def _redeem(request: Request, secret: str, pin: str, guest: dict[str, str]) -> GuestPass:
     """Per-source limit, then the pass's own rules; every refusal audited and counted."""
-    gw = request.app.state.gateway
+    gw = gateway(request)
     state = sign_in_state(request)
     source = client_address(request)
     wait = state.per_address.retry_after(source)
@@ -138,7 +141,7 @@ def _redeem(request: Request, secret: str, pin: str, guest: dict[str, str]) -> G
             {"Retry-After": str(wait)},
         )
     try:
-        return gw.guest_passes.redeem(secret, pin, source=source, **guest)  # type: ignore[no-any-return]
+        return gw.guest_passes.redeem(secret, pin, source=source, **guest)
     except PassRefused as refused:
         gw.metrics.auth_failures.inc()
         state.per_address.record(source)
@@ -179,8 +182,6 @@ def redeem_for_token(body: RedeemBody, request: Request, response: Response, gw:
 def _guest_page(
     request: Request, secret: str, *, error: str | None = None, form: dict[str, str] | None = None, status: int = 200
 ) -> Response:
-    from gateway.api.pages import _render
-
     page = _render(
         request,
         "guest.html",
@@ -207,6 +208,11 @@ def guest_form(secret: str, request: Request) -> Response:
 async def guest_submit(secret: str, request: Request) -> Response:
     """The plain form's post: signed in and sent to the cameras, or the form again with why."""
     raw = (await request.body())[:MAX_FORM].decode("utf-8", "replace")
+    return await run_in_threadpool(_submit, request, secret, raw)
+
+
+def _submit(request: Request, secret: str, raw: str) -> Response:
+    """The storage and sign-in work of ``guest_submit``, off the event loop like a plain route's."""
     fields = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
     form = {k: fields.get(k, "")[:80] for k in ("name", "badge", "agency")}
     pin = fields.get("pin", "")[:16]

@@ -9,7 +9,17 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
-from tests.browser_helpers import ARGS, CHROMIUM, LAPTOP, PHONE, check_layout, needs_chromium, playwright_api, sign_in
+from tests.browser_helpers import (
+    ARGS,
+    CHROMIUM,
+    LAPTOP,
+    PHONE,
+    SHOTS,
+    check_layout,
+    needs_chromium,
+    playwright_api,
+    sign_in,
+)
 from tests.web_helpers import LOCKDOWN, start_web_gateway, stop
 
 pytestmark = needs_chromium
@@ -54,11 +64,14 @@ async def test_dispatcher_gives_a_pass_and_the_responder_watches_until_all_clear
                         "parseFloat(getComputedStyle(document.getElementById('guest-pass-pin')).fontSize)"
                     )
                     assert size >= 36, f"the PIN is shown at {size}px"
+                    SHOTS.mkdir(parents=True, exist_ok=True)
+                    await dispatch.screenshot(path=str(SHOTS / "dispatch-guest-pass-laptop.png"), full_page=True)
 
                     # the link is made from [gateway] public_url; this test's server listens elsewhere
                     assert link.startswith(wg.gateway.config.public_url.rstrip("/"))
                     await guest.goto(wg.base_url + urlsplit(link).path)
                     await check_layout(guest, "guest form phone", "main button")
+                    await guest.screenshot(path=str(SHOTS / "guest-form-phone.png"), full_page=True)
                     await guest.fill("#guest-name", "Dana Ortiz")
                     await guest.fill("#guest-badge", "4471")
                     await guest.fill("#guest-agency", "County Sheriff")
