@@ -4,7 +4,7 @@ and the log's verification — as plain data that every export format renders.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +141,13 @@ def packet(
 ) -> dict[str, Any]:
     record, entries = disclosure_record(site, service, audit, emergency_id)
     verified = audit.verify()
-    names = site_names(site)
+    site_wide = site_names(site)
+    # mutual-aid guests by the name, badge and agency they gave (the disclosure record's guests)
+    names = replace(
+        site_wide,
+        people={**site_wide.people, **{g.account: g.display for g in record.guests}},
+        agencies={**site_wide.agencies, **{g.agency_id: g.label for g in record.guests}},
+    )
     return {
         "title": f"Sightline auditor packet — emergency {emergency_id}",
         "generated_at": datetime.now(UTC).isoformat(),

@@ -121,6 +121,11 @@ async def test_guest_watches_that_emergency_only_once_and_video_ends_at_all_clea
         assert "mutual aid: County Sheriff" in record["parent_notice_draft"]["recipient"]
         ms_record = (await admin.get(f"/api/v1/emergencies/{ms}/disclosure")).json()
         assert ms_record["guests"] == []
+        # the auditor packet's timeline names the guest in plain words too
+        packet = await admin.get(f"/api/v1/emergencies/{hs}/export", params={"format": "json"})
+        assert packet.status_code == 200, packet.text
+        texts = [t["text"] for t in packet.json()["timeline"]]
+        assert any(t.startswith("Dana Ortiz (badge 4471, mutual aid: County Sheriff)") for t in texts), texts
 
     assert audited(gw, "guest_pass.created") and audited(gw, "guest_pass.redeemed")
     assert {e.details["why"] for e in audited(gw, "guest_pass.refused")} == {"already_used", "ended"}
