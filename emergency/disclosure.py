@@ -49,6 +49,27 @@ class Access:
 
 
 @dataclass(frozen=True)
+class GuestParty:
+    """A mutual-aid responder let in by a guest pass (emergency.guest_passes): a party the
+    video was disclosed to, named as they gave themselves, whether or not they watched."""
+
+    account: str
+    name: str
+    badge: str
+    agency: str
+    agency_id: str
+    admitted_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"mutual aid: {self.agency}"
+
+    @property
+    def display(self) -> str:
+        return f"{self.name} (badge {self.badge}, {self.label})"
+
+
+@dataclass(frozen=True)
 class ParentNotice:
     due_by: date
     recipient: str
@@ -67,6 +88,7 @@ class DisclosureRecord:
     granted_agencies: tuple[str, ...] = ()  # agencies that were allowed, whether or not they watched
     drill: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    guests: tuple[GuestParty, ...] = ()
 
     @property
     def officers(self) -> tuple[str, ...]:
@@ -128,15 +150,34 @@ def view_spans(entries: Iterable[AuditEntry], grant_ids: set[str]) -> dict[tuple
     return spans
 
 
+def guest_parties(entries: Iterable[AuditEntry]) -> tuple[GuestParty, ...]:
+    """The guests admitted, from their ``guest_pass.redeemed`` entries."""
+    return tuple(
+        GuestParty(
+            account=e.actor_id or "?",
+            name=str(e.details.get("guest_name")),
+            badge=str(e.details.get("badge")),
+            agency=str(e.details.get("guest_agency")),
+            agency_id=str(e.details.get("agency")),
+            admitted_at=datetime.fromisoformat(e.ts),
+        )
+        for e in entries
+        if e.event_type == AuditEvent.GUEST_PASS_REDEEMED
+    )
+
+
 def build(site: Site, emergency: Emergency, grants: list[Grant], entries: Iterable[AuditEntry]) -> DisclosureRecord:
+    entries = list(entries)
     grant_ids = {g.id for g in grants}
+    guests = guest_parties(entries)
+    guest_labels = {g.agency_id: g.label for g in guests}
     spans = view_spans(entries, grant_ids)
     accesses = tuple(
         Access(officer, agency, camera, tuple(sorted(s, key=lambda x: x.start)))
         for (officer, camera, agency), s in sorted(spans.items(), key=lambda kv: (kv[0][0], kv[0][1]))
     )
     agencies = tuple(sorted({a.agency for a in accesses if a.agency}))
-    names = ", ".join(site.agencies[a].name if a in site.agencies else a for a in agencies)
+    names = ", ".join(site.agencies[a].name if a in site.agencies else guest_labels.get(a, a) for a in agencies)
     building = site.buildings[emergency.building].name if emergency.building in site.buildings else emergency.building
     notice = None
     if accesses:
@@ -170,4 +211,5 @@ def build(site: Site, emergency: Emergency, grants: list[Grant], entries: Iterab
         granted_agencies=tuple(sorted({g.agency for g in grants})),
         drill=emergency.drill,
         notes=tuple(notes),
+        guests=guests,
     )

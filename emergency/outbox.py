@@ -46,6 +46,9 @@ TOPICS = frozenset(
     }
 )
 ALL_TOPICS = "*"
+# Topics whose payload carries something secret (a guest pass link): only a subscriber
+# that names the topic gets them, never one that takes ALL_TOPICS.
+PRIVATE_TOPICS = frozenset({AuditEvent.GUEST_PASS_SENT})
 
 DEFAULT_BACKOFF_BASE = 2.0
 DEFAULT_BACKOFF_CAP = 300.0

@@ -58,6 +58,7 @@ class Permission(StrEnum):
     GET_ICE_SERVERS = "webrtc.ice_servers"
     LIST_OWN_GRANTS = "grant.mine"
     LIST_VIEW_SESSIONS = "session.list"
+    ISSUE_GUEST_PASS = "guest_pass.issue"
     READ_AUDIT = "audit.view"
     EXPORT_AUDIT = "audit.export"
     READ_DISCLOSURE = "audit.disclosure"
@@ -94,6 +95,8 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.GET_ICE_SERVERS: "Get STUN/TURN servers and short-lived TURN credentials for WebRTC",
     Permission.LIST_OWN_GRANTS: "List the grants that share cameras with one's own agency now",
     Permission.LIST_VIEW_SESSIONS: "See who is watching which camera right now",
+    Permission.ISSUE_GUEST_PASS: "Give a mutual-aid responder a guest pass (link + PIN) to an active emergency's "
+    "cameras, see and end those passes",
     Permission.READ_AUDIT: "Read and verify the audit log",
     Permission.EXPORT_AUDIT: "Export an emergency's auditor packet (JSON, CSV, PDF)",
     Permission.READ_DISCLOSURE: "Read an emergency's disclosure record",
@@ -140,6 +143,7 @@ _ADMIN = _PERSON | {
     Permission.READ_DISCLOSURE,
     Permission.READ_REPORT_LINKS,
     Permission.USE_ADMIN_PAGE,
+    Permission.ISSUE_GUEST_PASS,
 }
 _AUDITING = frozenset(
     {
@@ -154,7 +158,7 @@ _AUDITING = frozenset(
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.DISTRICT_ADMIN: _ADMIN | _AUDITING | {Permission.REVOKE_ACCESS},
     Role.BUILDING_ADMIN: _ADMIN,
-    Role.DISPATCHER: _PERSON | {Permission.REQUEST_ACCESS, Permission.USE_DISPATCH_PAGE},
+    Role.DISPATCHER: _PERSON | {Permission.REQUEST_ACCESS, Permission.USE_DISPATCH_PAGE, Permission.ISSUE_GUEST_PASS},
     Role.OFFICER: _PERSON | {Permission.WATCH_LIVE, Permission.SEE_FLOOR_PLANS, Permission.USE_VIEWER_PAGE},
     Role.AUDITOR: _PERSON
     | _AUDITING
@@ -180,6 +184,7 @@ BUILDING_SCOPED = frozenset(
         Permission.LIST_VIEW_SESSIONS,
         Permission.READ_DISCLOSURE,
         Permission.READ_REPORT_LINKS,
+        Permission.ISSUE_GUEST_PASS,
     }
 )
 IN_OWN_BUILDINGS = frozenset({Role.BUILDING_ADMIN})

@@ -32,6 +32,7 @@ from emergency.audit import AuditEvent, AuditLog
 from emergency.clock import Clock
 from emergency.errors import Conflict, DomainError, Forbidden, Invalid, InvalidTransition, NotFound
 from emergency.events import EmergencyChanged, GrantEnded, GrantRescoped, GrantStarted
+from emergency.guest_passes import is_guest_agency
 from emergency.ids import new_id
 from emergency.lifecycle import Command
 from emergency.model import (
@@ -541,10 +542,15 @@ class EmergencyService:
         """Make the emergency's unended grants match what it shares now: one per agreement
         agency, the action's cameras, until the time-box ends. Activation, a change of
         action and an extension all come through here, so the rule lives in one place."""
-        wanted = {g.agency: g for g in scope.planned_grants(self._site, e, new_id, starts=at)}
+        planned = scope.planned_grants(self._site, e, new_id, starts=at)
+        wanted = {g.agency: g for g in planned}
         current = {g.agency: g for g in self._store.grants_of_emergency(e.id) if g.ended_at is None}
         for agency, grant in current.items():
             target = wanted.pop(agency, None)
+            if is_guest_agency(agency):
+                # a mutual-aid guest sees what the agreement agencies see, never more; while
+                # the action shares nothing, nothing (the grant waits for the next action)
+                target = planned[0] if planned else replace(grant, camera_ids=frozenset())
             if target is None:
                 self._end_grant(grant, at, reason, actor, source, events)
                 continue
@@ -581,6 +587,44 @@ class EmergencyService:
                 },
             )
             events.append(GrantStarted(grant))
+
+    # mutual-aid guests (emergency.guest_passes), inside the guest pass's own transaction
+
+    def open_guest_grant(
+        self, emergency_id: str, agency: str, at: datetime, actor_id: str, source: str | None, events: Events
+    ) -> Grant:
+        """A grant for a guest's own agency: the cameras the emergency's live grants share
+        now, until they expire (``_sync_grants`` then keeps it in step; ``_end_grants`` ends it)."""
+        e = self._existing(emergency_id)
+        if not e.sharing_at(at) or e.expires_at is None:
+            raise InvalidTransition("the emergency shares no video now")
+        live = [g for g in self._store.grants_of_emergency(e.id) if g.live_at(at) and not is_guest_agency(g.agency)]
+        cameras = frozenset().union(*(g.camera_ids for g in live))
+        grant = Grant(new_id(), e.id, agency, cameras, at, max((g.expires for g in live), default=e.expires_at))
+        self._store.insert_grant(grant)
+        self._record(
+            e,
+            AuditEvent.GRANT_STARTED,
+            None,
+            source,
+            actor_id=actor_id,
+            obj=f"grant:{grant.id}",
+            reason="guest pass used",
+            details={"agency": agency, "cameras": cameras, "starts": at, "expires": grant.expires},
+        )
+        events.append(GrantStarted(grant))
+        return grant
+
+    def end_guest_grant(
+        self, emergency_id: str, agency: str, reason: str, actor: Actor | None, source: str | None, events: Events
+    ) -> None:
+        for grant in self._store.grants_of_emergency(emergency_id):
+            if grant.agency == agency and grant.ended_at is None:
+                self._end_grant(grant, min(self._clock.now(), grant.expires), reason, actor, source, events)
+
+    def tell(self, events: Events) -> None:
+        """Tell listeners about events a caller collected in its own, now committed, transaction."""
+        self._emit(events)
 
     def _designee_basis(self, actor: Actor | None, building: str) -> str | None:
         """The account whose rights a designee used, or None when acting on its own."""

@@ -16,6 +16,7 @@ from emergency.model import Emergency, Grant
 if TYPE_CHECKING:
     from emergency.audit import AuditEntry
     from emergency.audit.checkpoints import AuditKey, Checkpoint
+    from emergency.guest_passes import GuestPass
     from emergency.live_views import LiveView
     from emergency.outbox import Notification
     from emergency.records import RecordKind, RecordLink
@@ -158,6 +159,20 @@ class SignInRepo(Transactional, Protocol):
         ...
 
 
+class GuestPassRepo(Transactional, Protocol):
+    """Mutual-aid guest passes (emergency.guest_passes); the link and PIN only as hashes."""
+
+    def insert_guest_pass(self, p: GuestPass) -> None: ...
+    def update_guest_pass(self, p: GuestPass) -> None: ...
+    def get_guest_pass(self, pass_id: str) -> GuestPass | None: ...
+    def guest_pass_by_link(self, link_hash: str) -> GuestPass | None: ...
+    def guest_passes_of_emergency(self, emergency_id: str) -> list[GuestPass]: ...
+
+    def unfinished_guest_passes(self) -> list[GuestPass]:
+        """Passes open or redeemed: those the clock or the emergency's end may still finish."""
+        ...
+
+
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):
     """What AuditLog needs: the chain and its checkpoints. Optional faster paths the writer
     and the verifier use when a store has them: ``audit_in_transaction``,
@@ -176,6 +191,10 @@ class RecordStore(RecordLinkRepo, EmergencyReader, Protocol):
     """What RecordsService needs: its links, and which emergencies are open."""
 
 
+class GuestPassStore(GuestPassRepo, EmergencyReader, Protocol):
+    """What GuestPasses needs: its passes, and the emergencies they are bound to."""
+
+
 __all__ = [
     "AuditLogStore",
     "AuditStore",
@@ -183,6 +202,8 @@ __all__ = [
     "EmergencyReader",
     "EmergencyRepo",
     "GrantRepo",
+    "GuestPassRepo",
+    "GuestPassStore",
     "LiveViewRepo",
     "OutboxRepo",
     "ReceiptRepo",

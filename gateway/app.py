@@ -17,6 +17,7 @@ from gateway.api import (
     buildings,
     cameras,
     emergencies,
+    guest_passes,
     health,
     ice,
     records,
@@ -133,6 +134,7 @@ def install_routes(app: FastAPI) -> None:
         health,
         cameras,
         buildings,
+        guest_passes,  # before emergencies: its POST /emergencies/{id}/{transition} would take .../guest-passes
         emergencies,
         triggers,
         audit,

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from emergency.model import Action, IncidentType
-from emergency.outbox import ALL_TOPICS, TOPICS
+from emergency.outbox import ALL_TOPICS, PRIVATE_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 from gateway.api.floor_plans import FloorPlan, FloorPlanError, locate
 from gateway.identity.logins import AccountLogin, LoginConfigError, pop_account_logins
@@ -79,7 +79,8 @@ class WebhookConfig:
     sealed_secret: str = field(repr=False)
 
     def wants(self, topic: str) -> bool:
-        return ALL_TOPICS in self.topics or topic in self.topics
+        """A private topic (a guest pass link to text) only when named, never through "*"."""
+        return topic in self.topics or (ALL_TOPICS in self.topics and topic not in PRIVATE_TOPICS)
 
 
 PANIC_KEYS = frozenset({"id", "building", "action", "incident_type", "secret"})
@@ -487,9 +488,10 @@ def _pop_webhooks(raw: dict, path: Path) -> tuple[WebhookConfig, ...]:
         topics = entry.get("topics", [ALL_TOPICS])
         if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
             raise ConfigError(f'{where}.topics must be a non-empty list of topic names, or ["*"]')
-        bad = sorted(set(topics) - TOPICS - {ALL_TOPICS})
+        bad = sorted(set(topics) - TOPICS - PRIVATE_TOPICS - {ALL_TOPICS})
         if bad:
-            raise ConfigError(f'{where}.topics has unknown topics {bad}; known: {sorted(TOPICS)} or "*"')
+            known = sorted(TOPICS | PRIVATE_TOPICS)
+            raise ConfigError(f'{where}.topics has unknown topics {bad}; known: {known} or "*"')
         if not entry["secret"].startswith("enc:"):
             raise ConfigError(
                 f"{where}.secret is stored in plain text; replace it with the sealed form that "

@@ -19,6 +19,7 @@ from emergency.audit.mirror import open_mirror
 from emergency.audit.witness import WITNESS_FILE, open_witness
 from emergency.clock import Clock, SystemClock
 from emergency.events import GrantEnded, GrantRescoped, GrantStarted
+from emergency.guest_passes import GuestPasses
 from emergency.live_views import LiveViews
 from emergency.model import Grant
 from emergency.outbox import Outbox
@@ -27,12 +28,14 @@ from emergency.records import PrivacyHoldChanged, RecordsService
 from emergency.requests import AccessRequests
 from emergency.service import EmergencyService
 from emergency.sign_ins import SignIns
+from emergency.site import Account
 from emergency.sql_store import SqlStore
 from emergency.sqlite_store import SqliteStore
 from emergency.store import SignInRepo
 from gateway.bus import InProcessBus
 from gateway.config import GatewayConfig
 from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.guests import guest_account
 from gateway.identity.tokens import TokenAuthority, load_or_create_key
 from gateway.media.sessions import SessionRegistry
 from gateway.metrics import Metrics
@@ -159,6 +162,15 @@ class Gateway:
         self.records = RecordsService(config.site, self.store, self.audit, self.clock, self.emergencies)
         self.receipts = Receipts(self.store, self.clock)
         self.emergencies.held_cameras = self.records.held_cameras
+        self.guest_passes = GuestPasses(
+            self.store,
+            self.audit,
+            self.clock,
+            self.emergencies,
+            link_for=lambda secret: f"{config.public_url.rstrip('/')}/guest/{secret}",
+            outbox=self.outbox,
+        )
+        self.tokens.directory.register("guest", self._guest_account)
         self.records.add_listener(self.bus.publish)
         self.notifier = Notifier(
             self.outbox,
@@ -168,6 +180,11 @@ class Gateway:
             audit=self.audit,
             metrics=self.metrics,
         )
+
+    def _guest_account(self, account_id: str) -> Account | None:
+        """``guest:{pass}``: the responder of a used guest pass, while its emergency shares video."""
+        p = self.guest_passes.in_force(account_id.partition(":")[2])
+        return guest_account(p) if p is not None else None
 
     async def start(self) -> None:
         """Apply whatever the clock says happened while we were down, then keep ticking."""
@@ -266,6 +283,10 @@ class Gateway:
                 await self.close_ended_sign_ins()
             except Exception:
                 log.exception("sign-in watch failed; retrying")
+            try:
+                self.guest_passes.tick()  # unused passes expire, passes of ended emergencies end (audited)
+            except Exception:
+                log.exception("guest pass tick failed; retrying")
             try:
                 self.live_views.beat_if_due()
             except Exception:

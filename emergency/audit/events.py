@@ -103,6 +103,24 @@ class AuditEvent(StrEnum):
     PRIVACY_HOLD_ENDED = "privacy_hold.ended", "A privacy hold ended[ on {cameras:count camera}] ({object})"
     PRIVACY_HOLD_REVIEW = "privacy_hold.review", "Privacy hold reviewed ({object})"
 
+    # mutual-aid guest passes (emergency.guest_passes)
+    GUEST_PASS_CREATED = (
+        "guest_pass.created",
+        "{actor} created a guest pass for a mutual-aid responder[ (unused, it expires at {expires:time})]",
+    )
+    GUEST_PASS_CREATE_DENIED = "guest_pass.create.denied", "{actor} tried to create or end a guest pass and was refused"
+    GUEST_PASS_SENT = (
+        "guest_pass.sent",
+        "{actor} had the guest pass link sent by text[ to {to}] (the PIN goes by radio)",
+    )
+    GUEST_PASS_REDEEMED = (
+        "guest_pass.redeemed",
+        "{guest_name}[ (badge {badge})][ of {guest_agency}] used the guest pass: mutual-aid access began",
+    )
+    GUEST_PASS_REFUSED = "guest_pass.refused", "A guest pass was refused[: {why}]"
+    GUEST_PASS_EXPIRED = "guest_pass.expired", "A guest pass expired unused"
+    GUEST_PASS_ENDED = "guest_pass.ended", "A guest pass ended[: {why}]"
+
     # signing in and permissions
     AUTH_LOGIN = "auth.login", "Sign-in by {actor}"
     AUTH_LOGOUT = "auth.logout", "{actor} signed out"

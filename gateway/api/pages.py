@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 import web as web_package
 from emergency.disclosure import REDISCLOSURE_NOTICE
+from emergency.guest_passes import AGENCY_PREFIX, is_guest_agency
 from emergency.model import Action, IncidentType
 from emergency.permissions import ROLE_LABELS, Permission, home_page, may, role_holds, roles_with
 from emergency.policy import ALL_ZONES
@@ -64,10 +65,18 @@ def _user(request: Request, ident: Identity) -> dict[str, Any]:
         "name": account.name if account else ident.actor.id,
         "role": str(ident.actor.role),
         "role_label": ROLE_LABELS.get(ident.actor.role, str(ident.actor.role)),
-        "agency": agency.name if agency else None,
+        "agency": agency.name if agency else _guest_label(gw, ident.actor.agency),
         "mfa": ident.actor.mfa,
         "home": home_page(ident.actor) or "/",
     }
+
+
+def _guest_label(gw: Any, agency: str | None) -> str | None:
+    """A mutual-aid guest's agency as the pages show it: "mutual aid: <agency>"."""
+    if not is_guest_agency(agency):
+        return None
+    p = gw.guest_passes.get(str(agency).removeprefix(AGENCY_PREFIX))
+    return p.label if p is not None else None
 
 
 def _to_signin(request: Request, locked: bool) -> Response:
@@ -257,14 +266,20 @@ def install(app: FastAPI) -> None:
 
     @app.get("/signin", include_in_schema=False, dependencies=[Depends(public("the sign-in form"))])
     def signin_page(
-        request: Request, next: str | None = None, locked: bool = False, signed_out: bool = False
+        request: Request,
+        next: str | None = None,
+        locked: bool = False,
+        signed_out: bool = False,
+        guest_ended: bool = False,
     ) -> Response:
         target = _safe_next(next)
         ident, _ = page_identity(request)
         if ident is not None:
             return _with_headers(RedirectResponse(target if target != "/signin" else "/", status_code=303))
         notice = None
-        if locked:
+        if guest_ended:
+            notice = "Your mutual-aid access has ended with the emergency. Ask the dispatcher if you need a new pass."
+        elif locked:
             notice = "You were signed out after 30 minutes without activity. Sign in again to continue."
         elif signed_out:
             notice = "You are signed out."

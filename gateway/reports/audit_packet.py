@@ -4,7 +4,7 @@ and the log's verification — as plain data that every export format renders.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,8 +61,16 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
     def camera_name(cid: str) -> str:
         return site.cameras[cid].name if cid in site.cameras else cid
 
+    guests = {g.account: g for g in record.guests}
+    guest_agencies = {g.agency_id: g.label for g in record.guests}
+
     def officer_name(oid: str) -> str:
+        if oid in guests:
+            return guests[oid].display
         return site.accounts[oid].name if oid in site.accounts else oid
+
+    def agency_name(aid: str) -> str:
+        return site.agencies[aid].name if aid in site.agencies else guest_agencies.get(aid, aid)
 
     def spans(access: Access) -> list[dict[str, Any]]:
         return [
@@ -97,7 +105,18 @@ def disclosure_view(site: Site, record: DisclosureRecord) -> dict[str, Any]:
         },
         "threat_basis": record.threat_basis,
         "threat_basis_missing": record.threat_basis is None,
-        "agencies": [{"id": a, "name": site.agencies[a].name if a in site.agencies else a} for a in record.agencies],
+        "agencies": [{"id": a, "name": agency_name(a)} for a in record.agencies],
+        "guests": [
+            {
+                "account": g.account,
+                "name": g.name,
+                "badge": g.badge,
+                "agency": g.agency,
+                "shown_as": g.label,
+                "admitted_at": _iso(g.admitted_at),
+            }
+            for g in record.guests
+        ],
         "granted_agencies": list(record.granted_agencies),
         "officers": list(record.officers),
         "viewers": list(viewers.values()),
@@ -122,7 +141,13 @@ def packet(
 ) -> dict[str, Any]:
     record, entries = disclosure_record(site, service, audit, emergency_id)
     verified = audit.verify()
-    names = site_names(site)
+    site_wide = site_names(site)
+    # mutual-aid guests by the name, badge and agency they gave (the disclosure record's guests)
+    names = replace(
+        site_wide,
+        people={**site_wide.people, **{g.account: g.display for g in record.guests}},
+        agencies={**site_wide.agencies, **{g.agency_id: g.label for g in record.guests}},
+    )
     return {
         "title": f"Sightline auditor packet — emergency {emergency_id}",
         "generated_at": datetime.now(UTC).isoformat(),

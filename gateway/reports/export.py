@@ -140,6 +140,11 @@ def _pdf(packet: dict[str, Any]) -> bytes:
     heading("Disclosure record (34 CFR 99.32(a)(5))")
     line("Threat that formed the basis: " + (d["threat_basis"] or "NOT RECORDED - an administrator must fill it in"))
     line("Parties who received video: " + (", ".join(a["name"] for a in d["agencies"]) or "none"))
+    guests = d.get("guests") or []
+    line(
+        "Mutual-aid guests given access: "
+        + (", ".join(f"{g['name']} (badge {g['badge']}, {g['shown_as']})" for g in guests) or "none")
+    )
     line("Officers who viewed: " + (", ".join(f"{v['name']} ({v['officer']})" for v in d["viewers"]) or "none"))
     for note in d["notes"]:
         line(f"Note: {note}")

@@ -58,6 +58,7 @@ PARAMS = {
     "transition": "all-clear",
     "session_id": "no-such-session",
     "person_id": "outsider",
+    "secret": "no-such-guest-link",
 }
 # Let in by the guard, then refused by the rule the handler applies (and audited there):
 # a token is renewed only while its holder may see something, and a dispatcher sees no camera.
@@ -94,6 +95,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "location": "time-out",
         "start": NOW,
         "end": "2026-11-02T10:05:00Z",
+    },
+    ("POST", "/api/v1/guest-passes/redeem"): {
+        "link": "no-such-guest-link",
+        "pin": "000000",
+        "name": "Walk Guest",
+        "badge": "1",
+        "agency": "Walk County",
     },
     ("POST", "/api/v1/records/reports"): {
         "source": "sis",
@@ -175,6 +183,9 @@ class World:
             source=None,
         )
         values["emergency_id"] = self.gw.emergencies.confirm(self.admin, e.id).id
+        if "{pass_id}" in path or "{secret}" in path:
+            issued = self.gw.guest_passes.issue(self.admin, values["emergency_id"])
+            values["pass_id"], values["secret"] = issued.guest_pass.id, issued.link_secret
         return values
 
 

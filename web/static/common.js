@@ -18,6 +18,8 @@ export class ApiFailure extends Error {
 }
 
 export function signInUrl(locked) {
+  // a mutual-aid guest's session ends with the emergency: nothing to sign in again to
+  if ((body.dataset.user || "").startsWith("guest:")) return "/signin?guest_ended=1";
   const next = encodeURIComponent(location.pathname + location.search);
   return `/signin?next=${next}${locked ? "&locked=1" : ""}`;
 }
