@@ -24,6 +24,7 @@ from emergency.model import Action, Activation, Emergency, Grant, IncidentType, 
 from emergency.outbox import Notification
 from emergency.records import RecordKind, RecordLink
 from emergency.requests import AccessRequest, RequestState
+from emergency.sql_people import SqlPeople
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns[1:])} WHERE id = ?"
 
 
-class SqlStore(ABC):
+class SqlStore(SqlPeople, ABC):
     """One connection (``_conn``, opened by the subclass) shared by threads behind a
     reentrant lock; ``transaction()`` nests with savepoints."""
 

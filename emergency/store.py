@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from emergency.audit.checkpoints import AuditKey, Checkpoint
     from emergency.live_views import LiveView
     from emergency.outbox import Notification
+    from emergency.people import Person
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
 
@@ -134,6 +135,13 @@ class LiveViewRepo(Transactional, Protocol):
 
     def record_heartbeat(self, node: str, at: datetime) -> None: ...
     def last_heartbeat(self, node: str) -> datetime | None: ...
+
+
+class PeopleRepo(Protocol):
+    """People provisioned at sign-in (emergency.people), one row per provider subject."""
+
+    def upsert_person(self, person: Person) -> None: ...
+    def get_person(self, person_id: str) -> Person | None: ...
 
 
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):

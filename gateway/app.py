@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from gateway import errors
 from gateway.api import audit, buildings, cameras, emergencies, health, ice, records, relay, sessions, triggers, whep
+from gateway.api import oidc as oidc_routes
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
@@ -93,6 +94,7 @@ def install_routes(app: FastAPI) -> None:
         oauth,
         relay,
         signin_routes,
+        oidc_routes,
     ):
         app.include_router(module.router)
     web.install(app)

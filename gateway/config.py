@@ -18,6 +18,7 @@ from emergency.outbox import ALL_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 from gateway.api.floor_plans import FloorPlan, FloorPlanError, locate
 from gateway.identity.logins import AccountLogin, LoginConfigError, pop_account_logins
+from gateway.identity.oidc_config import OidcConfigError, OidcProvider, pop_oidc, read_oidc
 from gateway.identity.proxies import Network, parse_networks
 from gateway.media.ice import DEFAULT_TTL as ICE_DEFAULT_TTL
 from gateway.media.ice import MAX_TTL as ICE_MAX_TTL
@@ -139,6 +140,9 @@ class GatewayConfig:
     # [gateway] trusted_proxies: the reverse proxies whose X-Forwarded-For is believed
     # (gateway/identity/proxies.py); none by default, so the TCP peer is the source.
     trusted_proxies: tuple[Network, ...] = ()
+    # OpenID Connect providers by agency id (or the district's id): ``oidc`` on [[agencies]]
+    # or [district] (gateway/identity/oidc_config.py); the client secrets still sealed.
+    oidc: dict[str, OidcProvider] = field(default_factory=dict)
 
     @property
     def database(self) -> Path:
@@ -170,10 +174,15 @@ def load_config(path: str | Path) -> GatewayConfig:
     webhooks = _pop_webhooks(raw, path)
     client_secrets = _pop_client_secrets(raw, path)
     panic_entries = raw.pop("panic_buttons", [])
+    oidc_entries = pop_oidc(raw, path)
     try:
         site = load_site(raw)
     except SiteError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    try:
+        oidc = read_oidc(oidc_entries, site)
+    except OidcConfigError as exc:
+        raise ConfigError(str(exc)) from None
     for ident in client_secrets:
         if site.accounts[ident].role != "records_client":
             raise ConfigError(f"{path}: account {ident!r} has a client_secret but is not a records_client")
@@ -205,6 +214,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         redis_url=_redis_url(gateway.get("redis"), path),
         internal_url=_internal_url(gateway.get("internal_url"), path),
         trusted_proxies=_trusted_proxies(gateway.get("trusted_proxies"), path),
+        oidc=oidc,
     )
 
 

@@ -31,6 +31,8 @@ from emergency.sqlite_store import SqliteStore
 from gateway.bus import InProcessBus
 from gateway.config import GatewayConfig
 from gateway.identity.credentials import CredentialBox, CredentialError
+from gateway.identity.oidc import RelyingParty
+from gateway.identity.people import register_people
 from gateway.identity.tokens import TokenAuthority, load_or_create_key
 from gateway.media.sessions import SessionRegistry
 from gateway.metrics import Metrics
@@ -118,6 +120,9 @@ class Gateway:
         self.emergencies.add_listener(self.bus.publish)
         self.bus.subscribe(self._on_domain_event)
         self.tokens = token_authority(config)
+        # people who sign in through their agency's provider (gateway/identity/oidc.py, people.py)
+        register_people(self.tokens.directory, self.store, config.oidc)
+        self.oidc = RelyingParty(config.oidc, CredentialBox.for_dir(config.secrets_dir), config.public_url)
         # which sessions this node serves, with its heartbeat: a crash leaves no span open-ended
         self.live_views = LiveViews(self.store, self.audit, self.clock, config.node)
         self.sessions = SessionRegistry(self.live_views, self.clock)

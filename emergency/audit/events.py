@@ -113,6 +113,13 @@ class AuditEvent(StrEnum):
     )
     AUTH_SESSION_LOCKED = "auth.session_locked", "The session of {actor} was locked"
     AUTH_TOKEN_ISSUED = "auth.token_issued", "An access token was issued for {object}"
+    # OpenID Connect sign-in (gateway/identity/oidc.py); the success is an auth.login
+    OIDC_REFUSED = "auth.oidc_refused", "A sign-in through the provider of {agency} was refused[: {why}]"
+    PERSON_PROVISIONED = (
+        "person.provisioned",
+        "{actor} was added at their first sign-in through the provider of {agency}",
+    )
+    PERSON_UPDATED = "person.updated", "The details of {actor} changed at sign-in[ ({fields})]"
     PERMISSION_DENIED = "permission.denied", "{actor} was refused"
     ACCOUNT_ENROLLED = (
         "account.enrolled",
