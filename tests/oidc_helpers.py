@@ -20,7 +20,7 @@ from gateway.runtime import Gateway
 
 from .conftest import free_port, serve_app
 from .oidc_provider import Provider, User
-from .web_helpers import WebGateway, stop
+from .web_helpers import CSRF, WebGateway, stop
 
 AGENCY = "village-pd"
 OFFICER = User(sub="c0ffee-4471", name="Officer Jordan Blake", groups=["patrol"], badge="4471")
@@ -89,8 +89,8 @@ def query(url: str) -> dict[str, str]:
 
 
 async def oidc_sign_in(wg: WebGateway, next_path: str = "/view") -> tuple[httpx.AsyncClient, httpx.Response]:
-    """A client that went through the whole flow; the callback's answer."""
-    client = wg.client()
+    """A client that went through the whole flow (sending the pages' CSRF header); the callback's answer."""
+    client = wg.client(headers=CSRF)
     callback = await authorize(await start_flow(client, next_path))
     answer = await client.get(callback_path(callback))
     return client, answer

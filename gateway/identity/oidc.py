@@ -14,7 +14,7 @@ How it works (gateway/api/oidc.py speaks HTTP)
   with our own client secret) by a key of the provider's JWKS, and carry our issuer,
   our client id as audience, our nonce, and an expiry not past (60 s leeway).
 - Keys: the JWKS is cached and fetched again when a token names a key id it does not
-  hold (at most every ``REFETCH_SECONDS``), so a provider's key rotation is followed
+  hold (such fetches at most every ``REFETCH_SECONDS``), so a provider's key rotation is followed
   without a restart, and a token signed by a key the provider does not publish is refused.
 
 Every refusal raises :class:`OidcRefused` with the reason for the audit log and the words
@@ -128,7 +128,7 @@ class ProviderClient:
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
-        self._keys_at = float("-inf")
+        self._refetched_at = float("-inf")  # the last fetch an unknown key id asked for
 
     def _get(self, url: str, what: str) -> dict[str, Any]:
         tell = f"The sign-in service of {self.provider.owner_name} cannot be reached. Try again in a minute."
@@ -171,7 +171,7 @@ class ProviderClient:
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise OidcRefused(f"the provider's JWKS cannot be read: {exc}", AGAIN, status=502) from exc
         with self._lock:
-            self._keys, self._keys_at = keys, self._now()
+            self._keys = keys
         return keys
 
     def key_for(self, kid: str | None) -> Any:
@@ -180,8 +180,11 @@ class ProviderClient:
         if keys is None:
             keys = self._fetch_keys()
         found = _pick(keys, kid)
-        if found is None and self._now() - self._keys_at >= self.refetch_seconds:
-            found = _pick(self._fetch_keys(), kid)  # a rotation: the provider publishes new keys
+        if found is None and self._now() - self._refetched_at >= self.refetch_seconds:
+            # a rotation: the provider publishes new keys. At most once per refetch_seconds, so
+            # tokens naming made-up key ids cannot turn us into a flood of requests to the provider.
+            self._refetched_at = self._now()
+            found = _pick(self._fetch_keys(), kid)
         if found is None:
             raise OidcRefused(
                 f"the ID token is signed by a key the provider does not publish (kid {kid!r})",

@@ -101,6 +101,8 @@ def read_oidc(pending: list[_Pending], site: Site) -> dict[str, OidcProvider]:
         owner = str(p.owner)
         name = site.district_name if p.district else site.agencies[owner].name
         provider = _provider(p, owner, name, site)
+        if owner == "callback":  # /signin/oidc/callback is the way back from every provider
+            raise OidcConfigError(f"{p.where}: an agency with a provider cannot have the id 'callback'; rename it")
         if not p.district and owner == site.district_id:
             raise OidcConfigError(f"{p.where}: agency id {owner!r} is also the district's id; rename the agency")
         providers[owner] = provider
