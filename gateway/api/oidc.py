@@ -60,7 +60,7 @@ def _audit_refusal(request: Request, exc: OidcRefused, owner: str | None) -> Non
     )
 
 
-# The callback first: "/signin/oidc/callback" would otherwise match "/signin/oidc/{owner}".
+# The callback first: "/signin/oidc/callback" would otherwise match "/signin/oidc/{agency_id}".
 @router.get(CALLBACK_PATH, dependencies=[Depends(public("the agency's provider sends the browser back here"))])
 def callback(
     request: Request,
@@ -134,10 +134,12 @@ def callback(
     return page
 
 
-@router.get(FLOW_PATH + "/{owner}", dependencies=[Depends(public("starts a sign-in at the agency's provider"))])
-def start(request: Request, owner: str, next: str | None = None) -> Response:
-    """Sends the browser to the provider, with this sign-in's state sealed in a cookie."""
+@router.get(FLOW_PATH + "/{agency_id}", dependencies=[Depends(public("starts a sign-in at the agency's provider"))])
+def start(request: Request, agency_id: str, next: str | None = None) -> Response:
+    """Sends the browser to the provider (``agency_id``: an agency's, or the district's id),
+    with this sign-in's state sealed in a cookie."""
     gw = gateway(request)
+    owner = agency_id
     if owner not in gw.oidc.providers:
         return _refused_page(
             request,

@@ -57,6 +57,7 @@ PARAMS = {
     "decision": "approve",
     "transition": "all-clear",
     "session_id": "no-such-session",
+    "agency_id": "village-pd",
 }
 # Calls that need no emergency open at Lincoln High (they open one).
 OPENS_ONE = {
