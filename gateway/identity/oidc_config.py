@@ -126,7 +126,7 @@ def _provider(p: _Pending, owner: str, name: str, site: Site) -> OidcProvider:
     if not secret.startswith("enc:"):
         raise OidcConfigError(
             f"{where}.client_secret is stored in plain text; replace it with what "
-            "'echo -n SECRET | sightline seal' prints (sealed with this node's key)"
+            "'echo -n SECRET | sightline seal --config SITE.toml' prints (sealed with this node's key)"
         )
     mfa_amr, mfa_acr = _texts(table, "mfa_amr", where), _texts(table, "mfa_acr", where)
     if not mfa_amr and not mfa_acr:
