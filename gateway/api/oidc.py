@@ -20,7 +20,7 @@ from gateway.identity.failures import failure_summary
 from gateway.identity.guards import public
 from gateway.identity.oidc import CALLBACK_PATH, FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, OidcRefused
 from gateway.identity.people import provision
-from gateway.identity.signin import open_web_session, secure_cookies, sign_in_state
+from gateway.identity.signin import SignInUnavailable, open_web_session, secure_cookies, sign_in_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,15 +121,20 @@ def callback(
         "provider_amr": claims.get("amr"),
         "provider_acr": claims.get("acr"),
     }
-    open_web_session(
-        request,
-        page,
-        person.account(),
-        AMR_OIDC_MFA if mfa else AMR_OIDC,
-        reason=f"signed in through {provider.owner_name}'s provider"
-        + ("" if mfa else " without a proven second factor (no video)"),
-        details=details,
-    )
+    try:
+        open_web_session(
+            request,
+            page,
+            person.account(),
+            AMR_OIDC_MFA if mfa else AMR_OIDC,
+            reason=f"signed in through {provider.owner_name}'s provider"
+            + ("" if mfa else " without a proven second factor (no video)"),
+            details=details,
+        )
+    except SignInUnavailable:  # the page handler answers 503 in words; the attempt is on record
+        why = "the shared sign-in store (Redis) cannot be reached; answered 503"
+        _audit_refusal(request, OidcRefused(why, why, status=503, provider=provider), provider.owner)
+        raise
     _clear_flow(page, request)
     return page
 

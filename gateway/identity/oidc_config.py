@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from emergency.permissions import AGENCY_DEFAULT_ROLE, IN_OWN_BUILDINGS, provider_roles
 from emergency.site import Role, Site
 
 OIDC_KEY = "oidc"
 OIDC_KEYS = frozenset(
     {"issuer", "client_id", "client_secret", "mfa_amr", "mfa_acr", "groups_claim", "roles", "badge_claim"}
 )
-# Roles a provider may hand out: an agency's people are police; the district's are staff.
-AGENCY_ROLES = (Role.OFFICER, Role.DISPATCHER)
-DISTRICT_ROLES = (Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN, Role.DISPATCHER, Role.AUDITOR)
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -64,7 +62,7 @@ class OidcProvider:
         for rule in self.roles:
             if rule.group in groups:
                 return rule
-        return None if self.district else RoleRule("", Role.OFFICER)
+        return None if self.district else RoleRule("", AGENCY_DEFAULT_ROLE)
 
     def proves_mfa(self, amr: object, acr: object) -> bool:
         methods = {str(m) for m in amr} if isinstance(amr, list) else set()
@@ -157,7 +155,7 @@ def _provider(p: _Pending, owner: str, name: str, site: Site) -> OidcProvider:
 
 
 def _roles(value: object, where: str, district: bool, site: Site) -> tuple[RoleRule, ...]:
-    allowed = DISTRICT_ROLES if district else AGENCY_ROLES
+    allowed = provider_roles(district)
     names = ", ".join(allowed)
     if not isinstance(value, Mapping):
         raise OidcConfigError(f'{where} must be a table of group = role, e.g. {{ "patrol" = "officer" }}')
@@ -183,11 +181,10 @@ def _roles(value: object, where: str, district: bool, site: Site) -> tuple[RoleR
         for b in buildings:
             if b not in site.buildings:
                 raise OidcConfigError(f"{at}.buildings: {b!r} is not a building of the site")
-        if role is Role.BUILDING_ADMIN and not buildings:
-            raise OidcConfigError(
-                f'{at}: a building_admin needs its buildings: {{ role = "building_admin", buildings = ["..."] }}'
-            )
-        if buildings and role is not Role.BUILDING_ADMIN:
+        scoped = role in IN_OWN_BUILDINGS
+        if scoped and not buildings:
+            raise OidcConfigError(f'{at}: a {role} needs its buildings: {{ role = "{role}", buildings = ["..."] }}')
+        if buildings and not scoped:
             raise OidcConfigError(f"{at}: only a building_admin is limited to buildings")
         rules.append(RoleRule(str(group), role, buildings))
     return tuple(rules)
