@@ -64,7 +64,7 @@ def test_district_staff_roles_with_buildings(tmp_path) -> None:
     [
         (
             ("SEALED", "plain-secret"),
-            "client_secret is stored in plain text; replace it with what 'echo -n SECRET | sightline seal'",
+            "client_secret is stored in plain text; replace it with what 'echo -n SECRET | sightline seal --config SITE.toml'",
         ),
         (('issuer = "https://login.village.example/"', 'issuer = "http://login.village.example"'), "must use https"),
         (('mfa_amr = ["mfa"]', "mfa_amr = []"), "needs mfa_amr or mfa_acr"),
