@@ -32,7 +32,7 @@ from gateway.bus import InProcessBus
 from gateway.config import GatewayConfig
 from gateway.identity.credentials import CredentialBox, CredentialError
 from gateway.identity.oidc import RelyingParty
-from gateway.identity.people import register_people
+from gateway.identity.people import People, register_people
 from gateway.identity.tokens import TokenAuthority, load_or_create_key
 from gateway.media.sessions import SessionRegistry
 from gateway.metrics import Metrics
@@ -122,6 +122,7 @@ class Gateway:
         self.tokens = token_authority(config)
         # people who sign in through their agency's provider (gateway/identity/oidc.py, people.py)
         register_people(self.tokens.directory, self.store, config.oidc)
+        self.people = People(self.store, self.audit, self.clock)
         self.oidc = RelyingParty(config.oidc, CredentialBox.for_dir(config.secrets_dir), config.public_url)
         # which sessions this node serves, with its heartbeat: a crash leaves no span open-ended
         self.live_views = LiveViews(self.store, self.audit, self.clock, config.node)

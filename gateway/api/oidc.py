@@ -19,7 +19,6 @@ from gateway.identity.caller import client_address, gateway
 from gateway.identity.failures import failure_summary
 from gateway.identity.guards import public
 from gateway.identity.oidc import CALLBACK_PATH, FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, OidcRefused
-from gateway.identity.people import provision
 from gateway.identity.signin import SignInUnavailable, open_web_session, secure_cookies, sign_in_state
 
 router = APIRouter(include_in_schema=False)
@@ -99,7 +98,7 @@ def callback(
                 provider=provider,
             )
         signed = gw.oidc.finish(flow, state, code, lambda s: gw.receipts.first_time(RECEIPT_ORIGIN, s))
-        person = provision(signed.provider, signed.claims, gw.store, gw.audit, gw.clock, source)
+        person = gw.people.provision(signed.provider, signed.claims, source)
     except OidcRefused as exc:
         _audit_refusal(request, exc, owner)
         limits.per_address.record(source)

@@ -25,6 +25,20 @@ from gateway.identity.oidc_config import OidcProvider
 MAX_NAME = 128
 
 
+class People:
+    """The people provisioned at sign-in, as the HTTP handlers reach them (they never touch
+    the store themselves)."""
+
+    def __init__(self, store: PeopleRepo, audit: AuditLog, clock: Clock) -> None:
+        self._store, self._audit, self._clock = store, audit, clock
+
+    def provision(self, provider: OidcProvider, claims: dict[str, Any], source: str | None) -> Person:
+        return provision(provider, claims, self._store, self._audit, self._clock, source)
+
+    def get(self, account_id: str) -> Person | None:
+        return self._store.get_person(account_id)
+
+
 def register_people(directory: Directory, store: PeopleRepo, providers: dict[str, OidcProvider]) -> None:
     """Ids ``"{owner}:..."`` of every configured provider are answered from the store."""
     for owner in providers:
