@@ -28,6 +28,8 @@ __all__ = [
     "DESCRIPTIONS",
     "HOME_PAGES",
     "IN_OWN_BUILDINGS",
+    "AGENCY_DEFAULT_ROLE",
+    "provider_roles",
     "MATRIX",
     "Permission",
     "ROLE_LABELS",
@@ -188,6 +190,19 @@ BUILDING_SCOPED = frozenset(
     }
 )
 IN_OWN_BUILDINGS = frozenset({Role.BUILDING_ADMIN})
+
+# The roles an identity provider may give the people it signs in (the ``roles`` of an
+# ``oidc`` table, gateway/identity/oidc_config.py): an agency's provider vouches for
+# police, the district's for staff; neither makes a records system. An agency's people in
+# no mapped group are officers; the district's get no role.
+AGENCY_PROVIDER_ROLES = (Role.OFFICER, Role.DISPATCHER)
+DISTRICT_PROVIDER_ROLES = (Role.DISTRICT_ADMIN, Role.BUILDING_ADMIN, Role.DISPATCHER, Role.AUDITOR)
+AGENCY_DEFAULT_ROLE = Role.OFFICER
+
+
+def provider_roles(district: bool) -> tuple[Role, ...]:
+    return DISTRICT_PROVIDER_ROLES if district else AGENCY_PROVIDER_ROLES
+
 
 ROLE_LABELS: dict[Role, str] = {
     Role.DISTRICT_ADMIN: "District administrator",

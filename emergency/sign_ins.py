@@ -25,6 +25,7 @@ PASSWORD_TOTP = "password+totp"
 PASSWORD = "password"
 CLI = "cli"
 CLIENT_CREDENTIALS = "client_credentials"
+OIDC = "oidc"  # an agency's (or the district's) OpenID Connect provider
 GUEST_PASS = "guest_pass"  # a mutual-aid responder's link and PIN (emergency.guest_passes)
 
 REVOKED = "access revoked by {by}"

@@ -25,6 +25,7 @@ from emergency.outbox import Notification
 from emergency.records import RecordKind, RecordLink
 from emergency.requests import AccessRequest, RequestState
 from emergency.sql_guest_passes import GuestPassSql
+from emergency.sql_people import SqlPeople
 from emergency.sql_sign_ins import SqlSignIns
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns[1:])} WHERE id = ?"
 
 
-class SqlStore(SqlSignIns, GuestPassSql, ABC):
+class SqlStore(SqlSignIns, GuestPassSql, SqlPeople, ABC):
     """One connection (``_conn``, opened by the subclass) shared by threads behind a
     reentrant lock; ``transaction()`` nests with savepoints."""
 

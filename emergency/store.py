@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from emergency.guest_passes import GuestPass
     from emergency.live_views import LiveView
     from emergency.outbox import Notification
+    from emergency.people import Person
     from emergency.records import RecordKind, RecordLink
     from emergency.requests import AccessRequest
     from emergency.sign_ins import SignInRecord
@@ -171,6 +172,13 @@ class GuestPassRepo(Transactional, Protocol):
     def unfinished_guest_passes(self) -> list[GuestPass]:
         """Passes open or redeemed: those the clock or the emergency's end may still finish."""
         ...
+
+
+class PeopleRepo(Protocol):
+    """People provisioned at sign-in (emergency.people), one row per provider subject."""
+
+    def upsert_person(self, person: Person) -> None: ...
+    def get_person(self, person_id: str) -> Person | None: ...
 
 
 class AuditLogStore(AuditStore, CheckpointRepo, Protocol):

@@ -27,6 +27,7 @@ from gateway.api import (
     triggers,
     whep,
 )
+from gateway.api import oidc as oidc_routes
 from gateway.api import pages as web
 from gateway.api import signin as signin_routes
 from gateway.identity import guards, oauth, signin
@@ -147,6 +148,7 @@ def install_routes(app: FastAPI) -> None:
         signin_routes,
         bearer,
         revocation,
+        oidc_routes,
     ):
         app.include_router(module.router)
     web.install(app)

@@ -18,6 +18,7 @@ from emergency.outbox import ALL_TOPICS, PRIVATE_TOPICS, TOPICS
 from emergency.site import Site, SiteError, load_site
 from gateway.api.floor_plans import FloorPlan, FloorPlanError, locate
 from gateway.identity.logins import AccountLogin, LoginConfigError, pop_account_logins
+from gateway.identity.oidc_config import OidcConfigError, OidcProvider, pop_oidc, read_oidc
 from gateway.identity.proxies import Network, parse_networks
 from gateway.media.ice import DEFAULT_TTL as ICE_DEFAULT_TTL
 from gateway.media.ice import MAX_TTL as ICE_MAX_TTL
@@ -146,6 +147,9 @@ class GatewayConfig:
     # [gateway] tls_cert and tls_key (gateway/tls.py): this node serves HTTPS, sends HSTS and
     # marks its cookies Secure; None serves plain HTTP (e.g. behind a TLS-terminating proxy).
     tls: TlsFiles | None = None
+    # OpenID Connect providers by agency id (or the district's id): ``oidc`` on [[agencies]]
+    # or [district] (gateway/identity/oidc_config.py); the client secrets still sealed.
+    oidc: dict[str, OidcProvider] = field(default_factory=dict)
 
     @property
     def database(self) -> Path:
@@ -177,10 +181,15 @@ def load_config(path: str | Path) -> GatewayConfig:
     webhooks = _pop_webhooks(raw, path)
     client_secrets = _pop_client_secrets(raw, path)
     panic_entries = raw.pop("panic_buttons", [])
+    oidc_entries = pop_oidc(raw, path)
     try:
         site = load_site(raw)
     except SiteError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    try:
+        oidc = read_oidc(oidc_entries, site)
+    except OidcConfigError as exc:
+        raise ConfigError(str(exc)) from None
     for ident in client_secrets:
         if site.accounts[ident].role != "records_client":
             raise ConfigError(f"{path}: account {ident!r} has a client_secret but is not a records_client")
@@ -217,6 +226,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         internal_url=_internal_url(gateway.get("internal_url"), path),
         trusted_proxies=_trusted_proxies(gateway.get("trusted_proxies"), path),
         tls=tls,
+        oidc=oidc,
     )
 
 

@@ -36,6 +36,8 @@ from gateway.bus import InProcessBus
 from gateway.config import GatewayConfig
 from gateway.identity.credentials import CredentialBox, CredentialError
 from gateway.identity.guests import guest_account
+from gateway.identity.oidc import RelyingParty
+from gateway.identity.people import People, register_people
 from gateway.identity.tokens import TokenAuthority, load_or_create_key
 from gateway.media.sessions import SessionRegistry
 from gateway.metrics import Metrics
@@ -131,6 +133,10 @@ class Gateway:
         assert self.tokens.sign_ins is not None
         self.sign_ins = self.tokens.sign_ins
         self._watcher: asyncio.Task[None] | None = None
+        # people who sign in through their agency's provider (gateway/identity/oidc.py, people.py)
+        register_people(self.tokens.directory, self.store, config.oidc)
+        self.people = People(self.store, self.audit, self.clock)
+        self.oidc = RelyingParty(config.oidc, CredentialBox.for_dir(config.secrets_dir), config.public_url)
         # which sessions this node serves, with its heartbeat: a crash leaves no span open-ended
         self.live_views = LiveViews(self.store, self.audit, self.clock, config.node)
         self.sessions = SessionRegistry(self.live_views, self.clock)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from emergency.audit.checkpoints import AuditKey, Checkpoint
     from emergency.live_views import LiveView
     from emergency.outbox import Notification
+    from emergency.people import Person
     from emergency.requests import AccessRequest
     from emergency.sign_ins import SignInRecord
 
@@ -65,6 +66,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._t = _Tables()
+        self._people: dict[str, Person] = {}  # rewritten whole by each sign-in, so outside the undo log
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -322,3 +324,13 @@ class MemoryStore:
     def sign_ins_watching(self, ids: list[str]) -> set[str]:
         wanted = set(ids)
         return {v.sign_in for v in self._t.live_views.values() if v.sign_in in wanted and v.sign_in}
+
+    # people provisioned at sign-in
+
+    def upsert_person(self, person: Person) -> None:
+        with self._lock:
+            old = self._people.get(person.id)
+            self._people[person.id] = person if old is None else replace(person, first_seen=old.first_seen)
+
+    def get_person(self, person_id: str) -> Person | None:
+        return self._people.get(person_id)

@@ -136,6 +136,13 @@ class AuditEvent(StrEnum):
         "auth.access_revoked",
         "{actor} took back every sign-in, token and live video of {object}[ ({sign_ins:count sign-in})]",
     )
+    # OpenID Connect sign-in (gateway/identity/oidc.py); the success is an auth.login
+    OIDC_REFUSED = "auth.oidc_refused", "A sign-in through the provider of {agency} was refused[: {why}]"
+    PERSON_PROVISIONED = (
+        "person.provisioned",
+        "{actor} was added at their first sign-in through the provider of {agency}",
+    )
+    PERSON_UPDATED = "person.updated", "The details of {actor} changed at sign-in[ ({fields})]"
     PERMISSION_DENIED = "permission.denied", "{actor} was refused"
     ACCOUNT_ENROLLED = (
         "account.enrolled",

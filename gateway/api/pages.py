@@ -26,6 +26,7 @@ from emergency.requests import MAX_REASON
 from emergency.scope import shared_cameras
 from gateway.errors import error_response
 from gateway.identity.guards import PageRefused, mount_public, page, public
+from gateway.identity.oidc import signin_url
 from gateway.identity.signin import CSRF_HEADER, CSRF_VALUE, SignInUnavailable, page_identity, sign_in_state
 from gateway.identity.tokens import Identity
 
@@ -56,11 +57,28 @@ def _render(request: Request, template: str, context: dict[str, Any], status: in
     return _with_headers(templates.TemplateResponse(request, template, {**base, **context}, status_code=status))
 
 
+def _mfa_help(request: Request, ident: Identity) -> str:
+    """Why video is closed to someone signed in without a second factor, and what to do."""
+    gw = request.app.state.gateway
+    provider = gw.config.oidc.get(ident.actor.id.partition(":")[0]) if ":" in ident.actor.id else None
+    if provider is not None:
+        return (
+            f"Your agency's sign-in did not prove a second factor, and video needs one. Ask "
+            f"{provider.owner_name} IT to require a second factor (an authenticator app or a security "
+            "key) when you sign in to Sightline, then sign out and sign in again."
+        )
+    return (
+        "You signed in without a code from your authenticator app. Video needs a second factor: "
+        "sign out and sign in again with your 6-digit code."
+    )
+
+
 def _user(request: Request, ident: Identity) -> dict[str, Any]:
     gw = request.app.state.gateway
     account = gw.tokens.directory.get(ident.actor.id)
     agency = gw.config.site.agencies.get(ident.actor.agency or "")
     return {
+        "mfa_help": "" if ident.actor.mfa else _mfa_help(request, ident),
         "id": ident.actor.id,
         "name": account.name if account else ident.actor.id,
         "role": str(ident.actor.role),
@@ -224,6 +242,15 @@ def _dispatch_data(request: Request, ident: Identity) -> dict[str, Any]:
     }
 
 
+def render_page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A page outside the guarded ones (the OpenID Connect sign-in's answers), with the headers."""
+    return _render(request, template, context, status)
+
+
+def safe_next(value: str | None) -> str:
+    return _safe_next(value)
+
+
 def _safe_next(value: str | None) -> str:
     """Only same-site paths: never an absolute or protocol-relative URL."""
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
@@ -283,7 +310,15 @@ def install(app: FastAPI) -> None:
             notice = "You were signed out after 30 minutes without activity. Sign in again to continue."
         elif signed_out:
             notice = "You are signed out."
-        return _render(request, "signin.html", {"title": "Sign in", "next": target, "notice": notice, "user": None})
+        providers = [
+            {"name": p.owner_name, "url": signin_url(owner, target)}
+            for owner, p in request.app.state.gateway.config.oidc.items()
+        ]
+        return _render(
+            request,
+            "signin.html",
+            {"title": "Sign in", "next": target, "notice": notice, "user": None, "providers": providers},
+        )
 
     @app.get("/admin", include_in_schema=False)
     def admin_page(request: Request, ident: Annotated[Identity, Depends(page(Permission.USE_ADMIN_PAGE))]) -> Response:

@@ -59,6 +59,7 @@ PARAMS = {
     "session_id": "no-such-session",
     "person_id": "outsider",
     "secret": "no-such-guest-link",
+    "agency_id": "village-pd",
 }
 # Let in by the guard, then refused by the rule the handler applies (and audited there):
 # a token is renewed only while its holder may see something, and a dispatcher sees no camera.

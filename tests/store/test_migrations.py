@@ -542,6 +542,37 @@ def test_revision_0002_adds_the_live_view_tables_and_an_upgraded_store_uses_them
         store.close()
 
 
+def test_revision_0004_adds_the_people_table_and_an_upgraded_store_uses_it(release: Release) -> None:
+    """0004 (people provisioned at an OpenID Connect sign-in) on a database from release
+    0.1: a person is added, then brought up to date without losing when they were first seen."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from emergency.people import Person
+    from emergency.site import Role
+
+    assert cli("db", "upgrade", "--config", str(release.config)).returncode == 0
+    assert "people" in set(release.tables())
+    first = datetime(2026, 3, 2, 9, 30, 1, 250000, tzinfo=UTC)
+    person = Person(
+        "village-pd:abc", "village-pd", "abc", "Officer Jo", "4471", Role.OFFICER, "village-pd", (), first, first
+    )
+    later = first.replace(hour=11)
+    store = release.open_store()
+    try:
+        assert store.get_person("village-pd:abc") is None
+        store.upsert_person(person)
+        assert store.get_person("village-pd:abc") == person
+        moved = replace(person, name="Sgt Jo", badge=None, role=Role.DISPATCHER, first_seen=later, last_seen=later)
+        store.upsert_person(moved)
+        assert store.get_person("village-pd:abc") == replace(moved, first_seen=first)
+        admin = Person("d42:p", "d42", "p", "Sam", None, Role.BUILDING_ADMIN, None, ("lincoln-hs",), first, first)
+        store.upsert_person(admin)
+        assert store.get_person("d42:p") == admin
+    finally:
+        store.close()
+
+
 def test_store_open_at_head_skips_alembic(sqlite_release: SqliteRelease, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests open stores thousands of times: at head, opening never runs Alembic."""
     assert cli("db", "upgrade", "--config", str(sqlite_release.config)).returncode == 0

@@ -25,6 +25,7 @@ def implements(s: SqlStore | MemoryStore) -> None:
     outbox: store.OutboxRepo = s
     receipts: store.ReceiptRepo = s
     live: store.LiveViewRepo = s
+    people: store.PeopleRepo = s
 """
 
 

@@ -3,7 +3,8 @@ import { CSRF } from "/static/common.js";
 const form = document.getElementById("signin-form");
 const error = document.getElementById("signin-error");
 document.body.dataset.page = "signin";
-document.getElementById("username").focus();
+// An agency's own sign-in first when the district set one up (one tap in a patrol car).
+(document.querySelector(".provider-button") || document.getElementById("username")).focus();
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
