@@ -34,6 +34,19 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+# The most video frames any tile of the viewer page has decoded (0 when none plays).
+FRAMES_DECODED = """async () => {
+  const tiles = window.sightlineViewer ? window.sightlineViewer.tiles() : [];
+  let best = 0;
+  for (const t of tiles) {
+    if (!t.view || !t.view.pc) continue;
+    const report = await t.view.pc.getStats();
+    report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") best = Math.max(best, s.framesDecoded || 0); });
+  }
+  return best;
+}"""
+
+
 async def sign_in(page, wg: WebGateway, user: str, path: str) -> None:
     """Through the sign-in form (password + a fresh TOTP code); fails with the page's words."""
     await page.goto(f"{wg.base_url}{path}")

@@ -25,6 +25,7 @@ from camera_adapters.qrtime import read_qr_millis
 from tests.browser_helpers import (
     ARGS,
     CHROMIUM,
+    FRAMES_DECODED,
     LAPTOP,
     PHONE,
     SHOTS,
@@ -37,17 +38,6 @@ from tests.browser_helpers import (
 from tests.web_helpers import WebGateway, start_web_gateway, stop
 
 pytestmark = needs_chromium
-
-FRAMES_DECODED = """async () => {
-  const tiles = window.sightlineViewer ? window.sightlineViewer.tiles() : [];
-  let best = 0;
-  for (const t of tiles) {
-    if (!t.view || !t.view.pc) continue;
-    const report = await t.view.pc.getStats();
-    report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") best = Math.max(best, s.framesDecoded || 0); });
-  }
-  return best;
-}"""
 
 # One frame of the focused video, drawn to a canvas, with the delay the page shows right now.
 CAPTURE = """() => {

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from tests.browser_helpers import (
     ARGS,
     CHROMIUM,
+    FRAMES_DECODED,
     LAPTOP,
     PHONE,
     SHOTS,
@@ -23,17 +24,6 @@ from tests.browser_helpers import (
 from tests.web_helpers import LOCKDOWN, start_web_gateway, stop
 
 pytestmark = needs_chromium
-
-FRAMES_DECODED = """async () => {
-  const tiles = window.sightlineViewer ? window.sightlineViewer.tiles() : [];
-  let best = 0;
-  for (const t of tiles) {
-    if (!t.view || !t.view.pc) continue;
-    const report = await t.view.pc.getStats();
-    report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") best = Math.max(best, s.framesDecoded || 0); });
-  }
-  return best;
-}"""
 
 
 async def test_dispatcher_gives_a_pass_and_the_responder_watches_until_all_clear(tmp_path) -> None:

@@ -10,23 +10,21 @@ import dataclasses
 import time
 
 from emergency.audit import AuditEvent
-from tests.browser_helpers import ARGS, CHROMIUM, PHONE, SHOTS, check_layout, needs_chromium, playwright_api
+from tests.browser_helpers import (
+    ARGS,
+    CHROMIUM,
+    FRAMES_DECODED,
+    PHONE,
+    SHOTS,
+    check_layout,
+    needs_chromium,
+    playwright_api,
+)
 from tests.oidc_helpers import OFFICER, oidc_gateway
 from tests.oidc_provider import Provider, User
 from tests.web_helpers import LOCKDOWN
 
 pytestmark = needs_chromium
-
-FRAMES_DECODED = """async () => {
-  const tiles = window.sightlineViewer ? window.sightlineViewer.tiles() : [];
-  let best = 0;
-  for (const t of tiles) {
-    if (!t.view || !t.view.pc) continue;
-    const report = await t.view.pc.getStats();
-    report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") best = Math.max(best, s.framesDecoded || 0); });
-  }
-  return best;
-}"""
 
 NO_MFA = User(sub="d-0912", name="Officer Casey Lin", groups=["patrol"], badge="912", amr=["pwd"])
 

@@ -9,8 +9,16 @@ import asyncio
 import time
 
 from emergency.audit import AuditEvent
-from tests.browser.test_browser_emergency import FRAMES_DECODED
-from tests.browser_helpers import ARGS, CHROMIUM, LAPTOP, needs_chromium, playwright_api, sign_in, wait_js
+from tests.browser_helpers import (
+    ARGS,
+    CHROMIUM,
+    FRAMES_DECODED,
+    LAPTOP,
+    needs_chromium,
+    playwright_api,
+    sign_in,
+    wait_js,
+)
 from tests.web_helpers import LOCKDOWN, start_web_gateway, stop
 
 pytestmark = needs_chromium

@@ -9,22 +9,21 @@ import ssl
 import time
 from pathlib import Path
 
-from tests.browser_helpers import ARGS, CHROMIUM, PHONE, SHOTS, check_layout, needs_chromium, playwright_api, sign_in
+from tests.browser_helpers import (
+    ARGS,
+    CHROMIUM,
+    FRAMES_DECODED,
+    PHONE,
+    SHOTS,
+    check_layout,
+    needs_chromium,
+    playwright_api,
+    sign_in,
+)
 from tests.tls_certs import make_certs, tls_site_text
 from tests.web_helpers import LOCKDOWN, start_web_gateway, stop
 
 pytestmark = needs_chromium
-
-FRAMES_DECODED = """async () => {
-  let best = 0;
-  for (const t of window.sightlineViewer.tiles()) {
-    if (!t.view || !t.view.pc) continue;
-    (await t.view.pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video") best = Math.max(best, s.framesDecoded || 0);
-    });
-  }
-  return best;
-}"""
 
 
 async def test_officer_watches_video_over_https_and_an_outsider_is_told_whom_to_call(tmp_path: Path) -> None:
