@@ -4,7 +4,8 @@ driven like a browser would (redirects followed, cookies kept, its login form fi
 
 An officer whose provider proved a second factor signs in, is provisioned with the name
 and badge the provider states, and gets video over WHEP; one whose provider proved only a
-password signs in but WHEP answers 403; a replayed callback is refused; a provider that
+password signs in but WHEP answers 403; a replayed callback, a person the provider does not
+know and a code redeemed without the right client secret are refused; a provider that
 restarts with a new signing key is followed without restarting the gateway.
 """
 
@@ -154,3 +155,14 @@ async def test_a_person_the_provider_does_not_know_is_refused(tmp_path, op, gate
             assert way_back[-1].status_code == 401 and "did not let you in" in way_back[-1].text
             assert SESSION_COOKIE not in client.cookies
         assert "the provider answered 'access_denied'" in entries(wg, AuditEvent.OIDC_REFUSED)[-1].reason
+
+
+async def test_a_code_is_not_redeemed_without_the_client_secret(tmp_path, op, gateway_port) -> None:
+    op.client_secret = "not-the-secret"  # what the gateway's site file seals; the provider knows the real one
+    async with oidc_gateway(tmp_path, op, port=gateway_port) as wg:
+        client, way_back = await sign_in(wg, OFFICER.sub)
+        async with aclosing(client):
+            assert way_back[-1].status_code == 400 and SESSION_COOKIE not in client.cookies
+        reason = entries(wg, AuditEvent.OIDC_REFUSED)[-1].reason
+        assert "refused the authorization code: invalid_client" in reason, reason
+        assert wg.gateway.store.get_person(person_id(AGENCY, OFFICER.sub)) is None

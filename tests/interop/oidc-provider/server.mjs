@@ -7,7 +7,8 @@
 //   node server.mjs PORT   with env OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI,
 //                          OP_USERS = {"sub": {"name", "badge_number", "groups", "amr"}}
 //
-// Prints "ready ISSUER" on stdout once it listens.
+// Prints "ready ISSUER" on stdout once it listens; its own errors go to stderr.
+// oidc-provider 8.x: 9.x says "Unsupported runtime" on Node.js 20 (it wants 22 or later).
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -104,6 +105,8 @@ provider.use(async (ctx, next) => {
   ctx.redirect(to);
   return undefined;
 });
+
+provider.on('server_error', (ctx, error) => console.error('server_error', error));
 
 provider.listen(port, '127.0.0.1', () => {
   process.stdout.write(`ready ${issuer}\n`);
