@@ -64,3 +64,22 @@ ensure_venv() {
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$spec"
   echo "$want" > "$stamp"
 }
+
+# npm ci in the given directory when its package-lock.json changed since the last install
+# (the same stamp idea as ensure_venv). A failure stops the run.
+ensure_npm_packages() {
+  local dir="$1" stamp want
+  stamp="$dir/node_modules/.sightline-installed"
+  want="$(sha256sum "$dir/package-lock.json" | cut -c1-16) $(node --version)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    say "installing Debian package: npm"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  say "installing npm packages in ${dir#"$ROOT"/}"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" > "$stamp"
+}

@@ -42,10 +42,13 @@ def oidc_table(provider: Provider, sealed_secret: str, **extra: str) -> str:
 
 
 @asynccontextmanager
-async def oidc_gateway(data_dir: Path, provider: Provider, *, edit=None) -> AsyncIterator[WebGateway]:
+async def oidc_gateway(
+    data_dir: Path, provider: Provider, *, edit=None, port: int | None = None
+) -> AsyncIterator[WebGateway]:
     """The demo district with ``provider`` as the village police's sign-in, served on a
-    port known beforehand (``public_url`` makes the redirect URI the provider allows)."""
-    port = free_port()
+    port known beforehand (``public_url`` makes the redirect URI the provider allows;
+    ``port`` when the provider must know it before it starts)."""
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     path = ensure_demo_site(data_dir)
     sealed = CredentialBox.for_dir(data_dir / "secrets").seal(provider.client_secret)
