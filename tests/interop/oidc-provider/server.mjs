@@ -40,16 +40,14 @@ const provider = new Provider(issuer, {
   cookies: { keys: [randomBytes(32).toString('hex')] },
   pkce: { required: () => true, methods: ['S256'] },
   responseTypes: ['code'],
-  // The gateway reads the person from the ID token alone (no userinfo call).
-  conformIdTokenClaims: false,
-  // oidc-provider puts "amr" in an ID token only when a scope lists it or the client asks
-  // with the claims parameter (Sightline does not): list it under "openid", as an agency
-  // whose provider is this one must, or no sign-in ever counts as having a second factor.
+  // The provider's defaults: "amr", the name, badge and groups reach an ID token only when
+  // the client asks for them with the claims parameter (OpenID Connect Core 5.5), which the
+  // gateway does (gateway/identity/oidc.py wanted_claims); nothing here lists them for it.
   claims: {
-    acr: null, sid: null, auth_time: null, iss: null,
-    openid: ['sub', 'amr'], profile: ['name', 'badge_number', 'groups'],
+    acr: null, amr: null, sid: null, auth_time: null, iss: null,
+    openid: ['sub'], profile: ['name', 'badge_number', 'groups'],
   },
-  features: { devInteractions: { enabled: false } },
+  features: { devInteractions: { enabled: false }, claimsParameter: { enabled: true } },
   async findAccount(ctx, sub) {
     const user = users[sub];
     if (!user) return undefined;
@@ -67,6 +65,8 @@ const provider = new Provider(issuer, {
     if (grantId) return ctx.oidc.provider.Grant.find(grantId);
     const grant = new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     grant.addOIDCScope('openid profile');
+    // and the claims the client asked for by name (the claims parameter)
+    grant.addOIDCClaims(Array.from(ctx.oidc.requestParamClaims || []));
     await grant.save();
     session.grantIdFor(client.clientId, grant.jti);
     return grant;
