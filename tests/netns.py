@@ -146,6 +146,12 @@ class NetNs:
             "rate", f"{kbit}kbit", "burst", str(burst_bytes), "latency", f"{latency_ms}ms",
         )  # fmt: skip
 
+    def dropped(self) -> int:
+        """Packets the shaper on the gateway's end has dropped (its queue was full)."""
+        out = _run("tc", "-s", "qdisc", "show", "dev", self.host_if).stdout
+        words = out.replace(",", " ").replace("(", " ").split()
+        return sum(int(words[i + 1]) for i, w in enumerate(words[:-1]) if w == "dropped")
+
     def unshaped(self) -> None:
         _run("tc", "qdisc", "del", "dev", self.host_if, "root", check=False)
 

@@ -54,6 +54,21 @@ async def test_3_percent_loss_at_2_mbit_keeps_12_fps_without_a_freeze(link) -> N
     assert freeze <= 1.0, f"a {freeze:.2f} s freeze"
 
 
+async def test_keyframe_bursts_paced_within_a_2_mbit_link(link) -> None:
+    """A shallow queue (as on a cellular link): 4.5 KB of buffer at 2 Mbit/s. The stream
+    averages well under the rate, but an unpaced keyframe (11 KB here) overflows it."""
+    link.ns.rate(2000, burst_bytes=2000, latency_ms=10)
+    t0 = now()
+    r = await report(link.viewer("hs-front", "--seconds", "10", "--no-reconnect"), 40)
+    dropped = link.ns.dropped()
+    frames = r["frames"]
+    assert frames, r
+    fps = fps_between(frames, frames[0] + 1, t0 + 9.5)
+    print(f"2 Mbit/s shallow queue: {dropped} packets dropped by the link, {fps:.1f} fps")
+    assert dropped == 0, f"the link dropped {dropped} packets"
+    assert fps >= 12
+
+
 async def _blackout(link, seconds: float) -> None:
     lead, tail = 5.0, 8.0
     t0 = now()
