@@ -242,6 +242,12 @@ class LeanSender:
         link.count_sent(now, ts, payload_bytes, n, wire)  # what aiortc's loop would have counted
         return True
 
+    def skip_sequence(self, count: int) -> None:
+        """Leave a gap of ``count`` sequence numbers: a receiver whose jitter buffer still
+        waits on a packet of the old stream (lost, never repaired) gives it up at once
+        instead of after its whole capacity (aiortc's: 512 packets)."""
+        self._seq = (self._seq + count) & 0xFFFF
+
     def _enqueue(self, payloads: list[bytes], ts: int, now: float, payload_bytes: int) -> None:
         """A unit the bucket cannot take now: its packets wait in order for :meth:`_drain`."""
         first, n = self._seq, len(payloads)

@@ -87,6 +87,12 @@ class Hub:
         self._tell_needed()
         return track
 
+    def adopt(self, track: PacketTrack) -> None:
+        """Take over a viewer track from another hub (it has been given this hub's GOP)."""
+        self._ensure_ingest()
+        self._tracks.add(track)
+        self._tell_needed()
+
     def pin(self) -> None:
         """Keep ingesting with no viewer (a camera an active emergency covers)."""
         self._pins += 1

@@ -17,6 +17,7 @@ from gateway.errors import ApiError
 from gateway.identity.caller import identity
 from gateway.identity.guards import requires
 from gateway.identity.tokens import Identity
+from gateway.media.adapt import adapt
 from gateway.media.ice import gateway_ice_servers
 from gateway.media.sessions import ViewSession
 from gateway.media.webrtc import MAX_OFFER_BYTES, OfferError, answer_offer, check_offer_text
@@ -118,6 +119,7 @@ async def start_view(
         if pc.connectionState in ("failed", "closed"):
             await gw.sessions.close(session.id, f"peer connection {pc.connectionState}")
 
+    adapt(session, gw.media, gw.audit)  # main -> sub and back by what the viewer's link carries
     gw.metrics.whep_requests.labels("started").inc()
     gw.metrics.view_sessions.set(len(gw.sessions))
     location = f"/whep/{camera_id}/sessions/{session.id}"

@@ -130,3 +130,25 @@ async def test_vanished_viewer_let_go_within_10_s(link) -> None:
     assert ended <= 10.0
     ends = [e for e in gw.audit.entries(limit=100_000) if e.event_type == AuditEvent.VIEW_ENDED]
     assert len(ends) == 1, ends
+
+
+async def test_link_too_slow_for_main_moves_to_sub_and_back_up(link) -> None:
+    """300 kbit/s carries the sub stream (~230 kbit/s on the wire) but not the main (~350 kbit/s)."""
+    gw = link.gateway
+    link.ns.rate(300)
+    t0 = now()
+    proc = link.viewer("hs-front", "--seconds", "28", "--no-reconnect")
+    await asyncio.sleep(14)
+    link.ns.rate(2000)
+    widened = now()
+    r = await report(proc, 60)
+    widths = [w for _, w in r["widths"]]
+    changes = [e for e in gw.audit.entries(limit=100_000) if e.event_type == AuditEvent.VIEW_STREAM_CHANGED]
+    print(f"too slow for main: widths {widths}, moves {[(e.details['stream'], e.reason) for e in changes]}")
+    assert widths[:3] == [640, 320, 640], widths
+    assert [e.details["stream"] for e in changes] == ["sub", "main"]
+    frames = r["frames"]
+    print("frames per second:", [round(fps_between(frames, t0 + i, t0 + i + 1)) for i in range(28)])
+    # on the sub stream the picture moves, though not yet at full rate (see the report)
+    assert fps_between(frames, t0 + 8, widened) >= 3, "no video on the sub stream"
+    assert fps_between(frames, t0 + 24, t0 + 27.5) >= 12, "no steady video back on the main stream"
