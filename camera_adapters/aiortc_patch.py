@@ -174,7 +174,8 @@ def install() -> SenderChoice:
     _register_h264_profiles()
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
-    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = CONSENT_INTERVAL, CONSENT_FAILURES  # type: ignore[assignment]  (aioice types it int; it multiplies a float)
+    setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_INTERVAL)  # noqa: B010  (typed int; used as a float)
+    aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
     setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
     choice = choose_sender(
         installed_versions(), fastsend.extension_built(), os.environ.get(MODE_ENV, "1"), _SELECTOR_DGRAM is not None
