@@ -93,6 +93,10 @@ log = logging.getLogger(__name__)
 CONGESTED_BYTES = 1 << 20
 # False: every unit leaves at once, bursts and all (as before issue 13)
 PACING = True
+# Each retransmission is sent again this long after the first: receivers that NACK a packet
+# only once (aiortc's NackGenerator re-asks only with the next new gap) otherwise freeze
+# until then whenever the retransmission is lost too. 0 disables the second copy.
+SECOND_COPY_AFTER = 0.02
 SRTP_TAG = 10  # bytes libsrtp appends to each packet (AES-CM with HMAC-SHA1-80)
 
 _gso_supported = sys.platform.startswith("linux")  # UDP_SEGMENT
@@ -306,14 +310,18 @@ class LeanSender:
         return None
 
     def retransmit(self, seq: int) -> None:
-        """Answer a NACK for ``seq`` from the history (RTX if negotiated)."""
+        """Answer a NACK for ``seq`` from the history (RTX if negotiated), twice."""
+        if self._retransmit_once(seq) and SECOND_COPY_AFTER:
+            asyncio.get_running_loop().call_later(SECOND_COPY_AFTER, self._retransmit_once, seq)
+
+    def _retransmit_once(self, seq: int) -> bool:
         found = None if self.closed else self._lookup(seq)
         if found is None:
-            return
+            return False
         try:
             transport = self._check()
         except ConnectionError:
-            return
+            return False
         ts, payload, last = found
         marker = 0x80 if last else 0
         head = bytearray(self._header(ts, time.time()))
@@ -331,6 +339,7 @@ class LeanSender:
         transport.sendto(data, self._addr)
         self.retransmits += 1
         link.count_retransmit(len(data))
+        return True
 
 
 def make_lean(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> LeanSender | None:
