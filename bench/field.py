@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.netns import NetNs, check_system  # noqa: E402
-from tests.netns_gateway import first_after, fps_between, longest_freeze, now, report, start_link_gateway  # noqa: E402
+from tests.netns import NetNs, check_system
+from tests.netns_gateway import first_after, fps_between, longest_freeze, now, report, start_link_gateway
 
 SECONDS = 20.0
 EVENT_AT = 6.0
