@@ -145,7 +145,7 @@ async def test_two_nodes_share_one_rtsp_session_and_fail_over(
                 any(t > stopped + 0.2 for t in on_b.frame_times[frames_before:])
                 and on_b.frame_times[-1] > time.monotonic() - 0.5
             ),
-            ttl + 5,
+            ttl + 8,  # the lease runs out, then node B opens the camera; slack for a loaded machine
             "node B's viewer got frames again",
         )
         print(f"failover ({holder_end}): frames again on node B {took:.2f} s after node A began stopping")
