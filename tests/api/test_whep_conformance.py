@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiortc import RTCSessionDescription
+from aiortc import RTCCertificate, RTCSessionDescription
+from aiortc.rtcdtlstransport import generate_certificate
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import ConfigError, load_config
 from gateway.identity.credentials import CredentialBox
@@ -356,3 +358,52 @@ def test_cors_origins_and_session_limit_are_checked_at_load(site_file) -> None:
             load_config(with_gateway_keys(site_file(), bad))
     config = load_config(with_gateway_keys(site_file(), 'whep_cors_origins = ["http://localhost:8080"]\n'))
     assert config.whep_cors_origins == frozenset({"http://localhost:8080"}) and config.max_view_sessions == 200
+
+
+# ---------------------------------------------------------------- DTLS with an RSA certificate
+
+
+class RsaCertificate(RTCCertificate):
+    """A viewer certificate as GStreamer's webrtcbin makes it: RSA 2048, with OpenSSL's
+    usual ECDHE suites for both key types (the viewer is the DTLS server: the offer says
+    actpass and the gateway answers active)."""
+
+    @classmethod
+    def make(cls) -> RsaCertificate:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls(key=key, cert=generate_certificate(key))  # type: ignore[arg-type]
+
+    def _create_ssl_context(self, srtp_profiles):  # type: ignore[no-untyped-def]
+        ctx = super()._create_ssl_context(srtp_profiles)
+        ctx.set_cipher_list(b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA")
+        return ctx
+
+
+async def test_a_viewer_with_an_rsa_dtls_certificate_receives_video(gw) -> None:
+    viewer = WhepViewer(gw.base_url, CAMERA, gw.token("officer"))
+    certificate = RsaCertificate.make()
+    viewer.pc._RTCPeerConnection__certificates = [certificate]  # the TEST viewer's certificate only
+    try:
+        answer = await viewer.start()
+        assert answer.status_code == 201, answer.text
+        offer = viewer.pc.localDescription.sdp
+        assert certificate.getFingerprints()[0].value.lower() in offer.lower()
+        await viewer.wait_frames(5, timeout=10)
+        assert isinstance(certificate._cert.public_key(), rsa.RSAPublicKey)
+    finally:
+        await viewer.close()
+
+
+def test_the_gateways_dtls_offers_rsa_suites_as_well_as_ecdsa() -> None:
+    """What the test above depends on (without it the handshake fails and no frame comes:
+    the gateway is the DTLS client and aiortc offers only ECDHE-ECDSA suites)."""
+    from OpenSSL import SSL
+
+    from camera_adapters import aiortc_patch
+
+    aiortc_patch.install()
+    from aiortc.rtcdtlstransport import SRTP_AES128_CM_SHA1_80
+
+    ctx = RTCCertificate.generateCertificate()._create_ssl_context([SRTP_AES128_CM_SHA1_80])
+    offered = SSL.Connection(ctx).get_cipher_list()
+    assert "ECDHE-RSA-AES128-GCM-SHA256" in offered and "ECDHE-ECDSA-AES128-GCM-SHA256" in offered
