@@ -18,7 +18,7 @@ from collections.abc import Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WHEP_PREFIX = "/whep/"
-ALLOW_METHODS = "OPTIONS, POST, PATCH, DELETE"
+ALLOW_METHODS = "OPTIONS, GET, POST, PATCH, DELETE"
 ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
 EXPOSE_HEADERS = "Location, ETag, Link, Retry-After, Allow, Accept-Post, Accept-Patch"
 MAX_AGE = "600"

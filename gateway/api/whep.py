@@ -50,7 +50,7 @@ SDPFRAG = "application/trickle-ice-sdpfrag"
 ENDPOINT = "/whep/{camera_id}"
 RESOURCE = "/whep/{camera_id}/sessions/{session_id}"
 ENDPOINT_METHODS = "OPTIONS, POST"
-RESOURCE_METHODS = "OPTIONS, PATCH, DELETE"
+RESOURCE_METHODS = "OPTIONS, GET, PATCH, DELETE"  # GET: its timing (gateway/api/sessions.py)
 RETRY_STARTING_SECONDS = 2  # a camera's first keyframe is usually a GOP (1-2 s) away
 RETRY_FULL_SECONDS = 10
 CLI_NEVER_VIDEO = (
@@ -163,13 +163,13 @@ def endpoint_other(camera_id: str) -> Response:
 
 @router.api_route(
     RESOURCE,
-    methods=["GET", "PUT", "POST"],
+    methods=["PUT", "POST"],
     include_in_schema=False,
     dependencies=[Depends(public("answers 405 with the methods a WHEP session takes"))],
 )
 def resource_other(camera_id: str, session_id: str) -> Response:
     raise ApiError(
-        405, "method_not_allowed", "a WHEP session takes PATCH, DELETE and OPTIONS", headers={"Allow": RESOURCE_METHODS}
+        405, "method_not_allowed", "a WHEP session takes PATCH, DELETE, GET and OPTIONS", headers={"Allow": RESOURCE_METHODS}
     )
 
 
