@@ -101,7 +101,7 @@ def _refuse_busy(
 
 
 def _link_headers(gw: Gateway, user: str) -> list[str]:
-    """``Link: <url>; rel="ice-server"`` values for this viewer (RFC 9725 section 4.4)."""
+    """``Link: <url>; rel="ice-server"`` values for this viewer (the WHEP draft takes them from RFC 9725, WHIP, section 4.4)."""
     expires = int(gw.clock.now().timestamp()) + gw.config.ice_credential_ttl
     try:
         servers = viewer_ice_servers(gw.config.ice_servers, CredentialBox.for_dir(gw.config.secrets_dir), user, expires)
