@@ -211,12 +211,13 @@ def load_config(path: str | Path) -> GatewayConfig:
         tls = parse_tls(gateway.get("tls_cert"), gateway.get("tls_key"), path.parent, f"{path}: [gateway]")
     except TlsConfigError as exc:
         raise ConfigError(str(exc)) from None
+    public_url = str(gateway.get("public_url") or ("https" if tls else "http") + "://127.0.0.1:8000")
     return GatewayConfig(
         path=path,
         data_dir=data_dir,
         node=str(gateway.get("node") or socket.gethostname()),
         idle_timeout=float(gateway.get("idle_timeout_seconds", 10.0)),
-        public_url=str(gateway.get("public_url") or ("https" if tls else "http") + "://127.0.0.1:8000"),
+        public_url=public_url,
         site=site,
         access=access,
         webhooks=webhooks,
@@ -237,7 +238,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         tls=tls,
         oidc=oidc,
         max_view_sessions=_max_view_sessions(gateway.get("max_view_sessions", DEFAULT_MAX_VIEW_SESSIONS), path),
-        whep_cors_origins=_cors_origins(gateway.get("whep_cors_origins", []), path),
+        whep_cors_origins=_cors_origins(gateway.get("whep_cors_origins", []), path, public_url),
     )
 
 
@@ -247,8 +248,9 @@ def _max_view_sessions(value: object, path: Path) -> int:
     return value
 
 
-def _cors_origins(value: object, path: Path) -> frozenset[str]:
-    """Each entry a web origin exactly as a browser sends it: scheme, host and port only."""
+def _cors_origins(value: object, path: Path, public_url: str) -> frozenset[str]:
+    """Each entry a web origin exactly as a browser sends it: scheme, host and port only;
+    never the gateway's own (its pages need no CORS, and CORS requests lose their cookies)."""
     where = f"{path}: [gateway] whep_cors_origins"
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f'{where} must be a list of origins like ["https://wall.agency.example"]')
@@ -269,6 +271,9 @@ def _cors_origins(value: object, path: Path) -> frozenset[str]:
             )
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
             raise ConfigError(f"{where}: {origin!r} must use https (plain http only for localhost)")
+        own = urlsplit(public_url)
+        if origin == f"{own.scheme}://{own.netloc}".lower():
+            raise ConfigError(f"{where}: {origin!r} is this gateway's own public_url; list only other sites' origins")
     return frozenset(value)
 
 

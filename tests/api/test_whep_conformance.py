@@ -351,6 +351,7 @@ def test_cors_origins_and_session_limit_are_checked_at_load(site_file) -> None:
         ('whep_cors_origins = ["https://wall.example/player"]\n', "not an origin"),
         ('whep_cors_origins = ["http://wall.example"]\n', "https"),
         ('whep_cors_origins = "https://wall.example"\n', "list of origins"),
+        ('whep_cors_origins = ["http://127.0.0.1:8000"]\n', "own public_url"),
         ("max_view_sessions = 0\n", "max_view_sessions"),
         ("max_view_sessions = true\n", "max_view_sessions"),
     ):
