@@ -12,8 +12,10 @@ What the draft asks of a WHEP endpoint and session, and how this gateway answers
   trickles but cannot restart (aiortc cannot): the player POSTs a new offer instead;
 * OPTIONS on both (CORS preflights need no credentials: gateway/whep_cors.py) with
   ``Accept-Post: application/sdp``; any other method is 405 with ``Allow`` listing them all;
-* 503 with ``Retry-After`` while the camera has not produced its first picture yet, or
-  when this node already serves ``[gateway] max_view_sessions`` viewers; refusals are audited.
+* 503 with ``Retry-After`` while the camera is starting (first connection, no picture
+  yet), or when this node already serves ``[gateway] max_view_sessions`` viewers; refusals
+  are audited. A camera that is down is not refused: the session gets its video when the
+  camera returns, without the officer doing anything.
 """
 
 from __future__ import annotations
@@ -169,7 +171,10 @@ def endpoint_other(camera_id: str) -> Response:
 )
 def resource_other(camera_id: str, session_id: str) -> Response:
     raise ApiError(
-        405, "method_not_allowed", "a WHEP session takes PATCH, DELETE, GET and OPTIONS", headers={"Allow": RESOURCE_METHODS}
+        405,
+        "method_not_allowed",
+        "a WHEP session takes PATCH, DELETE, GET and OPTIONS",
+        headers={"Allow": RESOURCE_METHODS},
     )
 
 
@@ -242,8 +247,12 @@ async def _negotiate(
     except StreamUnavailable as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     profile = await gw.media.profile_level_id(camera_id, stream)
-    if gw.media.stats(camera_id, stream)["keyframe_age_s"] is None:
-        track.stop()  # nothing to show yet: the camera is starting (or down) and no picture came
+    stats = gw.media.stats(camera_id, stream)
+    if stats["keyframe_age_s"] is None and stats["state"] == "connecting":
+        # Still on its first connection and no picture yet: the player comes back. A camera
+        # that is down (backoff, reconnecting) keeps the session: video arrives by itself the
+        # moment it returns, or through another node (gateway/media/camera_leases.py).
+        track.stop()
         raise _refuse_busy(
             gw,
             who,

@@ -6,6 +6,7 @@ starting), CORS for listed origins only, audio answered inactive, RSA DTLS certi
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -248,21 +249,43 @@ async def test_a_full_node_answers_503_with_retry_after_and_audits_it(site_file,
         await second.close()
 
 
-async def test_a_camera_that_has_not_sent_a_picture_answers_503_with_retry_after(site_file, run_gateway) -> None:
-    path = site_file({f"synthetic://{CAMERA}?w=640&h=360&fps=15": "rtsp://127.0.0.1:9/nothing-listens"})
-    gw = await run_gateway(path)
-    await declare(gw)
-    viewer = WhepViewer(gw.base_url, CAMERA, gw.token("officer"))
-    try:
-        refused = await viewer.start()
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["error"] == "camera_starting" and int(refused.headers["retry-after"]) > 0
-        denied = [e for e in gw.gateway.audit.entries(limit=1000) if e.event_type == "view.denied"]
-        assert denied and denied[-1].reason == "camera_starting"
-        assert len(gw.gateway.sessions) == 0
-        assert gw.gateway.media.stats(CAMERA, "main")["viewers"] == 0
-    finally:
-        await viewer.close()
+async def test_a_camera_that_is_starting_answers_503_with_retry_after(site_file, run_gateway) -> None:
+    """The camera accepts the connection and has not answered yet (a camera booting)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+        port = silent.getsockname()[1]
+        path = site_file({f"synthetic://{CAMERA}?w=640&h=360&fps=15": f"rtsp://127.0.0.1:{port}/booting"})
+        gw = await run_gateway(path)
+        await declare(gw)
+        viewer = WhepViewer(gw.base_url, CAMERA, gw.token("officer"))
+        try:
+            refused = await viewer.start()
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "camera_starting" and int(refused.headers["retry-after"]) > 0
+            denied = [e for e in gw.gateway.audit.entries(limit=1000) if e.event_type == "view.denied"]
+            assert denied and denied[-1].reason == "camera_starting"
+            assert len(gw.gateway.sessions) == 0
+            assert gw.gateway.media.stats(CAMERA, "main")["viewers"] == 0
+        finally:
+            await viewer.close()
+
+
+async def test_a_camera_that_is_down_keeps_the_session_for_its_return(site_file, run_gateway) -> None:
+    """Not "starting": the connection is refused and ingest backs off. The session stays,
+    as before, so video comes by itself when the camera returns (tests/api/test_camera_outage.py)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        path = site_file({f"synthetic://{CAMERA}?w=640&h=360&fps=15": f"rtsp://127.0.0.1:{port}/down"})
+        gw = await run_gateway(path)
+        await declare(gw)
+        viewer = WhepViewer(gw.base_url, CAMERA, gw.token("officer"))
+        try:
+            assert (await viewer.start()).status_code == 201
+            assert gw.gateway.media.stats(CAMERA, "main")["state"] in ("backoff", "reconnecting")
+        finally:
+            await viewer.close()
 
 
 # ---------------------------------------------------------------- CORS
