@@ -1,4 +1,4 @@
-// A small WHEP client (RFC 9725) for one camera stream, plus what a responder needs to
+// A small WHEP client (draft-ietf-wish-whep) for one camera stream, plus what a responder needs to
 // trust the picture: the camera's wall-clock time of the frame on screen, the measured
 // delay, and the link quality from WebRTC stats.
 //
