@@ -121,6 +121,7 @@ class Tile {
       camera: this.camera.id, stream: this.stream, video: this.video,
       onEnded: (reason) => { if (this.view === view) this.failed(view, { status: -1, message: reason }); },
       onQuality: (sample) => onQuality(this, view, sample),
+      canPoll: () => state.link.state === "ok",
     });
     view.poorRuns = 0;
     this.view = view;
@@ -694,6 +695,7 @@ async function pollLoop() {
   if (polling) { pollAgain = true; return; }
   polling = true;
   let ok = false;
+  const began = Date.now();
   try {
     do {
       pollAgain = false;
@@ -712,7 +714,9 @@ async function pollLoop() {
   } finally {
     polling = false;
   }
-  const wait = ok ? (document.hidden ? HIDDEN_POLL_MS : POLL_MS) : backoff(state.link.failures - 1);
+  // The backoff counts from the start of the failed try (a timeout already took its time).
+  const wait = ok ? (document.hidden ? HIDDEN_POLL_MS : POLL_MS) :
+    Math.max(100, backoff(state.link.failures - 1) - (Date.now() - began));
   if (!pollTimer) pollTimer = setTimeout(pollLoop, wait);
 }
 

@@ -122,13 +122,14 @@ function iceGatheringDone(pc, timeoutMs) {
  *   onQuality(sample) every stats interval: {lossRate, kbps, fps, framesDecoded, poor}
  */
 export class WhepView {
-  constructor({ camera, stream = "sub", video, iceServers = null, onEnded, onQuality }) {
+  constructor({ camera, stream = "sub", video, iceServers = null, onEnded, onQuality, canPoll }) {
     this.camera = camera;
     this.stream = stream;
     this.video = video;
     this.iceServers = iceServers;
     this.onEnded = onEnded || (() => {});
     this.onQuality = onQuality || (() => {});
+    this.canPoll = canPoll || (() => true); // false while the page knows the gateway is unreachable
     this.clock = new RtpWallClock();
     this.pc = null;
     this.location = null;
@@ -231,7 +232,7 @@ export class WhepView {
   }
 
   async _pollTiming() {
-    if (this.stopped || !this.location || this.timingInFlight) return;
+    if (this.stopped || !this.location || this.timingInFlight || !this.canPoll()) return;
     this.timingInFlight = true;
     const sent = Date.now();
     let res;
