@@ -61,7 +61,9 @@ async def test_phone_first_screen_and_focus(tmp_path) -> None:
                     first = await page.evaluate(TILE_BOXES, "grid")
                     assert first["scrollY"] == 0
                     assert first["frames"] > 0 and first["live"] == "live", first
-                    assert first["video"]["top"] < size["height"], f"{label}: first video starts below the screen {first}"
+                    assert first["video"]["top"] < size["height"], (
+                        f"{label}: first video starts below the screen {first}"
+                    )
                     assert first["video"]["bottom"] <= size["height"], f"{label}: first video cut off {first}"
                     assert not overlap(first["badge"], first["video"]), f"{label}: badge over the grid video {first}"
                     figures[f"{label} first video top/bottom px"] = (first["video"]["top"], first["video"]["bottom"])
@@ -75,7 +77,9 @@ async def test_phone_first_screen_and_focus(tmp_path) -> None:
                     vw = size["width"]
                     assert focus["video"]["width"] >= vw - 1 and focus["video"]["left"] <= 0.5, f"{label}: {focus}"
                     assert focus["video"]["top"] < size["height"] and focus["frames"] > 0, f"{label}: {focus}"
-                    assert focus["video"]["bottom"] <= size["height"] + 0.5, f"{label}: focus taller than the screen {focus}"
+                    assert focus["video"]["bottom"] <= size["height"] + 0.5, (
+                        f"{label}: focus taller than the screen {focus}"
+                    )
                     assert not overlap(focus["badge"], focus["video"]), f"{label}: badge over the focused video {focus}"
                     # fills the screen: the video box takes most of the height under the heading
                     assert focus["video"]["height"] >= 0.5 * size["height"], f"{label}: {focus}"
@@ -111,7 +115,8 @@ async def test_heading_follows_lockdown_to_secure(tmp_path) -> None:
                     before = await page.eval_on_selector_all(".grid .tile", "ts => ts.map(t => t.dataset.camera)")
                     names = dict(
                         await page.eval_on_selector_all(
-                            ".grid .tile", "ts => ts.map(t => [t.dataset.camera, t.querySelector('.tile-name').textContent])"
+                            ".grid .tile",
+                            "ts => ts.map(t => [t.dataset.camera, t.querySelector('.tile-name').textContent])",
                         )
                     )
 

@@ -38,7 +38,7 @@ const HIDDEN_BACKOFF_MAX_MS = 10000;
 const STALLED_AFTER_MS = 2500; // no new frame for this long: reconnect (when the gateway answers)
 const FIRST_FRAME_WITHIN_MS = 6000; // a new session that shows nothing for this long is tried again
 const SNAPSHOT_EVERY_MS = 3000;
-const PROBE_EVERY_MS = [4000, 8000, 15000]; // in still-picture mode: try a video probe this often
+const PROBE_EVERY_MS = [2000, 4000, 8000, 15000]; // in still-picture mode: try a video probe this often
 const UP_AFTER_GOOD = 3; // good stats intervals in a row before stepping back up
 const LEFT_BANNER_MS = 120000;
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
@@ -376,14 +376,16 @@ const probe = {
     const video = el("video", { muted: true, autoplay: true, playsinline: true });
     video.muted = true;
     this.goodRuns = 0;
+    let samples = 0;
     const view = new WhepView({
       camera: camera.id, stream: (camera.streams || []).includes("sub") ? "sub" : "main", video,
       onEnded: () => { if (this.view === view) this.fail(); },
       onQuality: (sample) => {
         if (this.view !== view) return;
+        samples += 1; // the first interval includes the start: judged by the next ones
         this.goodRuns = goodLink(sample) ? this.goodRuns + 1 : 0;
         if (this.goodRuns >= 2) upgrade();
-        else if (!goodLink(sample) && sample.framesDecoded > 0) this.fail();
+        else if (samples >= 4) this.fail();
       },
     });
     this.view = view;
