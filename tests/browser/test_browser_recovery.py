@@ -168,3 +168,50 @@ async def test_no_network_message_is_true_and_clears(tmp_path) -> None:
                 await browser.close()
     finally:
         await stop(server, task)
+
+
+async def test_tiles_come_back_by_themselves_when_the_gateway_drops_their_sessions(tmp_path) -> None:
+    """The gateway ends every view session (as its media side does when it restarts; a full
+    process restart also ends browser sign-ins, which live in memory, so the page then asks
+    to sign in again): every tile starts a new session by itself within 3 s, no click."""
+    wg, server, task = await start_web_gateway(tmp_path)
+    try:
+        async with wg.bearer("admin") as admin:
+            e = (await admin.post("/api/v1/emergencies", json=LOCKDOWN)).json()
+            assert (await admin.post(f"/api/v1/emergencies/{e['id']}/confirm")).status_code == 200
+        async with playwright_api.async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                ctx = await browser.new_context(viewport=PHONE)
+                page = await ctx.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                await sign_in(page, wg, "officer", "/view")
+                await wait_js(page, "document.querySelectorAll('.grid .tile[data-live=live]').length >= 5", 10)
+                cameras = sorted(t["camera"] for t in (await page.evaluate(TILES, FLOWING_MS))["tiles"])
+                first_sessions = {s.id for s in wg.gateway.sessions.all()}
+                assert len(first_sessions) == len(cameras)
+
+                await wg.gateway.sessions.close_all("test: the gateway drops every session")
+                dropped = time.monotonic()
+                back_at: dict[str, float] = {}
+                state = None
+                while time.monotonic() - dropped < WATCH_S and len(back_at) < len(cameras):
+                    state = await page.evaluate(TILES, FLOWING_MS)
+                    t_rel = time.monotonic() - dropped
+                    ids = {s.camera_id for s in wg.gateway.sessions.all() if s.id not in first_sessions}
+                    for t in state["tiles"]:
+                        if t["flowing"] and t["camera"] in ids and t["camera"] not in back_at:
+                            back_at[t["camera"]] = t_rel
+                    await asyncio.sleep(0.1)
+                figures = {"video_back_s": {c: round(v, 2) for c, v in sorted(back_at.items())}}
+                print(figures)
+                assert sorted(back_at) == cameras, f"tiles without a new session: {figures} {state}"
+                assert max(back_at.values()) <= BACK_WITHIN_S, figures
+                assert "/view" in page.url and await page.locator("#net-status").is_hidden()
+                assert errors == [], errors
+            finally:
+                await browser.close()
+    finally:
+        await wg.gateway.sessions.close_all("test over")
+        await stop(server, task)
