@@ -88,7 +88,25 @@ async def test_phone_first_screen_and_focus(tmp_path) -> None:
                     await page.click("#focus-close")
                     await page.wait_for_selector("#focus", state="hidden")
                     assert errors == [], errors
+                    signed_in = await ctx.storage_state()  # a third sign-in within 30 s has no fresh TOTP code
                     await ctx.close()
+                # Held sideways, focusing a camera goes full screen (Fullscreen API, on the tap).
+                ctx = await browser.new_context(
+                    viewport={"width": 844, "height": 390}, is_mobile=True, has_touch=True, storage_state=signed_in
+                )
+                page = await ctx.new_page()
+                await page.goto(f"{wg.base_url}/view")
+                await wait_js(page, "document.querySelector('.grid .tile:first-child[data-live=live]')", 10)
+                await page.click(".grid .tile .tile-open")
+                await wait_js(page, "document.fullscreenElement && document.fullscreenElement.id === 'focus'", 3)
+                await page.wait_for_selector("#focus .tile[data-live=live]", timeout=8000)
+                focus = await page.evaluate(TILE_BOXES, "focus")
+                assert not overlap(focus["badge"], focus["video"]), focus
+                assert focus["video"]["height"] >= 0.6 * focus["viewport"]["height"], focus
+                figures["landscape focused video box"] = (focus["video"]["width"], focus["video"]["height"])
+                await page.click("#focus-close")
+                await wait_js(page, "!document.fullscreenElement", 3)
+                await ctx.close()
             finally:
                 await browser.close()
     finally:
