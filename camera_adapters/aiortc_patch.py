@@ -20,7 +20,12 @@ changes nothing):
   and ``_send_keyframe`` are wrapped so that a PacketTrack's sender on a plain UDP pair
   is the lean C send loop (:mod:`camera_adapters.fastsend`, ``camera_adapters/_rtpsend.c``)
   instead of aiortc's per-packet coroutines. It reads and feeds aiortc's private fields
-  through :class:`SenderLink`, which knows their names in :data:`SUPPORTED_AIORTC`.
+  through :class:`SenderLink`, which knows their names in :data:`SUPPORTED_AIORTC`;
+* ICE consent freshness (RFC 7675) checked every :data:`CONSENT_INTERVAL` s and given up
+  after :data:`CONSENT_FAILURES` unanswered checks (``aioice.ice``; aioice's own 5 s x 6
+  keeps a vanished viewer counted as watching for ~30 s, ours lets it go within 10 s);
+* a PLI or FIR from a viewer of a PacketTrack restarts that viewer at the hub's newest
+  cached keyframe (``RTCRtpSender._send_keyframe``; :meth:`PacketTrack.request_keyframe`).
 
 Anything else (another aiortc, the C extension not built, ``SIGHTLINE_FASTSEND=0``) runs
 aiortc's own sender, and :func:`install` returns a :class:`SenderChoice` whose message
@@ -38,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
 import aioice
+import aioice.ice
 import aiortc
 import aiortc.codecs.h264 as _h264
 import aiortc.rtcrtpsender as _rtcrtpsender
@@ -71,6 +77,9 @@ LEAN_SENDER = "lean C send loop (camera_adapters/_rtpsend.c)"
 STOCK_SENDER = "aiortc's own sender"
 # Main and High at level 3.1; the answer rewrites the level to the stream's own.
 EXTRA_H264_PROFILES = ("4d001f", "64001f")
+# A check every 1.6-2.4 s, 3 unanswered: a silent viewer is let go 6-9 s after its last answer.
+CONSENT_INTERVAL = 2
+CONSENT_FAILURES = 3
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 
 _STOCK_PACKET_MAX: int = _h264.PACKET_MAX
@@ -87,6 +96,7 @@ DTLS_CIPHERS = (
     b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
     b"ECDHE-RSA-AES256-SHA"
 )
+_STOCK_CONSENT = (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES)
 
 
 def _selector_datagram_transport() -> type | None:
@@ -174,6 +184,8 @@ def install() -> SenderChoice:
     setattr(RTCCertificate, "_create_ssl_context", _create_ssl_context)  # noqa: B010  (mypy: method-assign)
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
+    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = CONSENT_INTERVAL, CONSENT_FAILURES
+    setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
     choice = choose_sender(
         installed_versions(), fastsend.extension_built(), os.environ.get(MODE_ENV, "1"), _SELECTOR_DGRAM is not None
     )
@@ -181,7 +193,6 @@ def install() -> SenderChoice:
         _make_lean = fastsend.make_lean
         setattr(RTCRtpSender, "_run_rtp", _run_rtp)  # noqa: B010  (mypy: method-assign)
         setattr(RTCRtpSender, "_retransmit", _retransmit)  # noqa: B010
-        setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
     _choice = choice
     return choice
 
@@ -226,6 +237,7 @@ def uninstall() -> None:
     setattr(RTCRtpSender, "_retransmit", _STOCK_RETRANSMIT)  # noqa: B010
     setattr(RTCRtpSender, "_send_keyframe", _STOCK_SEND_KEYFRAME)  # noqa: B010
     setattr(RTCCertificate, "_create_ssl_context", _STOCK_SSL_CONTEXT)  # noqa: B010
+    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = _STOCK_CONSENT
     _choice = None
     _make_lean = None
 
@@ -272,9 +284,14 @@ async def _retransmit(self: RTCRtpSender, sequence_number: int) -> None:
 
 
 def _send_keyframe(self: RTCRtpSender) -> None:
+    """A PLI or FIR: a PacketTrack restarts this viewer at its hub's newest keyframe."""
     lean = _lean_of.get(self)
     if lean is not None:
         lean.plis += 1
+    request: Callable[[], object] | None = getattr(self.track, "request_keyframe", None)
+    if request is not None:
+        request()
+        return
     _STOCK_SEND_KEYFRAME(self)
 
 

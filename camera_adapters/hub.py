@@ -104,6 +104,10 @@ class Hub:
             return self._gop[0], self._keyframe_at[1]
         return None
 
+    def cached_gop(self) -> list[SharedUnit]:
+        """The newest keyframe and every unit since (empty before the first keyframe)."""
+        return list(self._gop)
+
     def _ensure_ingest(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:

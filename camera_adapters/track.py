@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 TIME_BASE = Fraction(1, VIDEO_CLOCK)
+# At most one restart from the cache per viewer in this many seconds (a PLI storm from a
+# viewer on a bad link must not become a storm of GOP bursts).
+RESYNC_INTERVAL = 0.5
 
 
 class PacketTrack(MediaStreamTrack):
@@ -36,6 +40,8 @@ class PacketTrack(MediaStreamTrack):
     """
 
     kind = "video"
+    # False: a PLI or FIR waits for the camera's next keyframe (as before issue 13)
+    resync_on_pli = True
 
     def __init__(self, hub: Hub, queue_frames: int) -> None:
         super().__init__()
@@ -48,6 +54,9 @@ class PacketTrack(MediaStreamTrack):
         self._closed = False
         self._lean: LeanSender | None = None
         self._lean_error: BaseException | None = None
+        self._last_pts: int | None = None
+        self._resynced_at = -RESYNC_INTERVAL
+        self.resyncs = 0
         self.drops = 0
         self.frames_sent = 0
         self.bytes_sent = 0
@@ -83,11 +92,41 @@ class PacketTrack(MediaStreamTrack):
             self._wakeup.set()
             return
         if sent:
+            self._last_pts = unit.pts
             self.frames_sent += 1
             self.bytes_sent += unit.size
         else:  # congested: like a queue overflow, resume at the next keyframe
             self.drops += 1
             self._dropping = True
+
+    def request_keyframe(self) -> bool:
+        """A PLI or FIR from this viewer: send it the hub's newest keyframe and the units
+        since, so it decodes the current picture now, not at the camera's next keyframe.
+
+        The copies are re-stamped one RTP tick apart just after the last unit this viewer
+        got (RTP timestamps never go backwards; the player shows them at once and the
+        live units that follow carry on from the newest). Returns whether it did."""
+        now = time.monotonic()
+        if not self.resync_on_pli or self._closed or now - self._resynced_at < RESYNC_INTERVAL:
+            return False
+        gop, base = self._hub.cached_gop(), self._last_pts
+        if not gop or base is None or self.readyState != "live":
+            return False
+        if gop[-1].pts - base > VIDEO_CLOCK:  # this viewer is far behind: its own queue rules
+            return False
+        self._resynced_at = now
+        self.resyncs += 1
+        units = [SharedUnit(AccessUnit(u.data, base + i + 1, u.keyframe)) for i, u in enumerate(gop)]
+        self._queue.clear()
+        self._dropping = False
+        lean = self._lean
+        if lean is not None:
+            for unit in units:
+                self._send_lean(lean, unit)
+        else:
+            self._queue.extend(units)
+            self._wakeup.set()
+        return True
 
     async def run_lean(self, lean: LeanSender) -> None:
         """Send through ``lean`` until the track ends or the peer goes away (raises then)."""
@@ -135,6 +174,7 @@ class PacketTrack(MediaStreamTrack):
             raise MediaStreamError
         unit = self._queue.popleft()
         self._last = unit  # keeps the shared packetisation alive until the sender packs it
+        self._last_pts = unit.pts
         self.frames_sent += 1
         self.bytes_sent += unit.size
         return unit.packet()
