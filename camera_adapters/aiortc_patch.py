@@ -13,6 +13,9 @@ changes nothing):
 * H.264 Main and High profiles (:data:`EXTRA_H264_PROFILES`) in aiortc's codec table beside
   its constrained baseline, so an answer can announce a passthrough camera's real profile
   (``aiortc.codecs.CODECS``; gateway/media/h264_profiles.py chooses among them);
+* the gateway's DTLS offers ECDHE-RSA cipher suites beside aiortc's ECDHE-ECDSA ones
+  (``RTCCertificate._create_ssl_context``): a WHEP viewer is the DTLS server, so its
+  certificate picks the suite, and GStreamer's webrtcbin (video walls, players) uses RSA;
 * only when :func:`choose_sender` allows it, ``RTCRtpSender._run_rtp``, ``_retransmit``
   and ``_send_keyframe`` are wrapped so that a PacketTrack's sender on a plain UDP pair
   is the lean C send loop (:mod:`camera_adapters.fastsend`, ``camera_adapters/_rtpsend.c``)
@@ -47,10 +50,11 @@ import aiortc.rtcrtpsender as _rtcrtpsender
 import pylibsrtp
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, SRTPProtectionProfile
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
+from OpenSSL import SSL
 
 from .rtp_mtu import RTP_PAYLOAD_MAX
 
@@ -87,6 +91,13 @@ _STOCK_VIDEO_CODECS = list(CODECS["video"])
 _STOCK_RUN_RTP = RTCRtpSender._run_rtp
 _STOCK_RETRANSMIT = RTCRtpSender._retransmit
 _STOCK_SEND_KEYFRAME = RTCRtpSender._send_keyframe
+_STOCK_SSL_CONTEXT = RTCCertificate._create_ssl_context
+# aiortc's own ECDSA suites first, then the same for RSA peer certificates.
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
+    b"ECDHE-RSA-AES256-SHA"
+)
 _STOCK_CONSENT = (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES)
 
 
@@ -172,6 +183,7 @@ def install() -> SenderChoice:
 
     _h264.PACKET_MAX = RTP_PAYLOAD_MAX
     _register_h264_profiles()
+    setattr(RTCCertificate, "_create_ssl_context", _create_ssl_context)  # noqa: B010  (mypy: method-assign)
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
     setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_INTERVAL)  # noqa: B010  (typed int; used as a float)
@@ -186,6 +198,13 @@ def install() -> SenderChoice:
         setattr(RTCRtpSender, "_retransmit", _retransmit)  # noqa: B010
     _choice = choice
     return choice
+
+
+def _create_ssl_context(self: RTCCertificate, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+    """aiortc's DTLS context, accepting RSA as well as ECDSA peers (see the module docstring)."""
+    ctx = _STOCK_SSL_CONTEXT(self, srtp_profiles)
+    ctx.set_cipher_list(DTLS_CIPHERS)
+    return ctx
 
 
 def _register_h264_profiles() -> None:
@@ -220,6 +239,7 @@ def uninstall() -> None:
     setattr(RTCRtpSender, "_run_rtp", _STOCK_RUN_RTP)  # noqa: B010
     setattr(RTCRtpSender, "_retransmit", _STOCK_RETRANSMIT)  # noqa: B010
     setattr(RTCRtpSender, "_send_keyframe", _STOCK_SEND_KEYFRAME)  # noqa: B010
+    setattr(RTCCertificate, "_create_ssl_context", _STOCK_SSL_CONTEXT)  # noqa: B010
     aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = _STOCK_CONSENT
     _choice = None
     _make_lean = None
