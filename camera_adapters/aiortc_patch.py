@@ -13,19 +13,11 @@ changes nothing):
 * H.264 Main and High profiles (:data:`EXTRA_H264_PROFILES`) in aiortc's codec table beside
   its constrained baseline, so an answer can announce a passthrough camera's real profile
   (``aiortc.codecs.CODECS``; gateway/media/h264_profiles.py chooses among them);
-* the gateway's DTLS offers ECDHE-RSA cipher suites beside aiortc's ECDHE-ECDSA ones
-  (``RTCCertificate._create_ssl_context``): a WHEP viewer is the DTLS server, so its
-  certificate picks the suite, and GStreamer's webrtcbin (video walls, players) uses RSA;
 * only when :func:`choose_sender` allows it, ``RTCRtpSender._run_rtp``, ``_retransmit``
   and ``_send_keyframe`` are wrapped so that a PacketTrack's sender on a plain UDP pair
   is the lean C send loop (:mod:`camera_adapters.fastsend`, ``camera_adapters/_rtpsend.c``)
   instead of aiortc's per-packet coroutines. It reads and feeds aiortc's private fields
-  through :class:`SenderLink`, which knows their names in :data:`SUPPORTED_AIORTC`;
-* ICE consent freshness (RFC 7675) checked every :data:`CONSENT_INTERVAL` s and given up
-  after :data:`CONSENT_FAILURES` unanswered checks (``aioice.ice``; aioice's own 5 s x 6
-  keeps a vanished viewer counted as watching for ~30 s, ours lets it go within 10 s);
-* a PLI or FIR from a viewer of a PacketTrack restarts that viewer at the hub's newest
-  cached keyframe (``RTCRtpSender._send_keyframe``; :meth:`PacketTrack.request_keyframe`).
+  through :class:`SenderLink`, which knows their names in :data:`SUPPORTED_AIORTC`.
 
 Anything else (another aiortc, the C extension not built, ``SIGHTLINE_FASTSEND=0``) runs
 aiortc's own sender, and :func:`install` returns a :class:`SenderChoice` whose message
@@ -43,18 +35,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
 import aioice
-import aioice.ice
 import aiortc
 import aiortc.codecs.h264 as _h264
 import aiortc.rtcrtpsender as _rtcrtpsender
 import pylibsrtp
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, SRTPProtectionProfile
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from OpenSSL import SSL
 
 from .rtp_mtu import RTP_PAYLOAD_MAX
 
@@ -77,11 +67,6 @@ LEAN_SENDER = "lean C send loop (camera_adapters/_rtpsend.c)"
 STOCK_SENDER = "aiortc's own sender"
 # Main and High at level 3.1; the answer rewrites the level to the stream's own.
 EXTRA_H264_PROFILES = ("4d001f", "64001f")
-# A check every 0.4-0.6 s (each waits 0.5 s for its answer), 7 unanswered in a row: a
-# silent viewer is let go 6-8 s after its last answer, while a congested link losing 40 %
-# of its packets keeps its viewer (0.4^7: once in 600 runs of checks).
-CONSENT_INTERVAL = 0.5
-CONSENT_FAILURES = 7
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 
 _STOCK_PACKET_MAX: int = _h264.PACKET_MAX
@@ -91,14 +76,6 @@ _STOCK_VIDEO_CODECS = list(CODECS["video"])
 _STOCK_RUN_RTP = RTCRtpSender._run_rtp
 _STOCK_RETRANSMIT = RTCRtpSender._retransmit
 _STOCK_SEND_KEYFRAME = RTCRtpSender._send_keyframe
-_STOCK_SSL_CONTEXT = RTCCertificate._create_ssl_context
-# aiortc's own ECDSA suites first, then the same for RSA peer certificates.
-DTLS_CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
-    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
-    b"ECDHE-RSA-AES256-SHA"
-)
-_STOCK_CONSENT = (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES)
 
 
 def _selector_datagram_transport() -> type | None:
@@ -183,12 +160,8 @@ def install() -> SenderChoice:
 
     _h264.PACKET_MAX = RTP_PAYLOAD_MAX
     _register_h264_profiles()
-    setattr(RTCCertificate, "_create_ssl_context", _create_ssl_context)  # noqa: B010  (mypy: method-assign)
     setattr(_rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010  (not exported)
     setattr(_rtcrtpsender, "RTP_HISTORY_SIZE", RTP_HISTORY_PACKETS)  # noqa: B010
-    setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_INTERVAL)  # noqa: B010  (typed int; used as a float)
-    aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
-    setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
     choice = choose_sender(
         installed_versions(), fastsend.extension_built(), os.environ.get(MODE_ENV, "1"), _SELECTOR_DGRAM is not None
     )
@@ -196,15 +169,9 @@ def install() -> SenderChoice:
         _make_lean = fastsend.make_lean
         setattr(RTCRtpSender, "_run_rtp", _run_rtp)  # noqa: B010  (mypy: method-assign)
         setattr(RTCRtpSender, "_retransmit", _retransmit)  # noqa: B010
+        setattr(RTCRtpSender, "_send_keyframe", _send_keyframe)  # noqa: B010
     _choice = choice
     return choice
-
-
-def _create_ssl_context(self: RTCCertificate, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
-    """aiortc's DTLS context, accepting RSA as well as ECDSA peers (see the module docstring)."""
-    ctx = _STOCK_SSL_CONTEXT(self, srtp_profiles)
-    ctx.set_cipher_list(DTLS_CIPHERS)
-    return ctx
 
 
 def _register_h264_profiles() -> None:
@@ -239,8 +206,6 @@ def uninstall() -> None:
     setattr(RTCRtpSender, "_run_rtp", _STOCK_RUN_RTP)  # noqa: B010
     setattr(RTCRtpSender, "_retransmit", _STOCK_RETRANSMIT)  # noqa: B010
     setattr(RTCRtpSender, "_send_keyframe", _STOCK_SEND_KEYFRAME)  # noqa: B010
-    setattr(RTCCertificate, "_create_ssl_context", _STOCK_SSL_CONTEXT)  # noqa: B010
-    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = _STOCK_CONSENT
     _choice = None
     _make_lean = None
 
@@ -287,14 +252,9 @@ async def _retransmit(self: RTCRtpSender, sequence_number: int) -> None:
 
 
 def _send_keyframe(self: RTCRtpSender) -> None:
-    """A PLI or FIR: a PacketTrack restarts this viewer at its hub's newest keyframe."""
     lean = _lean_of.get(self)
     if lean is not None:
         lean.plis += 1
-    request: Callable[[], object] | None = getattr(self.track, "request_keyframe", None)
-    if request is not None:
-        request()
-        return
     _STOCK_SEND_KEYFRAME(self)
 
 

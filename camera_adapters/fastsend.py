@@ -40,14 +40,9 @@ sender whose peer is connected over a plain UDP candidate pair):
   versions other than the ones checked below.
 
 PLI/FIR: aiortc's answer is to force a keyframe from its encoder, which passthrough does
-not have; :meth:`camera_adapters.track.PacketTrack.request_keyframe` sends the viewer the
-hub's cached GOP again, re-stamped so RTP timestamps never go backwards; lean senders
-count PLIs (``plis``) for stats.
-
-Pacing (:mod:`camera_adapters.pacer`): a unit that fits the viewer's token bucket leaves
-at once through the C loop; a burst that does not (a keyframe, a restart from the GOP
-cache) is sent packet by packet as the bucket refills, so on a slow link the burst does
-not overflow the bottleneck's queue and cause the loss it would then have to repair.
+not have; re-sending the hub's cached GOP would move RTP timestamps backwards or play a
+second of video fast-forward. With a 1 s camera GOP and a NACK history that holds a whole
+keyframe, the next IDR is the recovery; lean senders count PLIs (``plis``) for stats.
 
 Checked against aiortc 1.16.0, aioice 0.13.0, pylibsrtp 1.0.0 on CPython 3.11 (asyncio's
 selector datagram transport); :func:`camera_adapters.aiortc_patch.choose_sender` keeps
@@ -57,7 +52,6 @@ aiortc's own sender on other versions unless ``SIGHTLINE_FASTSEND=force``, and
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import importlib
 import logging
@@ -74,7 +68,6 @@ from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
 from aiortc.utils import random32
 
 from .aiortc_patch import NTP_DELTA, SenderLink, UdpTransport, plain_udp_socket, report_send_error
-from .pacer import Pacer
 from .sendpath import RTP_HISTORY_PACKETS
 
 if TYPE_CHECKING:
@@ -91,13 +84,6 @@ log = logging.getLogger(__name__)
 # Treat a viewer as congested (drop to the next keyframe) when this much is queued in
 # asyncio's transport buffer for its socket.
 CONGESTED_BYTES = 1 << 20
-# False: every unit leaves at once, bursts and all (as before issue 13)
-PACING = True
-# Each retransmission is sent again this long after the first: receivers that NACK a packet
-# only once (aiortc's NackGenerator re-asks only with the next new gap) otherwise freeze
-# until then whenever the retransmission is lost too. 0 disables the second copy.
-SECOND_COPY_AFTER = 0.02
-SRTP_TAG = 10  # bytes libsrtp appends to each packet (AES-CM with HMAC-SHA1-80)
 
 _gso_supported = sys.platform.startswith("linux")  # UDP_SEGMENT
 stats = {"lean": 0, "stock": 0, "gso_disabled": 0}
@@ -128,10 +114,6 @@ class LeanSender:
         self._fd = -1
         self._addr: tuple[str, int] = ("", 0)
         self.closed = False
-        self._pacer = Pacer(time.monotonic())
-        self._pending: deque[tuple[bytes, int, bool, bytes]] = deque()  # header, seq, marker, payload
-        self._drain_handle: asyncio.TimerHandle | None = None
-        self.paced = 0
         self.plis = 0
         self.packets = 0
         self.retransmits = 0
@@ -171,10 +153,6 @@ class LeanSender:
         self.closed = True
         self._history.clear()
         self._held = 0
-        self._pending.clear()
-        if self._drain_handle is not None:
-            self._drain_handle.cancel()
-            self._drain_handle = None
 
     def _check(self) -> UdpTransport:
         """The transport to send on; ConnectionError when the peer is gone."""
@@ -212,12 +190,6 @@ class LeanSender:
         assert _rtpsend is not None  # aiortc_patch installs this path only when it is built
         now = time.time()
         ts = (self._ts_origin + pts) & 0xFFFFFFFF
-        if PACING:
-            mono = time.monotonic()
-            self._pacer.record(mono, payload_bytes)
-            if self._pending or not self._pacer.take(mono, payload_bytes + len(payloads) * self._hlen):
-                self._enqueue(payloads, ts, now, payload_bytes)
-                return True
         first = self._seq
         self._seq, wire, err, unsent = _rtpsend.send_unit(
             self._protect,
@@ -246,51 +218,6 @@ class LeanSender:
         link.count_sent(now, ts, payload_bytes, n, wire)  # what aiortc's loop would have counted
         return True
 
-    def skip_sequence(self, count: int) -> None:
-        """Leave a gap of ``count`` sequence numbers: a receiver whose jitter buffer still
-        waits on a packet of the old stream (lost, never repaired) gives it up at once
-        instead of after its whole capacity (aiortc's: 512 packets)."""
-        self._seq = (self._seq + count) & 0xFFFF
-
-    def _enqueue(self, payloads: list[bytes], ts: int, now: float, payload_bytes: int) -> None:
-        """A unit the bucket cannot take now: its packets wait in order for :meth:`_drain`."""
-        first, n = self._seq, len(payloads)
-        header = self._header(ts, now)
-        for i, payload in enumerate(payloads):
-            self._pending.append((header, (first + i) & 0xFFFF, i == n - 1, payload))
-        self._seq = (first + n) & 0xFFFF
-        self._remember(first, ts, payloads)
-        self.packets += n
-        self.paced += n
-        self._link.count_sent(now, ts, payload_bytes, n, payload_bytes + n * (self._hlen + SRTP_TAG))
-        if self._drain_handle is None:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Send waiting packets as the bucket allows; call again when it has refilled."""
-        self._drain_handle = None
-        pending = self._pending
-        try:
-            transport = self._check()
-        except ConnectionError:
-            pending.clear()
-            return
-        pacer, protect, addr = self._pacer, self._link.protect, self._addr
-        mono = time.monotonic()
-        while pending:
-            header, seq, marker, payload = pending[0]
-            size = len(header) + len(payload)
-            if not pacer.take(mono, size):
-                delay = max(0.001, pacer.wait(mono, size))
-                self._drain_handle = asyncio.get_running_loop().call_later(delay, self._drain)
-                return
-            pending.popleft()
-            head = bytearray(header)
-            if marker:
-                head[1] |= 0x80
-            struct.pack_into("!H", head, 2, seq)
-            transport.sendto(protect(bytes(head) + payload), addr)
-
     def _remember(self, first: int, ts: int, payloads: list[bytes]) -> None:
         """Keep the last ``RTP_HISTORY_PACKETS`` packets' payloads for NACKs, unit by unit."""
         history = self._history
@@ -310,18 +237,14 @@ class LeanSender:
         return None
 
     def retransmit(self, seq: int) -> None:
-        """Answer a NACK for ``seq`` from the history (RTX if negotiated), twice."""
-        if self._retransmit_once(seq) and SECOND_COPY_AFTER:
-            asyncio.get_running_loop().call_later(SECOND_COPY_AFTER, self._retransmit_once, seq)
-
-    def _retransmit_once(self, seq: int) -> bool:
+        """Answer a NACK for ``seq`` from the history (RTX if negotiated)."""
         found = None if self.closed else self._lookup(seq)
         if found is None:
-            return False
+            return
         try:
             transport = self._check()
         except ConnectionError:
-            return False
+            return
         ts, payload, last = found
         marker = 0x80 if last else 0
         head = bytearray(self._header(ts, time.time()))
@@ -339,7 +262,6 @@ class LeanSender:
         transport.sendto(data, self._addr)
         self.retransmits += 1
         link.count_retransmit(len(data))
-        return True
 
 
 def make_lean(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> LeanSender | None:

@@ -87,12 +87,6 @@ class Hub:
         self._tell_needed()
         return track
 
-    def adopt(self, track: PacketTrack) -> None:
-        """Take over a viewer track from another hub (it has been given this hub's GOP)."""
-        self._ensure_ingest()
-        self._tracks.add(track)
-        self._tell_needed()
-
     def pin(self) -> None:
         """Keep ingesting with no viewer (a camera an active emergency covers)."""
         self._pins += 1
@@ -109,10 +103,6 @@ class Hub:
         if self._gop and self._keyframe_at is not None:
             return self._gop[0], self._keyframe_at[1]
         return None
-
-    def cached_gop(self) -> list[SharedUnit]:
-        """The newest keyframe and every unit since (empty before the first keyframe)."""
-        return list(self._gop)
 
     def _ensure_ingest(self) -> None:
         loop = asyncio.get_running_loop()

@@ -73,20 +73,6 @@ class MediaHubs:
         """A new viewer track; starts ingest on demand. Call inside the running loop."""
         return self._hub(camera_id, stream).open_track()
 
-    def move_track(self, track: PacketTrack, camera_id: str, stream: str, *, burst: bool = True) -> None:
-        """A viewer carries on from the camera's other stream (PacketTrack.move_to)."""
-        track.move_to(self._hub(camera_id, stream), burst=burst)
-
-    def has_keyframe(self, camera_id: str, stream: str) -> bool:
-        return self._hub(camera_id, stream).latest_keyframe() is not None
-
-    def hold(self, camera_id: str, stream: str) -> None:
-        """Ingest with no viewer for a moment (a viewer is about to move onto the stream)."""
-        self._hub(camera_id, stream).pin()
-
-    def unhold(self, camera_id: str, stream: str) -> None:
-        self._hub(camera_id, stream).unpin()
-
     def stats(self, camera_id: str, stream: str = "main") -> dict[str, Any]:
         return self._hub(camera_id, stream).stats()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -19,14 +18,6 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 TIME_BASE = Fraction(1, VIDEO_CLOCK)
-# Sequence numbers skipped when a viewer moves to another stream (LeanSender.skip_sequence)
-MOVE_SEQUENCE_GAP = 1024
-# At most one restart from the cache per viewer in this many seconds, and restarts never
-# add more than RESYNC_SHARE to the bytes a viewer is sent (a viewer on an overfull link
-# sends PLIs steadily, and a GOP burst for each would fill its link further).
-RESYNC_INTERVAL = 0.5
-RESYNC_SHARE = 0.25
-RESYNC_BUDGET_MAX = 64 * 1024
 
 
 class PacketTrack(MediaStreamTrack):
@@ -45,8 +36,6 @@ class PacketTrack(MediaStreamTrack):
     """
 
     kind = "video"
-    # False: a PLI or FIR waits for the camera's next keyframe (as before issue 13)
-    resync_on_pli = True
 
     def __init__(self, hub: Hub, queue_frames: int) -> None:
         super().__init__()
@@ -59,12 +48,6 @@ class PacketTrack(MediaStreamTrack):
         self._closed = False
         self._lean: LeanSender | None = None
         self._lean_error: BaseException | None = None
-        self._last_pts: int | None = None
-        self._shift = 0  # added to every unit's pts since a move to another hub
-        self._rebase = False  # moved to a hub that had no keyframe yet: rebase at its first
-        self._resynced_at = -RESYNC_INTERVAL
-        self._resync_budget = float(RESYNC_BUDGET_MAX)
-        self.resyncs = 0
         self.drops = 0
         self.frames_sent = 0
         self.bytes_sent = 0
@@ -73,14 +56,6 @@ class PacketTrack(MediaStreamTrack):
         """Queue a unit from the hub (event-loop thread only)."""
         if not isinstance(unit, SharedUnit):
             unit = SharedUnit(unit)
-        if self._rebase:
-            if not unit.keyframe:
-                self.drops += 1
-                return
-            self._rebase = False
-            self._shift = (self._last_pts or 0) + VIDEO_CLOCK // 30 - unit.pts
-        if self._shift:
-            unit = SharedUnit(AccessUnit(unit.data, unit.pts + self._shift, unit.keyframe))
         if self._dropping:
             if not unit.keyframe:
                 self.drops += 1
@@ -108,71 +83,11 @@ class PacketTrack(MediaStreamTrack):
             self._wakeup.set()
             return
         if sent:
-            self._sent(unit)
+            self.frames_sent += 1
+            self.bytes_sent += unit.size
         else:  # congested: like a queue overflow, resume at the next keyframe
             self.drops += 1
             self._dropping = True
-
-    def request_keyframe(self) -> bool:
-        """A PLI or FIR from this viewer: send it the hub's newest keyframe and the units
-        since, so it decodes the current picture now, not at the camera's next keyframe.
-
-        The copies are re-stamped one RTP tick apart just after the last unit this viewer
-        got (RTP timestamps never go backwards; the player shows them at once and the
-        live units that follow carry on from the newest). Returns whether it did."""
-        now = time.monotonic()
-        if not self.resync_on_pli or self._closed or now - self._resynced_at < RESYNC_INTERVAL:
-            return False
-        gop, base = self._hub.cached_gop(), self._last_pts
-        if not gop or base is None or self.readyState != "live":
-            return False
-        if gop[-1].pts + self._shift - base > VIDEO_CLOCK:  # far behind: its own queue rules
-            return False
-        cost = sum(u.size for u in gop)
-        if cost > self._resync_budget:
-            return False
-        self._resync_budget -= cost
-        self._resynced_at = now
-        self.resyncs += 1
-        self._restart_at(gop, base)
-        return True
-
-    @property
-    def hub(self) -> Hub:
-        return self._hub
-
-    def move_to(self, hub: Hub, *, burst: bool = True) -> None:
-        """Carry on from ``hub`` (the same camera's other stream) at its newest keyframe
-        (``burst``: its cached GOP now; else its next keyframe, for a link already too
-        full for a burst). RTP timestamps continue from the last unit this viewer got."""
-        if hub is self._hub or self._closed or self.readyState != "live":
-            return
-        self._hub.detach(self)
-        self._hub = hub
-        if self._lean is not None:
-            self._lean.skip_sequence(MOVE_SEQUENCE_GAP)
-        gop, base = hub.cached_gop() if burst else [], self._last_pts
-        if gop and base is not None:
-            self._restart_at(gop, base)
-            self._shift = base + len(gop) - gop[-1].pts
-            self._rebase = False
-        else:
-            self._queue.clear()
-            self._rebase = True
-        hub.adopt(self)
-
-    def _restart_at(self, gop: list[SharedUnit], base: int) -> None:
-        """Send ``gop`` again, one RTP tick apart just after ``base``, before anything else."""
-        units = [SharedUnit(AccessUnit(u.data, base + i + 1, u.keyframe)) for i, u in enumerate(gop)]
-        self._queue.clear()
-        self._dropping = False
-        lean = self._lean
-        if lean is not None:
-            for unit in units:
-                self._send_lean(lean, unit)
-        else:
-            self._queue.extend(units)
-            self._wakeup.set()
 
     async def run_lean(self, lean: LeanSender) -> None:
         """Send through ``lean`` until the track ends or the peer goes away (raises then)."""
@@ -220,14 +135,9 @@ class PacketTrack(MediaStreamTrack):
             raise MediaStreamError
         unit = self._queue.popleft()
         self._last = unit  # keeps the shared packetisation alive until the sender packs it
-        self._sent(unit)
-        return unit.packet()
-
-    def _sent(self, unit: SharedUnit) -> None:
-        self._last_pts = unit.pts
         self.frames_sent += 1
         self.bytes_sent += unit.size
-        self._resync_budget = min(RESYNC_BUDGET_MAX, self._resync_budget + RESYNC_SHARE * unit.size)
+        return unit.packet()
 
     def stop(self) -> None:
         if self.readyState == "live":

@@ -34,7 +34,6 @@ from gateway.identity import guards, oauth, signin
 from gateway.identity.failures import FailureSummary
 from gateway.runtime import Gateway
 from gateway.security_headers import SecurityHeaders
-from gateway.whep_cors import WhepCors
 
 log = logging.getLogger(__name__)
 SESSION_SWEEP_SECONDS = 60.0
@@ -47,12 +46,12 @@ class SightlineApp(FastAPI):
     Starlette's outermost error middleware carry them (gateway/security_headers.py)."""
 
     https_public_url = False
-    whep_cors_origins: frozenset[str] = frozenset()
 
     def build_middleware_stack(self) -> ASGIApp:
         docs = [p for p in (self.docs_url, self.redoc_url) if p]
-        inner = WhepCors(super().build_middleware_stack(), self.whep_cors_origins)
-        return SecurityHeaders(inner, https_public_url=self.https_public_url, docs_paths=docs)
+        return SecurityHeaders(
+            super().build_middleware_stack(), https_public_url=self.https_public_url, docs_paths=docs
+        )
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -120,7 +119,6 @@ def create_app(gateway: Gateway) -> FastAPI:
         lifespan=lifespan,
     )
     app.https_public_url = gateway.config.public_url.startswith("https://")
-    app.whep_cors_origins = gateway.config.whep_cors_origins
     app.state.gateway = gateway
     errors.install(app)
     app.state.signin = sign_in

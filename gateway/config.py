@@ -42,11 +42,8 @@ _GATEWAY_KEYS = {
     "trusted_proxies",
     "tls_cert",
     "tls_key",
-    "max_view_sessions",
-    "whep_cors_origins",
 }
 _DATABASE_SCHEMES = ("postgresql", "postgres")
-DEFAULT_MAX_VIEW_SESSIONS = 200  # per node; set it from what bench/ measures on the hardware
 _REDIS_SCHEMES = ("redis", "rediss")
 
 # Keys of a [[cameras]] entry that say how to reach the camera rather than what it is;
@@ -153,12 +150,6 @@ class GatewayConfig:
     # OpenID Connect providers by agency id (or the district's id): ``oidc`` on [[agencies]]
     # or [district] (gateway/identity/oidc_config.py); the client secrets still sealed.
     oidc: dict[str, OidcProvider] = field(default_factory=dict)
-    # [gateway] max_view_sessions: live video sessions this node serves at once; the next
-    # viewer gets 503 with Retry-After (a load balancer or player tries again or elsewhere).
-    max_view_sessions: int = DEFAULT_MAX_VIEW_SESSIONS
-    # [gateway] whep_cors_origins: web origins ("https://wall.agency.example") whose players
-    # may call the WHEP endpoints from the browser (CORS, bearer tokens only: gateway/whep_cors.py).
-    whep_cors_origins: frozenset[str] = frozenset()
 
     @property
     def database(self) -> Path:
@@ -211,13 +202,12 @@ def load_config(path: str | Path) -> GatewayConfig:
         tls = parse_tls(gateway.get("tls_cert"), gateway.get("tls_key"), path.parent, f"{path}: [gateway]")
     except TlsConfigError as exc:
         raise ConfigError(str(exc)) from None
-    public_url = str(gateway.get("public_url") or ("https" if tls else "http") + "://127.0.0.1:8000")
     return GatewayConfig(
         path=path,
         data_dir=data_dir,
         node=str(gateway.get("node") or socket.gethostname()),
         idle_timeout=float(gateway.get("idle_timeout_seconds", 10.0)),
-        public_url=public_url,
+        public_url=str(gateway.get("public_url") or ("https" if tls else "http") + "://127.0.0.1:8000"),
         site=site,
         access=access,
         webhooks=webhooks,
@@ -237,44 +227,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         trusted_proxies=_trusted_proxies(gateway.get("trusted_proxies"), path),
         tls=tls,
         oidc=oidc,
-        max_view_sessions=_max_view_sessions(gateway.get("max_view_sessions", DEFAULT_MAX_VIEW_SESSIONS), path),
-        whep_cors_origins=_cors_origins(gateway.get("whep_cors_origins", []), path, public_url),
     )
-
-
-def _max_view_sessions(value: object, path: Path) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
-        raise ConfigError(f"{path}: [gateway] max_view_sessions must be a whole number from 1 to 100000")
-    return value
-
-
-def _cors_origins(value: object, path: Path, public_url: str) -> frozenset[str]:
-    """Each entry a web origin exactly as a browser sends it: scheme, host and port only;
-    never the gateway's own (its pages need no CORS, and CORS requests lose their cookies)."""
-    where = f"{path}: [gateway] whep_cors_origins"
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f'{where} must be a list of origins like ["https://wall.agency.example"]')
-    for origin in value:
-        parts = urlsplit(origin)
-        if (
-            parts.scheme not in ("https", "http")
-            or not parts.hostname
-            or parts.path
-            or parts.query
-            or parts.fragment
-            or parts.username
-            or origin != origin.lower().rstrip("/")
-        ):
-            raise ConfigError(
-                f"{where}: {origin!r} is not an origin; write scheme://host[:port] in lower case "
-                'with no path, e.g. "https://wall.agency.example" ("*" is never allowed)'
-            )
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-            raise ConfigError(f"{where}: {origin!r} must use https (plain http only for localhost)")
-        own = urlsplit(public_url)
-        if origin == f"{own.scheme}://{own.netloc}".lower():
-            raise ConfigError(f"{where}: {origin!r} is this gateway's own public_url; list only other sites' origins")
-    return frozenset(value)
 
 
 def _trusted_proxies(value: object, path: Path) -> tuple[Network, ...]:

@@ -73,11 +73,10 @@ class RunningGateway:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
 
 
-async def serve_app(app, port: int | None = None, host: str = "127.0.0.1") -> tuple[uvicorn.Server, asyncio.Task, str]:
-    """A real uvicorn server for ``app`` on a loopback port (a free one unless given), started in this loop.
-    ``host``: another address to listen on (a netns test's gateway end of the veth)."""
+async def serve_app(app, port: int | None = None) -> tuple[uvicorn.Server, asyncio.Task, str]:
+    """A real uvicorn server for ``app`` on a loopback port (a free one unless given), started in this loop."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     # as `sightline serve` runs it: relay streams to other nodes end first on shutdown
     gateway = getattr(app.state, "gateway", None)
     server = GatewayServer(config, gateway) if gateway is not None else uvicorn.Server(config)
@@ -89,7 +88,7 @@ async def serve_app(app, port: int | None = None, host: str = "127.0.0.1") -> tu
             task.result()
         await asyncio.sleep(0.02)
     assert server.started, "gateway did not start"
-    return server, task, f"{'https' if config.is_ssl else 'http'}://{host}:{port}"
+    return server, task, f"{'https' if config.is_ssl else 'http'}://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -81,15 +81,13 @@ class WebGateway:
         return self.client(headers={"Authorization": f"Bearer {token}"})
 
 
-async def start_web_gateway(
-    data_dir: Path, *, edit=None, host: str = "127.0.0.1"
-) -> tuple[WebGateway, uvicorn.Server, asyncio.Task]:
+async def start_web_gateway(data_dir: Path, *, edit=None) -> tuple[WebGateway, uvicorn.Server, asyncio.Task]:
     path = ensure_demo_site(data_dir)
     if edit:
         path.write_text(edit(path.read_text()))
     gateway = Gateway(load_config(path))
     app = create_app(gateway)
-    server, task, base_url = await serve_app(app, host=host)
+    server, task, base_url = await serve_app(app)
     return WebGateway(gateway, app, base_url, data_dir, demo_logins(data_dir)), server, task
 
 

@@ -62,10 +62,6 @@ class AuditEvent(StrEnum):
     GRANT_ENDED = "grant.ended", "Access for {agency} ended"
     VIEW_STARTED = "view.started", "{actor} started watching {camera}"
     VIEW_ENDED = "view.ended", "{viewer} stopped watching {camera}[ after {seconds:duration}]"
-    VIEW_STREAM_CHANGED = (
-        "view.stream_changed",
-        "{viewer}'s video of {camera} moved to the {stream} stream[ ({why})]",
-    )
     VIEW_DENIED = "view.denied", "{actor} was refused video from {camera}"
     SNAPSHOT_SERVED = "snapshot.served", "{actor} was shown a still image from {camera}"
     RELAY_STARTED = (

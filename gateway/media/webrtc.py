@@ -1,9 +1,7 @@
 """Answering a WHEP offer with an aiortc peer that sends one camera track as H.264.
 
 The gateway never decodes or encodes per viewer: the track yields encoded packets and the
-answer is restricted to H.264 so the browser receives the camera's own bitstream. Any
-other offered section (a player's audio line) is answered ``a=inactive``: cameras' audio
-is never relayed and nothing a viewer sends is received.
+answer is restricted to H.264 so the browser receives the camera's own bitstream.
 """
 
 from __future__ import annotations
@@ -56,9 +54,6 @@ async def answer_offer(
             raise OfferError(f"the SDP offer could not be used (it must offer H.264 video): {exc}") from None
         if transceiver.mid is None:
             raise OfferError("the offer has no video section; add a recvonly video transceiver")
-        for other in pc.getTransceivers():
-            if other is not transceiver:  # audio (or a second video) is never relayed nor received
-                other.direction = "inactive"
         try:
             answer = await pc.createAnswer()
         except Exception as exc:

@@ -242,10 +242,6 @@ async def test_restraint_in_a_hallway_blocks_that_camera_during_lockdown_until_i
         assert (await blocked.start()).status_code == 403
         await blocked.close()
         assert camera not in {c["id"] for c in (await officer.get("/api/v1/cameras")).json()}
-        # the viewer page's poll says why the camera left: a privacy hold, the action unchanged
-        (grant,) = (await officer.get("/api/v1/grants/mine")).json()
-        assert grant["held"] == [camera] and camera not in grant["cameras"], grant
-        assert grant["action"] == "LOCKDOWN" and grant["emergency_state"] == "active"
         other = WhepViewer(gw.base_url, "hs-front", gw.token("officer"))  # not covered: still shared
         assert (await other.start()).status_code == 201
         await other.close()
@@ -253,8 +249,6 @@ async def test_restraint_in_a_hallway_blocks_that_camera_during_lockdown_until_i
         ended = await client.post("/api/v1/records/restraints", json={**episode, "end": LATER})
         assert ended.status_code == 200 and ended.json()["effect"] == "privacy_hold_ended"
         assert ended.json()["result"] == "updated"
-        (grant,) = (await officer.get("/api/v1/grants/mine")).json()
-        assert grant["held"] == [] and camera in grant["cameras"], grant
         again = WhepViewer(gw.base_url, camera, gw.token("officer"))
         assert (await again.start()).status_code == 201
         await again.close()

@@ -24,25 +24,8 @@ export function signInUrl(locked) {
   return `/signin?next=${next}${locked ? "&locked=1" : ""}`;
 }
 
-/**
- * fetch() that gives up after ``timeoutMs``: a request into a dead network otherwise hangs
- * for minutes and holds one of the browser's six connections to the gateway, so the
- * requests that would notice the network is back queue behind it. A failure to reach the
- * gateway (no network, timeout, refused) becomes an ApiFailure with status 0.
- */
-export async function fetchWithin(url, init = {}, timeoutMs = 4000) {
-  const signal = AbortSignal.timeout(timeoutMs);
-  try {
-    return await fetch(url, { ...init, signal });
-  } catch (err) {
-    const timedOut = err && (err.name === "TimeoutError" || err.name === "AbortError");
-    throw new ApiFailure(0, timedOut ? "timeout" : "network",
-      timedOut ? `no answer from the gateway within ${timeoutMs / 1000} s` : "the gateway could not be reached");
-  }
-}
-
 /** Calls the JSON API with the session cookie. ``passive`` requests do not count as activity. */
-export async function api(path, { method = "GET", json, params, passive = false, timeoutMs = 60000 } = {}) {
+export async function api(path, { method = "GET", json, params, passive = false } = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
@@ -54,7 +37,7 @@ export async function api(path, { method = "GET", json, params, passive = false,
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
   }
-  const res = await fetchWithin(url, init, timeoutMs);
+  const res = await fetch(url, init);
   if (res.status === 401 && body.dataset.page !== "signin") {
     location.assign(signInUrl(true));
     throw new ApiFailure(401, "unauthorized", "signed out");

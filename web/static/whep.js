@@ -1,4 +1,4 @@
-// A small WHEP client (draft-ietf-wish-whep) for one camera stream, plus what a responder needs to
+// A small WHEP client (RFC 9725) for one camera stream, plus what a responder needs to
 // trust the picture: the camera's wall-clock time of the frame on screen, the measured
 // delay, and the link quality from WebRTC stats.
 //
@@ -8,7 +8,7 @@
 // timestamp of every frame the browser presents; the earliest-sent sample maps it to a
 // wall-clock time. Nothing here decodes pixels.
 
-import { ApiFailure, CSRF, fetchWithin } from "/static/common.js";
+import { CSRF } from "/static/common.js";
 
 const PASSIVE = { "X-Sightline-Activity": "passive" };
 const CLOCK_RATE = 90000;
@@ -17,21 +17,11 @@ export const STALE_AFTER_MS = 2500; // no new frame for this long: not live any 
 export const DELAYED_AFTER_MS = 1500;
 
 export class WhepError extends Error {
-  constructor(status, code, detail, retryAfterMs = null) {
+  constructor(status, code, detail) {
     super(detail || `the camera could not be opened (${status})`);
-    this.status = status; // 0: the gateway could not be reached
+    this.status = status;
     this.code = code;
-    this.retryAfterMs = retryAfterMs;
   }
-}
-
-/** Why a view could not start, for the officer: "network", "access", "camera" or "other". */
-export function failureKind(err) {
-  const status = err && err.status;
-  if (status === 0 || status === undefined) return "network";
-  if (status === 401 || status === 403) return "access";
-  if (status === 404 || status === 409 || status === 503) return "camera";
-  return "other";
 }
 
 /** Signed difference of two 32-bit RTP timestamps. */
@@ -87,7 +77,7 @@ let iceCache = null; // {servers, renewAt}
 export async function currentIceServers() {
   if (iceCache && Date.now() < iceCache.renewAt) return iceCache.servers;
   try {
-    const res = await fetchWithin("/api/v1/ice-servers", { headers: PASSIVE, credentials: "same-origin" }, 3000);
+    const res = await fetch("/api/v1/ice-servers", { headers: PASSIVE, credentials: "same-origin" });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     const expires = Date.parse(body.expires) || Date.now() + 600_000;
@@ -122,14 +112,13 @@ function iceGatheringDone(pc, timeoutMs) {
  *   onQuality(sample) every stats interval: {lossRate, kbps, fps, framesDecoded, poor}
  */
 export class WhepView {
-  constructor({ camera, stream = "sub", video, iceServers = null, onEnded, onQuality, canPoll }) {
+  constructor({ camera, stream = "sub", video, iceServers = null, onEnded, onQuality }) {
     this.camera = camera;
     this.stream = stream;
     this.video = video;
     this.iceServers = iceServers;
     this.onEnded = onEnded || (() => {});
     this.onQuality = onQuality || (() => {});
-    this.canPoll = canPoll || (() => true); // false while the page knows the gateway is unreachable
     this.clock = new RtpWallClock();
     this.pc = null;
     this.location = null;
@@ -138,8 +127,6 @@ export class WhepView {
     this.framesPresented = 0;
     this.timers = [];
     this.prevStats = null;
-    this.timingInFlight = false;
-    this.startedAt = Date.now();
   }
 
   async start({ passive = true } = {}) {
@@ -161,21 +148,13 @@ export class WhepView {
     await iceGatheringDone(pc, 2000);
     if (this.stopped) return;
     const headers = { ...CSRF, "Content-Type": "application/sdp", ...(passive ? PASSIVE : {}) };
-    let res;
-    try {
-      res = await fetchWithin(`/whep/${encodeURIComponent(this.camera)}?stream=${encodeURIComponent(this.stream)}`,
-        { method: "POST", headers, body: pc.localDescription.sdp, credentials: "same-origin" }, 5000);
-    } catch (err) {
-      pc.close();
-      throw new WhepError(0, err instanceof ApiFailure ? err.code : "network", err.message);
-    }
+    const res = await fetch(`/whep/${encodeURIComponent(this.camera)}?stream=${encodeURIComponent(this.stream)}`,
+      { method: "POST", headers, body: pc.localDescription.sdp, credentials: "same-origin" });
     if (res.status !== 201) {
       let data = null;
       try { data = await res.json(); } catch { /* not JSON */ }
       pc.close();
-      const after = Number(res.headers.get("Retry-After"));
-      throw new WhepError(res.status, data && data.error, data && data.detail,
-        Number.isFinite(after) && after > 0 ? after * 1000 : null);
+      throw new WhepError(res.status, data && data.error, data && data.detail);
     }
     this.location = res.headers.get("Location");
     const answer = await res.text();
@@ -232,16 +211,13 @@ export class WhepView {
   }
 
   async _pollTiming() {
-    if (this.stopped || !this.location || this.timingInFlight || !this.canPoll()) return;
-    this.timingInFlight = true;
+    if (this.stopped || !this.location) return;
     const sent = Date.now();
     let res;
     try {
-      res = await fetchWithin(this.location, { headers: { Accept: "application/json", ...CSRF, ...PASSIVE }, credentials: "same-origin" }, 2000);
+      res = await fetch(this.location, { headers: { Accept: "application/json", ...CSRF, ...PASSIVE }, credentials: "same-origin" });
     } catch {
-      return; // network blip: the page's watchdog notices frames stopping
-    } finally {
-      this.timingInFlight = false;
+      return; // network blip: the stats loop notices a bad link
     }
     const got = Date.now();
     if (res.status === 404) {
@@ -253,8 +229,7 @@ export class WhepView {
       return;
     }
     if (!res.ok) return;
-    let t;
-    try { t = await res.json(); } catch { return; }
+    const t = await res.json();
     this.clock.addServerTime(t.server_time_ms, sent, got);
     this.clock.addSample(t.rtp_timestamp, t.sent_at_ms);
   }
@@ -279,7 +254,6 @@ export class WhepView {
     const dLost = Math.max(0, cur.lost - prev.lost);
     const dRecv = Math.max(0, cur.received - prev.received);
     const sample = {
-      packets: dRecv,
       lossRate: dLost + dRecv ? dLost / (dLost + dRecv) : 0,
       kbps: ((cur.bytes - prev.bytes) * 8) / dt / 1000,
       fps: (cur.decoded - prev.decoded) / dt,
@@ -298,8 +272,8 @@ export class WhepView {
 
   _delete() {
     if (!this.location) return;
-    fetch(this.location, { method: "DELETE", headers: { ...CSRF, ...PASSIVE }, credentials: "same-origin", keepalive: true,
-      signal: AbortSignal.timeout(3000) }).catch(() => {});
+    fetch(this.location, { method: "DELETE", headers: { ...CSRF, ...PASSIVE }, credentials: "same-origin", keepalive: true })
+      .catch(() => {});
   }
 
   stop({ deleteSession = true } = {}) {
@@ -317,27 +291,9 @@ export class WhepView {
   }
 }
 
-/**
- * A stats interval counts as a poor link on heavy loss or a frame rate that collapsed while
- * packets still arrive. No packet at all is an outage, not a weak link: the page reconnects
- * instead of stepping down to smaller streams or still pictures.
- */
-export function classifyLink({ lossRate, fps, packets = 1 }) {
-  if (!packets) return false;
+/** A stats interval counts as a poor link on heavy loss or a frame rate that collapsed. */
+export function classifyLink({ lossRate, fps }) {
   return lossRate > 0.05 || fps < 4;
-}
-
-/** A link sample good enough to step back up (sub -> full video, stills -> video). */
-export function goodLink({ lossRate, fps, packets = 1 }) {
-  return packets > 0 && lossRate <= 0.02 && fps >= 8;
-}
-
-/** Plain words for what a poor sample measured, never contradicting itself. */
-export function describeLink({ lossRate, kbps, fps }) {
-  const parts = [];
-  if (lossRate >= 0.01) parts.push(`${Math.round(lossRate * 100)} % of packets lost`);
-  parts.push(`${Math.round(kbps)} kbit/s`, `${fps.toFixed(1)} frames/s`);
-  return parts.join(", ");
 }
 
 /**
