@@ -30,22 +30,13 @@ def revoke_person(
     why = REVOKED.format(by=by_name) + (f": {reason}" if reason else "")
     ended = sign_ins.end_all(person_id, why, by=by_id)
     details = {"sign_ins": [r.id for r in ended], "methods": sorted({r.method for r in ended})}
-    if by is not None:
-        audit.append(
-            AuditEvent.ACCESS_REVOKED,
-            actor=by,
-            object=f"account:{person_id}",
-            source=source,
-            reason=why,
-            details=details,
-        )
-    else:
-        audit.append(
-            AuditEvent.ACCESS_REVOKED,
-            actor_id=by_id,
-            object=f"account:{person_id}",
-            source=source,
-            reason=why,
-            details=details,
-        )
+    audit.append(  # the actor's role and agency when a person revoked; the operator's id from the CLI
+        AuditEvent.ACCESS_REVOKED,
+        actor=by,
+        actor_id=by_id,
+        object=f"account:{person_id}",
+        source=source,
+        reason=why,
+        details=details,
+    )
     return ended
